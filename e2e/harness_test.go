@@ -1,0 +1,300 @@
+// Package e2e runs the real sluice binary with its plugin subprocesses against
+// the embedded broker (or, with SLUICE_KAFKA_BOOTSTRAP set, a real Apache
+// Kafka) and checks what clients and an independent Kafka client (franz-go) see.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// binDir is where `make build` put sluice and its plugins.
+func binDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("SLUICE_BIN_DIR")
+	if dir == "" {
+		dir = "../bin"
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(abs, "sluice")); err != nil {
+		t.Fatalf("no sluice binary in %s: run `make build` first (%v)", abs, err)
+	}
+	return abs
+}
+
+// freeAddr returns a loopback address with a port free at the time of the call.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Gateway is one running sluice process.
+type Gateway struct {
+	t         testing.TB
+	cmd       *exec.Cmd
+	Dir       string
+	Listen    string
+	Admin     string
+	Kafka     string
+	logs      *syncBuffer
+	waitErr   chan error
+	stopOnce  sync.Once
+	ConfigHCL string
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// GatewayConfig parametrises the HCL written for a test gateway.
+type GatewayConfig struct {
+	Listen, Admin, PluginDir, Kafka, DataDir string
+	// Embedded starts dev_kafka; false uses an external broker at Kafka.
+	Embedded bool
+	// Topics are created with their partition counts.
+	Topics map[string]int
+	// APIs is raw HCL for the api blocks; {{.Kafka}} expands to the bootstrap address.
+	APIs string
+}
+
+const gatewayTemplate = `
+gateway {
+  listen       = "{{.Listen}}"
+  admin_listen = "{{.Admin}}"
+  plugin_dir   = "{{.PluginDir}}"
+}
+{{if .Embedded}}
+dev_kafka {
+  listen   = "{{.Kafka}}"
+  data_dir = "{{.DataDir}}"
+  topics   = { {{range $k, $v := .Topics}}"{{$k}}" = {{$v}}, {{end}} }
+}
+{{end}}
+{{.APIs}}
+`
+
+// StartGateway writes the config, starts sluice and waits for /ready.
+func StartGateway(t testing.TB, apis string, topics map[string]int) *Gateway {
+	t.Helper()
+	bin := binDir(t)
+	dir := t.TempDir()
+	cfg := GatewayConfig{
+		Listen:    freeAddr(t),
+		Admin:     freeAddr(t),
+		PluginDir: filepath.Join(bin, "plugins"),
+		DataDir:   filepath.Join(dir, "kafka"),
+		Topics:    topics,
+	}
+	if ext := os.Getenv("SLUICE_KAFKA_BOOTSTRAP"); ext != "" {
+		cfg.Kafka = ext
+		createTopics(t, ext, topics)
+	} else {
+		cfg.Kafka = freeAddr(t)
+		cfg.Embedded = true
+	}
+	apiText := new(strings.Builder)
+	if err := template.Must(template.New("apis").Parse(apis)).Execute(apiText, cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.APIs = apiText.String()
+	text := new(strings.Builder)
+	if err := template.Must(template.New("gw").Parse(gatewayTemplate)).Execute(text, cfg); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "gateway.hcl")
+	if err := os.WriteFile(path, []byte(text.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := &Gateway{t: t, Dir: dir, Listen: cfg.Listen, Admin: cfg.Admin, Kafka: cfg.Kafka, logs: &syncBuffer{}, waitErr: make(chan error, 1), ConfigHCL: text.String()}
+	g.cmd = exec.Command(filepath.Join(bin, "sluice"), "run", path)
+	g.cmd.Stdout = g.logs
+	g.cmd.Stderr = g.logs
+	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { g.waitErr <- g.cmd.Wait() }()
+	t.Cleanup(func() {
+		g.Stop()
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", g.logs.String())
+		}
+	})
+	g.WaitReady(60 * time.Second)
+	return g
+}
+
+// WaitReady polls the admin /ready endpoint.
+func (g *Gateway) WaitReady(timeout time.Duration) {
+	g.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-g.waitErr:
+			g.t.Fatalf("gateway exited before ready: %v\n%s", err, g.logs.String())
+		default:
+		}
+		resp, err := http.Get("http://" + g.Admin + "/ready")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	g.t.Fatalf("gateway not ready after %s (last: %s)\n%s", timeout, last, g.logs.String())
+}
+
+// Stop sends SIGTERM and waits for the process to exit.
+func (g *Gateway) Stop() {
+	g.stopOnce.Do(func() {
+		_ = g.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-g.waitErr:
+		case <-time.After(20 * time.Second):
+			_ = g.cmd.Process.Kill()
+			<-g.waitErr
+			g.t.Errorf("gateway did not stop within 20s of SIGTERM")
+		}
+	})
+}
+
+// Logs returns what the gateway printed so far.
+func (g *Gateway) Logs() string { return g.logs.String() }
+
+// URL returns the gateway URL of a path.
+func (g *Gateway) URL(path string) string { return "http://" + g.Listen + path }
+
+// Kgo returns an independent Kafka client on the test's broker.
+func (g *Gateway) Kgo(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	c, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(g.Kafka)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func createTopics(t testing.TB, bootstrap string, topics map[string]int) {
+	t.Helper()
+	c, err := kgo.NewClient(kgo.SeedBrokers(bootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	adm := kadm.NewClient(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for name, parts := range topics {
+		_, _ = adm.DeleteTopics(ctx, name)
+		var err error
+		for i := 0; i < 50; i++ {
+			var resp kadm.CreateTopicResponse
+			resp, err = adm.CreateTopic(ctx, int32(parts), 1, nil, name)
+			if err == nil {
+				err = resp.Err
+			}
+			if err == nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("create topic %s: %v", name, err)
+		}
+	}
+}
+
+// ReadRecords consumes n records of topic from the start with an independent client.
+func (g *Gateway) ReadRecords(t testing.TB, topic string, n int, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	c := g.Kgo(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := c.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records from %s before timeout", len(out), n, topic)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+// Produce writes records with an independent client.
+func (g *Gateway) Produce(t testing.TB, recs ...*kgo.Record) {
+	t.Helper()
+	c := g.Kgo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SSEReader reads a text/event-stream response chunk by chunk (an event ends
+// with a blank line).
+type SSEReader struct {
+	r *bufio.Reader
+}
+
+// NextEvent returns the next raw event text including its terminating blank line.
+func (s *SSEReader) NextEvent() (string, error) {
+	var b strings.Builder
+	for {
+		line, err := s.r.ReadString('\n')
+		b.WriteString(line)
+		if err != nil {
+			return b.String(), err
+		}
+		if line == "\n" {
+			return b.String(), nil
+		}
+	}
+}

@@ -1,0 +1,121 @@
+// Package entrypoint is the author API of entrypoint plugins: how clients talk
+// (SSE, WebSocket, HTTP GET/POST). The core owns the socket; an entrypoint
+// decides what an exchange does and frames every byte written.
+//
+// The contract, as the core drives it:
+//
+//  1. The lifecycle of sdk/lifecycle. The type's Match (in Metadata) tells the
+//     core which requests it takes, without a call.
+//  2. Connect is called once per client exchange, with the request snapshot
+//     and the context after request-phase policies. It runs until it returns.
+//  3. Through Conn the entrypoint responds (status, headers), writes framed
+//     chunks, publishes messages, starts a subscription and finishes. Events
+//     from the core (inbound frames, delivered messages, publish results,
+//     endpoint failures, the end of the client) arrive on Conn.Events.
+//  4. Writes carry acknowledgements: once a Write with AckThrough is on the
+//     wire, the endpoint may commit every message up to that tag.
+package entrypoint
+
+import (
+	"context"
+
+	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/lifecycle"
+)
+
+// Open starts one client exchange.
+type Open struct {
+	// InstanceID is the configured instance.
+	InstanceID string
+	// Context is the client's context after request-phase policies.
+	Context *gateway.Context
+}
+
+// EventKind says what an Event carries.
+type EventKind int
+
+// The kinds of events the core sends.
+const (
+	// Inbound carries WebSocket frames from the client.
+	Inbound EventKind = iota + 1
+	// Deliver carries messages from the endpoint, after subscribe policies.
+	Deliver
+	// Published answers Conn.Publish for BatchID; Failure is set on failure.
+	Published
+	// Ready carries the endpoint's starting position in Cursor.
+	Ready
+	// EndpointFailure carries a request-level failure of the endpoint.
+	EndpointFailure
+	// End says the client went away (ClientGone) or the endpoint stream ended.
+	End
+)
+
+// Frame is one WebSocket message.
+type Frame struct {
+	// Data is the payload.
+	Data []byte
+	// Text is true for text frames.
+	Text bool
+}
+
+// Event is something that happened on the core's side of an exchange.
+type Event struct {
+	// Kind says which fields are set.
+	Kind EventKind
+	// Frames for Inbound.
+	Frames []Frame
+	// Messages for Deliver.
+	Messages []*gateway.Message
+	// BatchID for Published.
+	BatchID uint64
+	// Failure for Published (when the batch failed) and EndpointFailure.
+	Failure *gateway.Failure
+	// Cursor for Ready.
+	Cursor string
+	// ClientGone for End.
+	ClientGone bool
+}
+
+// Finish ends an exchange.
+type Finish struct {
+	// CloseCode and Reason close a WebSocket (e.g. 1000 "Bye").
+	CloseCode int
+	// Reason is the WebSocket close reason.
+	Reason string
+	// Status, Headers and Body, when Status is set and nothing was responded
+	// yet, are sent as the whole response.
+	Status int
+	// Headers of the final response.
+	Headers gateway.Headers
+	// Body of the final response.
+	Body []byte
+}
+
+// Conn is the entrypoint's side of one exchange. Its methods are safe for use
+// from one goroutine at a time.
+type Conn interface {
+	// Events yields what happens on the core's side; it is closed when the
+	// exchange ends.
+	Events() <-chan Event
+	// Respond sets the status and headers of a streaming response, or, with a
+	// body, sends a whole response.
+	Respond(status int, headers gateway.Headers, body []byte) error
+	// Write sends chunks: concatenated and flushed for HTTP, one frame each for
+	// WebSocket. ackThrough (0 for none) acknowledges delivered messages once
+	// the chunks are written.
+	Write(chunks [][]byte, text bool, ackThrough uint64) error
+	// Publish sends messages to the endpoint; the result arrives as a
+	// Published event with the returned batch id.
+	Publish(messages []*gateway.Message) (batchID uint64, err error)
+	// Subscribe starts the endpoint subscription.
+	Subscribe(qos, lastID string, limit int64) error
+	// Finish ends the exchange.
+	Finish(f Finish) error
+}
+
+// Entrypoint is implemented by entrypoint plugins.
+type Entrypoint interface {
+	lifecycle.Plugin
+	// Connect runs one exchange until it returns.
+	Connect(ctx context.Context, open *Open, conn Conn) error
+}
