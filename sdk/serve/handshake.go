@@ -73,3 +73,14 @@ func NewClients(c *grpc.ClientConn) *Clients {
 
 // ClientPluginSet is the plugin set the core passes to go-plugin.
 var ClientPluginSet = goplugin.PluginSet{PluginSetName: ClientPlugin{}}
+
+// GRPCDialOptions are the dial options the core passes to go-plugin
+// (ClientConfig.GRPCDialOptions): go-plugin sets no message-size limit on the
+// client side, so without them a batch over gRPC's 4 MiB default would fail
+// in one direction only.
+func GRPCDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMessageSize),
+		grpc.MaxCallSendMsgSize(MaxMessageSize),
+	)}
+}

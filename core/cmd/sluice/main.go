@@ -1,0 +1,171 @@
+// Command sluice is the Sluice gateway: it loads gateway.hcl, starts the plugin
+// processes and the embedded broker, and serves the APIs.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluice-gw/sluice/core/internal/config"
+	"github.com/sluice-gw/sluice/core/internal/pluginhost"
+)
+
+// version is set at build time (-ldflags -X main.version=...).
+var version = "dev"
+
+const usage = `usage: sluice <command> [arguments]
+
+commands:
+  run FILE        start the gateway with the configuration FILE
+  validate FILE   check FILE; prints every error with file:line:col, exits non-zero on any error
+  plugins [DIR]   list the plugins in DIR (default bin/plugins) and the types they provide
+  version         print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		if len(args) != 2 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return runGateway(args[1], stderr)
+	case "validate":
+		if len(args) != 2 {
+			fmt.Fprint(stderr, usage)
+			return 2
+		}
+		return validate(args[1], stdout, stderr)
+	case "plugins":
+		dir := "bin/plugins"
+		if len(args) > 1 {
+			dir = args[1]
+		}
+		return listPlugins(dir, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "sluice %s (plugin protocol v1)\n", version)
+		return 0
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "sluice: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("SLUICE_LOG_LEVEL") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// validate loads FILE, starts the plugins it needs to learn their schemas,
+// and prints every diagnostic.
+func validate(path string, stdout, stderr io.Writer) int {
+	loader := config.NewLoader()
+	f, diags := loader.Load(path)
+	if diags.HasErrors() {
+		loader.WriteDiagnostics(stderr, diags, false)
+		return 1
+	}
+	host := pluginhost.New(pluginhost.Options{Dir: f.Gateway.PluginDir, Pins: f.Gateway.Pins, Logger: newLogger(io.Discard)})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := host.Start(ctx); err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		host.Close(closeCtx)
+	}()
+	diags = append(diags, loader.Decode(ctx, f, host)...)
+	if len(diags) > 0 {
+		loader.WriteDiagnostics(stderr, diags, false)
+	}
+	if diags.HasErrors() {
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d APIs)\n", path, len(f.APIs))
+	return 0
+}
+
+// describeOutput is what a plugin binary prints for `describe`.
+type describeOutput struct {
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Types   []struct {
+		Name    string   `json:"name"`
+		Aliases []string `json:"aliases"`
+		QoS     []string `json:"qos"`
+	} `json:"types"`
+}
+
+// listPlugins asks each binary to describe itself, without starting gRPC.
+func listPlugins(dir string, stdout, stderr io.Writer) int {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "sluice: %v\n", err)
+		return 1
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PLUGIN\tKIND\tVERSION\tTYPES")
+	status := 0
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "sluice-plugin-") && !e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, filepath.Join(dir, n), "describe").Output()
+		cancel()
+		var d describeOutput
+		if err == nil {
+			err = json.Unmarshal(out, &d)
+		}
+		if err != nil {
+			fmt.Fprintf(tw, "%s\t?\t?\terror: %v\n", n, err)
+			status = 1
+			continue
+		}
+		var types []string
+		for _, t := range d.Types {
+			s := t.Name
+			if len(t.Aliases) > 0 {
+				s += " (" + strings.Join(t.Aliases, ", ") + ")"
+			}
+			if len(t.QoS) > 0 {
+				s += " qos=" + strings.Join(t.QoS, "|")
+			}
+			types = append(types, s)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, d.Kind, d.Version, strings.Join(types, "; "))
+	}
+	tw.Flush()
+	return status
+}

@@ -1,0 +1,181 @@
+package admin
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-gw/sluice/core/internal/server"
+	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+	"github.com/sluice-gw/sluice/sdk/serve"
+)
+
+type fakePlugin struct {
+	name string
+	mu   sync.Mutex
+	up   bool
+}
+
+func (p *fakePlugin) Name() string { return p.name }
+func (p *fakePlugin) Up() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.up
+}
+func (p *fakePlugin) setUp(up bool) {
+	p.mu.Lock()
+	p.up = up
+	p.mu.Unlock()
+}
+func (p *fakePlugin) OnRestart(func())                 {}
+func (p *fakePlugin) Clients() (*serve.Clients, error) { return nil, errors.New("not in this test") }
+
+func get(t *testing.T, a *Admin, path string) (int, string, string) {
+	t.Helper()
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI(path)
+	ctx.Request.Header.SetMethod("GET")
+	a.Handler()(&ctx)
+	return ctx.Response.StatusCode(), string(ctx.Response.Header.ContentType()), string(ctx.Response.Body())
+}
+
+type fixture struct {
+	admin    *Admin
+	srv      *server.Server
+	ep, pol  *fakePlugin
+	endpoint *fakePlugin
+	apis     []*server.API
+}
+
+func newFixture(t *testing.T, notReady func() []string) *fixture {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := server.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{
+		srv:      server.New(server.Options{Metrics: m}),
+		ep:       &fakePlugin{name: "entrypoint-sse", up: true},
+		pol:      &fakePlugin{name: "policy-assign-attributes", up: true},
+		endpoint: &fakePlugin{name: "endpoint-kafka", up: true},
+	}
+	f.apis = []*server.API{{
+		Name: "demo", ContextPath: "/demo",
+		Entrypoints: []*server.EntrypointInstance{{Type: "sse", InstanceID: "demo/entrypoint/sse", Plugin: f.ep,
+			Match: &pluginv1.Match{Methods: []string{"GET"}, Accept: "text/event-stream", CriteriaCount: 2}}},
+		Endpoint: &server.EndpointInstance{Type: "kafka", Name: "default", InstanceID: "demo/endpoint/default", Plugin: f.endpoint, QoS: []string{"auto"}},
+		Flows:    server.Flows{Publish: []*server.PolicyInstance{{Type: "assign-attributes", InstanceID: "demo/flow/keys/publish/0", Plugin: f.pol}}},
+	}}
+	plugins := func() []PluginInfo {
+		return []PluginInfo{
+			{Name: "endpoint-kafka", Kind: "endpoint", Version: "1.2.3", Types: []string{"kafka"}, Up: f.endpoint.Up(), Restarts: 2},
+			{Name: "entrypoint-sse", Kind: "entrypoint", Version: "1.0.0", Types: []string{"sse"}, Up: f.ep.Up()},
+		}
+	}
+	f.admin, err = New(Options{Server: f.srv, Plugins: plugins, Registry: reg, NotReady: notReady})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestHealthAndReady(t *testing.T) {
+	var extra []string
+	f := newFixture(t, func() []string { return extra })
+	tests := []struct {
+		name   string
+		setup  func()
+		path   string
+		status int
+		body   string
+	}{
+		{"health", nil, "/health", 200, `{"status":"UP"}` + "\n"},
+		{"not deployed", nil, "/ready", 503, `{"reasons":["no API deployed yet"],"status":"DOWN"}` + "\n"},
+		{"deployed and up", func() {
+			if err := f.srv.Deploy(f.apis); err != nil {
+				t.Fatal(err)
+			}
+		}, "/ready", 200, `{"status":"UP"}` + "\n"},
+		{"plugins down", func() { f.endpoint.setUp(false); f.pol.setUp(false) }, "/ready", 503,
+			`{"reasons":["plugin endpoint-kafka is down (used by demo)","plugin policy-assign-attributes is down (used by demo)"],"status":"DOWN"}` + "\n"},
+		{"caller's reasons first", func() { f.endpoint.setUp(true); f.pol.setUp(true); extra = []string{"api other failed to configure"} }, "/ready", 503,
+			`{"reasons":["api other failed to configure"],"status":"DOWN"}` + "\n"},
+		{"health stays up", nil, "/health", 200, `{"status":"UP"}` + "\n"},
+		{"unknown path", nil, "/nope", 404, `{"http_status_code":404,"message":"unknown admin path; use /health, /ready, /apis, /plugins or /metrics"}` + "\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.setup != nil {
+				tc.setup()
+			}
+			status, ct, body := get(t, f.admin, tc.path)
+			if status != tc.status || ct != "application/json" || body != tc.body {
+				t.Fatalf("GET %s = %d %s %q, want %d %q", tc.path, status, ct, body, tc.status, tc.body)
+			}
+		})
+	}
+}
+
+func TestAPIsAndPlugins(t *testing.T) {
+	f := newFixture(t, nil)
+	if err := f.srv.Deploy(f.apis); err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := get(t, f.admin, "/apis")
+	want := `{"apis":[{"name":"demo","context_path":"/demo",` +
+		`"entrypoints":[{"type":"sse","instance_id":"demo/entrypoint/sse","plugin":"entrypoint-sse","up":true,"match":{"methods":["GET"],"accept":"text/event-stream","websocket":false,"criteria_count":2}}],` +
+		`"endpoint":{"type":"kafka","name":"default","instance_id":"demo/endpoint/default","plugin":"endpoint-kafka","up":true,"qos":["auto"]},` +
+		`"flows":{"request":[],"publish":[{"type":"assign-attributes","instance_id":"demo/flow/keys/publish/0","plugin":"policy-assign-attributes","up":true}],"subscribe":[]}}]}` + "\n"
+	if body != want {
+		t.Fatalf("/apis:\n%s\nwant:\n%s", body, want)
+	}
+	_, _, body = get(t, f.admin, "/plugins")
+	want = `{"plugins":[{"name":"endpoint-kafka","kind":"endpoint","version":"1.2.3","types":["kafka"],"up":true,"restarts":2},` +
+		`{"name":"entrypoint-sse","kind":"entrypoint","version":"1.0.0","types":["sse"],"up":true,"restarts":0}]}` + "\n"
+	if body != want {
+		t.Fatalf("/plugins:\n%s\nwant:\n%s", body, want)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	f := newFixture(t, nil)
+	if err := f.srv.Deploy(f.apis); err != nil {
+		t.Fatal(err)
+	}
+	// A request the data path answers itself (no context path) is counted.
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/nothing")
+	f.srv.Handler()(&ctx)
+	if ctx.Response.StatusCode() != 404 {
+		t.Fatalf("data path answered %d", ctx.Response.StatusCode())
+	}
+	status, _, body := get(t, f.admin, "/metrics")
+	if status != 200 {
+		t.Fatalf("/metrics = %d", status)
+	}
+	for _, want := range []string{
+		`sluice_plugin_restarts_total{kind="endpoint",plugin="endpoint-kafka"} 2`,
+		`sluice_plugin_up{kind="entrypoint",plugin="entrypoint-sse"} 1`,
+		`sluice_requests_total{api="",entrypoint="",status="404"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	f := newFixture(t, nil)
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/health")
+	ctx.Request.Header.SetMethod("POST")
+	f.admin.Handler()(&ctx)
+	if ctx.Response.StatusCode() != 405 {
+		t.Fatalf("POST /health = %d", ctx.Response.StatusCode())
+	}
+}

@@ -1,0 +1,780 @@
+package config
+
+import (
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	hcljson "github.com/hashicorp/hcl/v2/json"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+
+	"github.com/sluice-gw/sluice/sdk/lifecycle"
+)
+
+// Loader loads configuration files. It owns the one hclparse.Parser that
+// holds every file's source, so WriteDiagnostics can print snippets for any
+// diagnostic it produced. It is safe for concurrent use, and one Loader can
+// serve reloads: Load always reads the file afresh.
+type Loader struct {
+	mu     sync.Mutex
+	parser *hclparse.Parser
+}
+
+// NewLoader returns a Loader with an empty parser.
+func NewLoader() *Loader {
+	return &Loader{parser: hclparse.NewParser()}
+}
+
+// Load reads the file at path and decodes its structure (stage 1). Files
+// ending in ".json" are read as HCL's JSON syntax, all others as native
+// syntax. The functions env("NAME") and file("path") are available in every
+// expression.
+//
+// The File is nil only when the file cannot be read or has syntax errors;
+// otherwise it holds everything that could be decoded, even when diags has
+// errors, so Decode can report the plugin blocks' problems in the same run.
+func (l *Loader) Load(path string) (*File, hcl.Diagnostics) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read configuration file",
+			Detail:   fmt.Sprintf("%s: %s.", path, unwrapPathError(err)),
+		}}
+	}
+	var hf *hcl.File
+	var diags hcl.Diagnostics
+	if strings.HasSuffix(path, ".json") {
+		hf, diags = hcljson.Parse(src, path)
+	} else {
+		hf, diags = hclsyntax.ParseConfig(src, path, hcl.InitialPos)
+	}
+	if hf != nil {
+		// AddFile replaces an earlier version of the same file, unlike
+		// ParseHCLFile, which would hand back the cached one on reload.
+		l.mu.Lock()
+		l.parser.AddFile(path, hf)
+		l.mu.Unlock()
+	}
+	if diags.HasErrors() || hf == nil {
+		return nil, diags
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot resolve the configuration file's directory",
+			Detail:   err.Error(),
+		})
+	}
+	f := &File{Path: path, dir: filepath.Dir(abs)}
+	f.eval = evalContext(f.dir)
+	diags = append(diags, loadFile(f, hf.Body)...)
+	return f, diags
+}
+
+// rootHCL is the top level. Blocks are taken as shells and their bodies
+// decoded one by one, so each diagnostic can be prefixed with its block.
+// gateway and dev_kafka are slices so that a duplicate is reported and the
+// first block is still used.
+type rootHCL struct {
+	Gateways  []*shellHCL      `hcl:"gateway,block"`
+	DevKafkas []*shellHCL      `hcl:"dev_kafka,block"`
+	APIs      []*namedShellHCL `hcl:"api,block"`
+}
+
+type shellHCL struct {
+	DefRange hcl.Range `hcl:",def_range"`
+	Body     hcl.Body  `hcl:",remain"`
+}
+
+type namedShellHCL struct {
+	Name      string    `hcl:"name,label"`
+	NameRange hcl.Range `hcl:"name,label_range"`
+	DefRange  hcl.Range `hcl:",def_range"`
+	Body      hcl.Body  `hcl:",remain"`
+}
+
+// Attributes are taken as expressions and evaluated by evalString, so a
+// failing function call is reported once, not again as an unsuitable value.
+type gatewayHCL struct {
+	Listen      hcl.Expression `hcl:"listen,optional"`
+	AdminListen hcl.Expression `hcl:"admin_listen,optional"`
+	PluginDir   hcl.Expression `hcl:"plugin_dir,optional"`
+	Plugins     []*pinHCL      `hcl:"plugin,block"`
+}
+
+type pinHCL struct {
+	Name      string         `hcl:"name,label"`
+	NameRange hcl.Range      `hcl:"name,label_range"`
+	SHA256    hcl.Expression `hcl:"sha256"`
+}
+
+type devKafkaHCL struct {
+	Listen  hcl.Expression `hcl:"listen,optional"`
+	DataDir hcl.Expression `hcl:"data_dir,optional"`
+	Topics  hcl.Expression `hcl:"topics,optional"`
+}
+
+type apiHCL struct {
+	ContextPath hcl.Expression   `hcl:"context_path"`
+	Plans       []*planHCL       `hcl:"plan,block"`
+	Entrypoints []*entrypointHCL `hcl:"entrypoint,block"`
+	Endpoints   []*endpointHCL   `hcl:"endpoint,block"`
+	Flows       []*flowHCL       `hcl:"flow,block"`
+}
+
+type planHCL struct {
+	Name      string    `hcl:"name,label"`
+	NameRange hcl.Range `hcl:"name,label_range"`
+	Body      hcl.Body  `hcl:",remain"`
+}
+
+type entrypointHCL struct {
+	Type      string    `hcl:"type,label"`
+	TypeRange hcl.Range `hcl:"type,label_range"`
+	DefRange  hcl.Range `hcl:",def_range"`
+	Body      hcl.Body  `hcl:",remain"`
+}
+
+type endpointHCL struct {
+	Type      string    `hcl:"type,label"`
+	TypeRange hcl.Range `hcl:"type,label_range"`
+	Name      string    `hcl:"name,label"`
+	NameRange hcl.Range `hcl:"name,label_range"`
+	DefRange  hcl.Range `hcl:",def_range"`
+	Body      hcl.Body  `hcl:",remain"`
+}
+
+type flowHCL struct {
+	Name     string    `hcl:"name,label"`
+	DefRange hcl.Range `hcl:",def_range"`
+	Body     hcl.Body  `hcl:",remain"`
+}
+
+// loadFile decodes the top level into f.
+func loadFile(f *File, body hcl.Body) hcl.Diagnostics {
+	var root rootHCL
+	diags := gohcl.DecodeBody(body, f.eval, &root)
+
+	diags = append(diags, duplicateBlocks("gateway", root.Gateways)...)
+	diags = append(diags, duplicateBlocks("dev_kafka", root.DevKafkas)...)
+	var gw *shellHCL
+	if len(root.Gateways) > 0 {
+		gw = root.Gateways[0]
+	}
+	diags = append(diags, loadGateway(f, gw)...)
+	if len(root.DevKafkas) > 0 {
+		diags = append(diags, loadDevKafka(f, root.DevKafkas[0])...)
+	}
+
+	names := map[string]*namedShellHCL{}
+	paths := map[string]*API{}
+	pathRanges := map[string]hcl.Range{}
+	for _, shell := range root.APIs {
+		api, ctxRange, d := loadAPI(f, shell)
+		diags = append(diags, d...)
+		where := fmt.Sprintf("api %q", shell.Name)
+		if prev, dup := names[shell.Name]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Duplicate api %q", where, shell.Name),
+				Detail:   fmt.Sprintf("Another api %q is defined at %s; API names must be unique.", shell.Name, startString(prev.NameRange)),
+				Subject:  shell.NameRange.Ptr(),
+			})
+		} else {
+			names[shell.Name] = shell
+		}
+		if ctxRange != nil {
+			if prev, dup := paths[api.ContextPath]; dup {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  fmt.Sprintf("%s: Duplicate context path %q", where, api.ContextPath),
+					Detail: fmt.Sprintf("api %q at %s already serves %q; give each API its own context_path.",
+						prev.Name, startString(pathRanges[api.ContextPath]), api.ContextPath),
+					Subject: ctxRange.Ptr(),
+				})
+			} else {
+				paths[api.ContextPath] = api
+				pathRanges[api.ContextPath] = *ctxRange
+			}
+		}
+		// Duplicates are kept, so stage 2 still reports their plugin blocks.
+		f.APIs = append(f.APIs, api)
+	}
+	return diags
+}
+
+// duplicateBlocks reports every block after the first of a type that may
+// appear once; the first is the one used.
+func duplicateBlocks(typ string, blocks []*shellHCL) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for i := 1; i < len(blocks); i++ {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("Duplicate %s block", typ),
+			Detail:   fmt.Sprintf("Only one %s block is allowed; the first is at %s.", typ, startString(blocks[0].DefRange)),
+			Subject:  blocks[i].DefRange.Ptr(),
+		})
+	}
+	return diags
+}
+
+// loadGateway fills f.Gateway from the gateway block, or with defaults when
+// there is none.
+func loadGateway(f *File, shell *shellHCL) hcl.Diagnostics {
+	f.Gateway = Gateway{
+		Listen:      DefaultListen,
+		AdminListen: DefaultAdminListen,
+		PluginDir:   resolvePath(f.dir, DefaultPluginDir),
+		Pins:        map[string]string{},
+	}
+	if shell == nil {
+		return nil
+	}
+	const where = "gateway"
+	var g gatewayHCL
+	diags := prefixed(where, gohcl.DecodeBody(shell.Body, f.eval, &g))
+	listen, listenOK, d := evalString(where, g.Listen, f.eval)
+	diags = append(diags, d...)
+	if listenOK {
+		f.Gateway.Listen = listen
+		diags = append(diags, checkHostPort(where, "listen", listen, g.Listen.Range())...)
+	}
+	admin, adminOK, d := evalString(where, g.AdminListen, f.eval)
+	diags = append(diags, d...)
+	if adminOK {
+		f.Gateway.AdminListen = admin
+		diags = append(diags, checkHostPort(where, "admin_listen", admin, g.AdminListen.Range())...)
+	}
+	if (listenOK || adminOK) && f.Gateway.Listen == f.Gateway.AdminListen && !strings.HasSuffix(f.Gateway.Listen, ":0") {
+		rng := g.Listen.Range()
+		if adminOK {
+			rng = g.AdminListen.Range()
+		}
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("%s: listen and admin_listen are both %q", where, f.Gateway.Listen),
+			Detail:   "The admin endpoints need their own address; change one of them.",
+			Subject:  rng.Ptr(),
+		})
+	}
+	dir, ok, d := evalString(where, g.PluginDir, f.eval)
+	diags = append(diags, d...)
+	if ok {
+		if dir == "" {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  where + `: plugin_dir must not be empty`,
+				Detail:   `Name the directory holding the plugin binaries, e.g. "bin/plugins" (relative to this file).`,
+				Subject:  g.PluginDir.Range().Ptr(),
+			})
+		} else {
+			f.Gateway.PluginDir = resolvePath(f.dir, dir)
+		}
+	}
+	seen := map[string]hcl.Range{}
+	for _, p := range g.Plugins {
+		pw := fmt.Sprintf("%s > plugin %q", where, p.Name)
+		if prev, dup := seen[p.Name]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Duplicate pin for plugin %q", pw, p.Name),
+				Detail:   fmt.Sprintf("Plugin %q is already pinned at %s; keep one pin per plugin.", p.Name, startString(prev)),
+				Subject:  p.NameRange.Ptr(),
+			})
+			continue
+		}
+		seen[p.Name] = p.NameRange
+		if p.Name == "" {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  pw + ": The plugin name must not be empty",
+				Detail:   `Name the plugin as its binary does without the prefix, e.g. plugin "endpoint-kafka".`,
+				Subject:  p.NameRange.Ptr(),
+			})
+			continue
+		}
+		sum, ok, d := requireString(pw, "sha256", p.SHA256, f.eval)
+		diags = append(diags, d...)
+		if !ok {
+			continue // a missing or unusable sha256 is already reported
+		}
+		if !sha256Hex.MatchString(sum) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Invalid sha256 %q", pw, sum),
+				Detail:   "A pin is 64 hexadecimal digits, as printed by `sha256sum` for the plugin binary.",
+				Subject:  p.SHA256.Range().Ptr(),
+			})
+			continue
+		}
+		f.Gateway.Pins[p.Name] = strings.ToLower(sum)
+	}
+	return diags
+}
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+// loadDevKafka fills f.DevKafka from the dev_kafka block.
+func loadDevKafka(f *File, shell *shellHCL) hcl.Diagnostics {
+	const where = "dev_kafka"
+	dk := &DevKafka{
+		Listen:  DefaultDevKafkaListen,
+		DataDir: resolvePath(f.dir, DefaultDevKafkaDataDir),
+		Topics:  map[string]int{},
+	}
+	f.DevKafka = dk
+	var h devKafkaHCL
+	diags := prefixed(where, gohcl.DecodeBody(shell.Body, f.eval, &h))
+	listen, ok, d := evalString(where, h.Listen, f.eval)
+	diags = append(diags, d...)
+	if ok {
+		dk.Listen = listen
+		diags = append(diags, checkHostPort(where, "listen", listen, h.Listen.Range())...)
+	}
+	dataDir, ok, d := evalString(where, h.DataDir, f.eval)
+	diags = append(diags, d...)
+	if ok {
+		if dataDir == "" {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  where + ": data_dir must not be empty",
+				Detail:   `Name the directory the broker persists to, e.g. ".sluice/kafka" (relative to this file).`,
+				Subject:  h.DataDir.Range().Ptr(),
+			})
+		} else {
+			dk.DataDir = resolvePath(f.dir, dataDir)
+		}
+	}
+	diags = append(diags, decodeTopics(f, where, h.Topics, dk)...)
+	return diags
+}
+
+// decodeTopics decodes dev_kafka's topics map (name = partitions) into dk,
+// reporting each bad entry on its own line of the map.
+func decodeTopics(f *File, where string, expr hcl.Expression, dk *DevKafka) hcl.Diagnostics {
+	if expr == nil {
+		return nil
+	}
+	val, diags := expr.Value(f.eval)
+	if diags.HasErrors() {
+		return prefixed(where, diags)
+	}
+	if val.IsNull() {
+		return diags
+	}
+	m, err := convert.Convert(val, cty.Map(cty.Number))
+	if err != nil {
+		return append(diags, &hcl.Diagnostic{
+			Severity:   hcl.DiagError,
+			Summary:    where + ": Invalid topics",
+			Detail:     fmt.Sprintf("topics maps each topic name to its partition count, e.g. topics = { demo = 3 } (%s).", err),
+			Subject:    expr.Range().Ptr(),
+			Expression: expr,
+		})
+	}
+	for it := m.ElementIterator(); it.Next(); {
+		k, v := it.Element()
+		name := k.AsString()
+		rng := objectItemRange(expr, f.eval, name)
+		if msg := checkTopicName(name); msg != "" {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Invalid topic name %q", where, name),
+				Detail:   msg,
+				Subject:  rng.Ptr(),
+			})
+			continue
+		}
+		if v.IsNull() {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Topic %q has no partition count", where, name),
+				Detail:   "Give the number of partitions, e.g. demo = 3.",
+				Subject:  rng.Ptr(),
+			})
+			continue
+		}
+		bf := v.AsBigFloat()
+		n, acc := bf.Int64()
+		if !bf.IsInt() || acc != big.Exact || n < 1 || n > maxPartitions {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Topic %q has %s partitions", where, name, bf.Text('f', -1)),
+				Detail:   fmt.Sprintf("The partition count is a whole number from 1 to %d, e.g. %s = 3.", maxPartitions, name),
+				Subject:  rng.Ptr(),
+			})
+			continue
+		}
+		dk.Topics[name] = int(n)
+	}
+	return diags
+}
+
+// maxPartitions bounds a dev topic's partition count; the embedded broker is
+// for development, and a typo like 30000 should not allocate 30000 logs.
+const maxPartitions = 1000
+
+// objectItemRange returns the range of the item with the given key in an
+// object constructor expression, or the whole expression's range.
+func objectItemRange(expr hcl.Expression, eval *hcl.EvalContext, key string) hcl.Range {
+	if oc, ok := expr.(*hclsyntax.ObjectConsExpr); ok {
+		for _, item := range oc.Items {
+			kv, d := item.KeyExpr.Value(eval)
+			if d.HasErrors() || kv.IsNull() || !kv.IsKnown() || !kv.Type().Equals(cty.String) {
+				continue
+			}
+			if kv.AsString() == key {
+				return hcl.RangeBetween(item.KeyExpr.Range(), item.ValueExpr.Range())
+			}
+		}
+	}
+	return expr.Range()
+}
+
+// checkTopicName returns why name is not a legal Kafka topic name, or "".
+func checkTopicName(name string) string {
+	switch {
+	case name == "":
+		return "A topic name must not be empty."
+	case name == "." || name == "..":
+		return `Kafka does not allow "." or ".." as a topic name.`
+	case len(name) > 249:
+		return "Kafka topic names are at most 249 characters long."
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Sprintf("Kafka topic names hold only letters, digits, '.', '_' and '-'; %q is not allowed.", r)
+		}
+	}
+	return ""
+}
+
+// checkHostPort reports a listen address that is not host:port.
+func checkHostPort(where, attr, value string, rng hcl.Range) hcl.Diagnostics {
+	_, port, err := net.SplitHostPort(value)
+	if err == nil {
+		var n int
+		n, err = strconv.Atoi(port)
+		if err == nil && (n < 0 || n > 65535) {
+			err = fmt.Errorf("port %d is out of range", n)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	return hcl.Diagnostics{{
+		Severity: hcl.DiagError,
+		Summary:  fmt.Sprintf("%s: Invalid %s address %q", where, attr, value),
+		Detail:   fmt.Sprintf("Give host:port with a numeric port, e.g. \"127.0.0.1:8082\" (%s).", err),
+		Subject:  rng.Ptr(),
+	}}
+}
+
+// loadAPI decodes one api block. ctxRange is the context_path value's range
+// when it was given and valid, for the duplicate check.
+func loadAPI(f *File, shell *namedShellHCL) (api *API, ctxRange *hcl.Range, diags hcl.Diagnostics) {
+	where := fmt.Sprintf("api %q", shell.Name)
+	api = &API{Name: shell.Name, Range: shell.DefRange}
+	var h apiHCL
+	diags = prefixed(where, gohcl.DecodeBody(shell.Body, f.eval, &h))
+
+	cp, ok, d := requireString(where, "context_path", h.ContextPath, f.eval)
+	diags = append(diags, d...)
+	if ok {
+		api.ContextPath = cp
+		rng := h.ContextPath.Range()
+		if msg := checkContextPath(cp); msg != "" {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Invalid context_path %q", where, cp),
+				Detail:   msg,
+				Subject:  rng.Ptr(),
+			})
+		} else {
+			ctxRange = &rng
+		}
+	}
+
+	seenPlans := map[string]bool{}
+	for _, p := range h.Plans {
+		diags = append(diags, prefixed(fmt.Sprintf("%s > plan %q", where, p.Name), emptyBody(p.Body))...)
+		switch {
+		case p.Name != PlanKeyless:
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Unsupported plan %q", where, p.Name),
+				Detail:   fmt.Sprintf("Only %q plans exist today; remove the plan block or write plan %q {}.", PlanKeyless, PlanKeyless),
+				Subject:  p.NameRange.Ptr(),
+			})
+		case seenPlans[p.Name]:
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Duplicate plan %q", where, p.Name),
+				Detail:   "Each plan type may appear once per API.",
+				Subject:  p.NameRange.Ptr(),
+			})
+		default:
+			seenPlans[p.Name] = true
+			api.Plans = append(api.Plans, p.Name)
+		}
+	}
+	if len(h.Plans) == 0 {
+		api.Plans = []string{PlanKeyless}
+	}
+
+	for _, e := range h.Entrypoints {
+		api.Entrypoints = append(api.Entrypoints, &PluginBlock{
+			Kind:      lifecycle.KindEntrypoint,
+			Type:      e.Type,
+			Body:      e.Body,
+			Range:     e.DefRange,
+			Where:     fmt.Sprintf("%s > entrypoint %q", where, e.Type),
+			typeRange: e.TypeRange,
+		})
+	}
+	endpointNames := map[string]hcl.Range{}
+	for _, e := range h.Endpoints {
+		ew := fmt.Sprintf("%s > endpoint %q %q", where, e.Type, e.Name)
+		if prev, dup := endpointNames[e.Name]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Duplicate endpoint name %q", ew, e.Name),
+				Detail:   fmt.Sprintf("Another endpoint of this API is named %q at %s; endpoint names must be unique within an API.", e.Name, startString(prev)),
+				Subject:  e.NameRange.Ptr(),
+			})
+		} else {
+			endpointNames[e.Name] = e.NameRange
+		}
+		api.Endpoints = append(api.Endpoints, &PluginBlock{
+			Kind:      lifecycle.KindEndpoint,
+			Type:      e.Type,
+			Name:      e.Name,
+			Body:      e.Body,
+			Range:     e.DefRange,
+			Where:     ew,
+			typeRange: e.TypeRange,
+		})
+	}
+	// A block whose header failed to decode is not in the lists above, and
+	// its own diagnostic already says why; "no entrypoint" would be noise.
+	if len(h.Entrypoints) == 0 && !hasBlock(shell.Body, "entrypoint") {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  where + ": No entrypoint",
+			Detail:   `An API needs at least one entrypoint block saying how clients reach it, e.g. entrypoint "http-post" {}.`,
+			Subject:  shell.DefRange.Ptr(),
+		})
+	}
+	if len(h.Endpoints) == 0 && !hasBlock(shell.Body, "endpoint") {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  where + ": No endpoint",
+			Detail:   `An API needs at least one endpoint block naming its backend, e.g. endpoint "kafka" "default" { bootstrap_servers = "127.0.0.1:9092" }.`,
+			Subject:  shell.DefRange.Ptr(),
+		})
+	}
+
+	for _, fh := range h.Flows {
+		flow, d := loadFlow(where, fh)
+		diags = append(diags, d...)
+		api.Flows = append(api.Flows, flow)
+	}
+	return api, ctxRange, diags
+}
+
+// checkContextPath returns why p cannot be a context path, or "".
+func checkContextPath(p string) string {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Sprintf("A context path starts with \"/\", e.g. %q.", "/"+strings.TrimLeft(p, "/"))
+	case p != "/" && strings.HasSuffix(p, "/"):
+		return fmt.Sprintf("A context path does not end with \"/\" (except \"/\" itself); write %q.", strings.TrimRight(p, "/"))
+	case strings.Contains(p, "//"):
+		return `A context path has no empty segments ("//").`
+	case strings.ContainsAny(p, "?#"):
+		return "A context path holds no query (?) or fragment (#)."
+	}
+	for _, r := range p {
+		if r <= ' ' || r == 0x7f {
+			return "A context path holds no spaces or control characters."
+		}
+	}
+	return ""
+}
+
+// loadFlow decodes one flow block. Phase names get their own diagnostic
+// (listing the phases) instead of HCL's generic "Unsupported block type".
+func loadFlow(apiWhere string, fh *flowHCL) (*Flow, hcl.Diagnostics) {
+	where := fmt.Sprintf("%s > flow %q", apiWhere, fh.Name)
+	flow := &Flow{Name: fh.Name, Phases: map[string][]*PluginBlock{}}
+	schema := &hcl.BodySchema{}
+	for _, p := range Phases {
+		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: p})
+	}
+	var content *hcl.BodyContent
+	var diags hcl.Diagnostics
+	if sb, ok := fh.Body.(*hclsyntax.Body); ok {
+		content, _, diags = sb.PartialContent(schema)
+		for _, a := range sortedAttributes(sb) {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Unsupported argument",
+				Detail:   fmt.Sprintf("A flow holds only phase blocks (%s); %q is not expected here.", strings.Join(Phases, ", "), a.Name),
+				Subject:  a.NameRange.Ptr(),
+			})
+		}
+		for _, b := range sb.Blocks {
+			if contains(Phases, b.Type) {
+				continue
+			}
+			detail := fmt.Sprintf("A flow holds the phases %s.", strings.Join(Phases, ", "))
+			if s := suggest(b.Type, Phases); s != "" {
+				detail = fmt.Sprintf("Did you mean %q? %s", s, detail)
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("Unknown phase %q", b.Type),
+				Detail:   detail,
+				Subject:  b.TypeRange.Ptr(),
+			})
+		}
+	} else {
+		content, diags = fh.Body.Content(schema)
+	}
+	diags = prefixed(where, diags)
+	if content == nil {
+		return flow, diags
+	}
+
+	seen := map[string]hcl.Range{}
+	policySchema := &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "policy", LabelNames: []string{"type"}}}}
+	for _, pb := range content.Blocks {
+		phase := pb.Type
+		pw := where + " > " + phase
+		if prev, dup := seen[phase]; dup {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Duplicate %s phase", where, phase),
+				Detail:   fmt.Sprintf("This flow already has a %s block at %s; put all its %s policies there, in the order they run.", phase, startString(prev), phase),
+				Subject:  pb.TypeRange.Ptr(),
+			})
+			continue
+		}
+		seen[phase] = pb.TypeRange
+		pc, d := pb.Body.Content(policySchema)
+		diags = append(diags, prefixed(pw, d)...)
+		policies := []*PluginBlock{}
+		if pc != nil {
+			for _, b := range pc.Blocks {
+				if len(b.Labels) != 1 {
+					continue
+				}
+				policies = append(policies, &PluginBlock{
+					Kind:      lifecycle.KindPolicy,
+					Type:      b.Labels[0],
+					Body:      b.Body,
+					Range:     b.DefRange,
+					Where:     fmt.Sprintf("%s > policy %q", pw, b.Labels[0]),
+					typeRange: b.LabelRanges[0],
+				})
+			}
+		}
+		flow.Phases[phase] = policies
+	}
+	return flow, diags
+}
+
+// evalString evaluates an optional string attribute. ok is false when the
+// attribute is absent or null, or when its value is unusable (diags then
+// says why).
+func evalString(where string, expr hcl.Expression, eval *hcl.EvalContext) (s string, ok bool, diags hcl.Diagnostics) {
+	if expr == nil {
+		return "", false, nil
+	}
+	v, diags := expr.Value(eval)
+	diags = prefixed(where, diags)
+	if diags.HasErrors() || v.IsNull() {
+		return "", false, diags
+	}
+	sv, err := convert.Convert(v, cty.String)
+	if err != nil || !sv.IsKnown() || sv.IsNull() {
+		msg := "a string is required"
+		if err != nil {
+			msg = err.Error()
+		}
+		return "", false, append(diags, &hcl.Diagnostic{
+			Severity:    hcl.DiagError,
+			Summary:     where + ": Incorrect attribute value type",
+			Detail:      fmt.Sprintf("Inappropriate value: %s.", msg),
+			Subject:     expr.Range().Ptr(),
+			Expression:  expr,
+			EvalContext: eval,
+		})
+	}
+	return sv.AsString(), true, diags
+}
+
+// requireString is evalString for a required attribute: absent and null are
+// both reported. (gohcl leaves expression fields optional, giving a null
+// expression at the body's start when the attribute is absent.)
+func requireString(where, name string, expr hcl.Expression, eval *hcl.EvalContext) (string, bool, hcl.Diagnostics) {
+	s, ok, diags := evalString(where, expr, eval)
+	if ok || diags.HasErrors() || expr == nil {
+		return s, ok, diags
+	}
+	return "", false, append(diags, &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  where + ": Missing required argument",
+		Detail:   fmt.Sprintf("The argument %q is required, but no definition was found.", name),
+		Subject:  expr.Range().Ptr(),
+	})
+}
+
+// emptyBody reports anything inside a body that must be empty.
+func emptyBody(body hcl.Body) hcl.Diagnostics {
+	if body == nil {
+		return nil
+	}
+	_, diags := body.Content(&hcl.BodySchema{})
+	return diags
+}
+
+// hasBlock reports whether a native-syntax body holds a block of type typ,
+// decodable or not.
+func hasBlock(body hcl.Body, typ string) bool {
+	sb, ok := body.(*hclsyntax.Body)
+	if !ok {
+		return false
+	}
+	for _, b := range sb.Blocks {
+		if b.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedAttributes returns a body's attributes in source order, so
+// diagnostics come out in a stable order.
+func sortedAttributes(sb *hclsyntax.Body) []*hclsyntax.Attribute {
+	attrs := make([]*hclsyntax.Attribute, 0, len(sb.Attributes))
+	for _, a := range sb.Attributes {
+		attrs = append(attrs, a)
+	}
+	sort.Slice(attrs, func(i, j int) bool { return attrs[i].SrcRange.Start.Byte < attrs[j].SrcRange.Start.Byte })
+	return attrs
+}

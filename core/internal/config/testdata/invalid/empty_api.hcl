@@ -1,0 +1,3 @@
+api "empty" { # ERROR: api "empty": No entrypoint # ERROR: api "empty": No endpoint
+  context_path = "/empty"
+}

@@ -1,0 +1,152 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Headers (and same-named query parameters) of the reference gateway's
+// request identification (REFERENCE.md 2.3).
+const (
+	HeaderClientIdentifier = "X-Gravitee-Client-Identifier"
+	HeaderTransactionID    = "X-Gravitee-Transaction-Id"
+	HeaderRequestID        = "X-Gravitee-Request-Id"
+)
+
+// Context attributes the core sets on every request, before request-phase
+// policies run.
+const (
+	AttrClientIdentifier = "gravitee.attribute.clientIdentifier"
+	AttrAPI              = "gravitee.attribute.api"
+	AttrPlan             = "gravitee.attribute.plan"
+	AttrApplication      = "gravitee.attribute.application"
+	AttrUserID           = "gravitee.attribute.user-id"
+	AttrRequestID        = "gravitee.attribute.request.id"
+	AttrTransactionID    = "gravitee.attribute.transaction.id"
+)
+
+// PlanKeyless is the only plan: every request is accepted and identified by
+// its remote address.
+const PlanKeyless = "keyless"
+
+// identity is what the keyless plan and the reference's SubscriptionProcessor
+// decide about one request.
+type identity struct {
+	// RequestID is new for every request.
+	RequestID string
+	// TransactionID is the client's X-Gravitee-Transaction-Id or RequestID.
+	TransactionID string
+	// RemoteAddress is the TCP peer host.
+	RemoteAddress string
+	// SubscriptionID is what the plan identified: the remote address for
+	// keyless (empty when there is none).
+	SubscriptionID string
+	// ClientID is the client identifier the request carries from now on (the
+	// Kafka consumer group).
+	ClientID string
+	// Provided is echoed in the X-Gravitee-Client-Identifier response header:
+	// the client's own value, or ClientID when it sent none.
+	Provided string
+}
+
+// identify applies REFERENCE.md 2.3 for the keyless plan. transaction and
+// provided are the header (or else query parameter) values, "" when absent.
+func identify(remoteAddress, requestID, transaction, provided string) identity {
+	id := identity{
+		RequestID:      requestID,
+		TransactionID:  transaction,
+		RemoteAddress:  remoteAddress,
+		SubscriptionID: remoteAddress,
+	}
+	if id.TransactionID == "" {
+		id.TransactionID = requestID
+	}
+	computed := id.computed()
+	switch {
+	case strings.TrimSpace(provided) == "":
+		id.ClientID = computed
+		id.Provided = computed
+	case (id.SubscriptionID != "" && strings.HasSuffix(provided, id.SubscriptionID)) ||
+		(id.TransactionID != "" && strings.HasSuffix(provided, id.TransactionID)):
+		id.ClientID = provided
+		id.Provided = provided
+	default:
+		// The client's value is a prefix of the computed one, whatever the
+		// reference's docs say ("suffixed").
+		id.ClientID = provided + "-" + computed
+		id.Provided = provided
+	}
+	return id
+}
+
+// computed is the reference's computed client identifier.
+func (id identity) computed() string {
+	switch {
+	case id.SubscriptionID != "" && id.SubscriptionID != id.RemoteAddress:
+		return id.SubscriptionID
+	case id.SubscriptionID != "":
+		sum := sha256.Sum256([]byte(id.SubscriptionID))
+		return hex.EncodeToString(sum[:])
+	default:
+		return id.TransactionID
+	}
+}
+
+// attributes are the context attributes of the identified request.
+func (id identity) attributes(api string) map[string]*structpb.Value {
+	return map[string]*structpb.Value{
+		AttrClientIdentifier: structpb.NewStringValue(id.ClientID),
+		AttrAPI:              structpb.NewStringValue(api),
+		AttrPlan:             structpb.NewStringValue(PlanKeyless),
+		AttrApplication:      structpb.NewStringValue("1"),
+		AttrUserID:           structpb.NewStringValue(id.RemoteAddress),
+		AttrRequestID:        structpb.NewStringValue(id.RequestID),
+		AttrTransactionID:    structpb.NewStringValue(id.TransactionID),
+	}
+}
+
+// remoteHost is the reference's remoteAddress: the TCP peer's host, without
+// port and without IPv6 zone.
+func remoteHost(addr net.Addr) string {
+	switch a := addr.(type) {
+	case nil:
+		return ""
+	case *net.TCPAddr:
+		if a.IP == nil {
+			return ""
+		}
+		return a.IP.String()
+	}
+	s := addr.String()
+	if host, _, err := net.SplitHostPort(s); err == nil {
+		s = host
+	}
+	if i := strings.IndexByte(s, '%'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+}
+
+// newUUID returns a random (version 4) UUID in its canonical form.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], b[10:16])
+	return string(out[:])
+}

@@ -1,0 +1,381 @@
+// Package server is the core's data path: the fasthttp listener, the router
+// (context paths), the keyless plan and client identification, entrypoint
+// selection, the request phase, and the exchange engine that connects a
+// client socket to an entrypoint plugin and that entrypoint to the endpoint.
+//
+// The core owns every socket. For each request it:
+//
+//  1. routes by the longest context path (404 otherwise),
+//  2. identifies the client (REFERENCE.md 2.3) and snapshots the request,
+//  3. selects the entrypoint with the highest match count (404 otherwise),
+//  4. runs request-phase policies (one unary call each; none costs nothing),
+//  5. opens the entrypoint's Connect stream and drives it: responses and
+//     writes go to the socket (HTTP streaming or WebSocket frames), publish
+//     batches go through publish-phase policies to the endpoint's shared
+//     Publish stream, a subscription opens an endpoint Subscribe stream whose
+//     batches pass subscribe-phase policies before the entrypoint frames them.
+//
+// Buffers are bounded everywhere, so a slow client slows down its own
+// subscription (and, through gRPC flow control, the endpoint) instead of
+// growing memory.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-gw/sluice/core/internal/flow"
+	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+	"github.com/sluice-gw/sluice/sdk/serve"
+)
+
+// Options tune the data path. Zero values take the documented defaults.
+type Options struct {
+	// Logger receives the data path's logs. Optional. Default: discard.
+	Logger *slog.Logger
+	// Metrics receive the data path's counters. Optional. Default: metrics
+	// that are not registered anywhere.
+	Metrics *Metrics
+	// MaxRequestBodySize bounds a request body (HTTP POST publishes it as
+	// one message). Optional. Default: 4 MiB.
+	MaxRequestBodySize int
+	// ReadTimeout bounds reading one request. Optional. Default: 30s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a whole (non-streaming) response; streams
+	// are bounded per write by StreamWriteTimeout instead. Optional.
+	// Default: 30s.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds a keep-alive connection waiting for its next
+	// request. Optional. Default: 120s.
+	IdleTimeout time.Duration
+	// StreamWriteTimeout bounds one write of a stream (an SSE chunk, a
+	// WebSocket frame): a client that reads nothing for this long is treated
+	// as gone. Optional. Default: 60s.
+	StreamWriteTimeout time.Duration
+	// PluginCallTimeout bounds the request-phase calls of one request.
+	// Optional. Default: 30s.
+	PluginCallTimeout time.Duration
+	// StopGrace is how long an ended exchange lets its plugins finish (commit
+	// what was acknowledged, return from Connect) before its streams are
+	// cancelled. Optional. Default: 5s.
+	StopGrace time.Duration
+	// WebSocket tunes WebSocket connections.
+	WebSocket WebSocketOptions
+}
+
+// WebSocketOptions tune WebSocket connections, which live outside fasthttp's
+// own limits once upgraded.
+type WebSocketOptions struct {
+	// ReadLimit bounds one incoming message; a larger one closes the
+	// connection with 1009. Optional. Default: 1 MiB.
+	ReadLimit int64
+	// PingInterval is how often the core pings the client. Optional.
+	// Default: 30s.
+	PingInterval time.Duration
+	// PongWait is how long the core waits for any frame (a pong or data)
+	// before it treats the client as gone. Optional. Default: 60s.
+	PongWait time.Duration
+	// CheckOrigin decides whether a cross-origin upgrade is allowed.
+	// Optional. Default: allow every origin, because the gateway fronts
+	// public APIs whose clients are browsers on other origins, as the
+	// reference gateway does; set it to restrict browsers.
+	CheckOrigin func(ctx *fasthttp.RequestCtx) bool
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics, _ = NewMetrics(nil)
+	}
+	if o.MaxRequestBodySize <= 0 {
+		o.MaxRequestBodySize = 4 << 20
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 30 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 120 * time.Second
+	}
+	if o.StreamWriteTimeout <= 0 {
+		o.StreamWriteTimeout = 60 * time.Second
+	}
+	if o.PluginCallTimeout <= 0 {
+		o.PluginCallTimeout = 30 * time.Second
+	}
+	if o.StopGrace <= 0 {
+		o.StopGrace = 5 * time.Second
+	}
+	if o.WebSocket.ReadLimit <= 0 {
+		o.WebSocket.ReadLimit = 1 << 20
+	}
+	if o.WebSocket.PingInterval <= 0 {
+		o.WebSocket.PingInterval = 30 * time.Second
+	}
+	if o.WebSocket.PongWait <= 0 {
+		o.WebSocket.PongWait = 60 * time.Second
+	}
+	if o.WebSocket.CheckOrigin == nil {
+		o.WebSocket.CheckOrigin = func(*fasthttp.RequestCtx) bool { return true }
+	}
+}
+
+// deployment is one immutable set of APIs; Deploy swaps it atomically.
+type deployment struct {
+	apis   []*API
+	router *router
+}
+
+type publishMux = flow.Mux[*pluginv1.Publish_Request, *pluginv1.Publish_Response]
+
+// Server is the data-path listener. Create it with New, give it APIs with
+// Deploy, then Serve or ListenAndServe; Shutdown stops it.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+	flows   *flow.Engine
+	http    *fasthttp.Server
+
+	dep      atomic.Pointer[deployment]
+	deployed atomic.Bool
+
+	// base is the parent of every exchange; Shutdown cancels it.
+	base     context.Context
+	stop     context.CancelFunc
+	stopping atomic.Bool
+	inflight sync.WaitGroup
+
+	exMu      sync.Mutex
+	exchanges map[*exchange]struct{}
+
+	pubMu sync.Mutex
+	pubs  map[string]*publishMux
+}
+
+// New returns a server with no API deployed: every request gets 404 until
+// Deploy is called.
+func New(opts Options) *Server {
+	opts.defaults()
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		metrics: opts.Metrics,
+		flows:   flow.NewEngine(),
+		pubs:    map[string]*publishMux{},
+
+		exchanges: map[*exchange]struct{}{},
+	}
+	s.base, s.stop = context.WithCancel(context.Background())
+	s.http = &fasthttp.Server{
+		Handler:                       s.handle,
+		Name:                          "sluice",
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisablePreParseMultipartForm:  true,
+		DisableHeaderNamesNormalizing: false,
+		MaxRequestBodySize:            opts.MaxRequestBodySize,
+		ReadTimeout:                   opts.ReadTimeout,
+		WriteTimeout:                  opts.WriteTimeout,
+		IdleTimeout:                   opts.IdleTimeout,
+		CloseOnShutdown:               true,
+		TCPKeepalive:                  true,
+		Logger:                        fasthttpLogger{opts.Logger},
+	}
+	s.dep.Store(&deployment{router: newRouter(nil)})
+	return s
+}
+
+// Deploy replaces the deployed APIs atomically: requests already running keep
+// the deployment they started with, new requests see apis. Every instance in
+// apis must already be configured in its plugin. An invalid deployment is
+// rejected whole and the previous one stays.
+func (s *Server) Deploy(apis []*API) error {
+	if err := validate(apis); err != nil {
+		return err
+	}
+	cp := append([]*API(nil), apis...)
+	s.dep.Store(&deployment{apis: cp, router: newRouter(cp)})
+	s.deployed.Store(true)
+	s.log.Info("apis deployed", "count", len(cp))
+	return nil
+}
+
+// Deployed reports whether Deploy has succeeded at least once.
+func (s *Server) Deployed() bool {
+	return s.deployed.Load()
+}
+
+// APIs returns the deployed APIs, in deployment order. The result must not
+// be modified.
+func (s *Server) APIs() []*API {
+	return s.dep.Load().apis
+}
+
+// Serve serves the data path on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.http.Serve(ln)
+}
+
+// ListenAndServe listens on the TCP address addr and serves the data path
+// until Shutdown.
+func (s *Server) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Shutdown stops accepting connections and ends every exchange gracefully:
+// subscriptions are closed (so endpoints commit what clients acknowledged)
+// and their entrypoints hear End, so they can finish their streams; what is
+// still running after StopGrace, or when ctx ends, is cancelled (a WebSocket
+// then closes with 1013 "Try Again Later"). New requests on kept-alive
+// connections get 503 meanwhile.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.stopping.Swap(true) {
+		return errors.New("server: Shutdown called twice")
+	}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
+
+	s.exMu.Lock()
+	live := make([]*exchange, 0, len(s.exchanges))
+	for x := range s.exchanges {
+		live = append(live, x)
+	}
+	s.exMu.Unlock()
+	for _, x := range live {
+		x.serverStopping()
+	}
+
+	exchangesDone := make(chan struct{})
+	go func() { s.inflight.Wait(); close(exchangesDone) }()
+	var err error
+	select {
+	case <-exchangesDone:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.stop()
+	if herr := <-httpDone; err == nil {
+		err = herr
+	}
+	s.flows.Close()
+	s.pubMu.Lock()
+	pubs := s.pubs
+	s.pubs = map[string]*publishMux{}
+	s.pubMu.Unlock()
+	for _, m := range pubs {
+		m.Close()
+	}
+	return err
+}
+
+// publishMux returns the shared Publish stream of an endpoint plugin.
+func (s *Server) publishMux(p PluginRef) *publishMux {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	m := s.pubs[p.Name()]
+	if m == nil {
+		m = flow.NewMux(p, flow.MuxSpec[*pluginv1.Publish_Request, *pluginv1.Publish_Response]{
+			Open: func(ctx context.Context, c *serve.Clients) (flow.Stream[*pluginv1.Publish_Request, *pluginv1.Publish_Response], error) {
+				return c.Endpoint.Publish(ctx)
+			},
+			SetID: func(r *pluginv1.Publish_Request, id uint64) { r.BatchId = id },
+			ID:    func(r *pluginv1.Publish_Response) uint64 { return r.GetBatchId() },
+		})
+		s.pubs[p.Name()] = m
+	}
+	return m
+}
+
+// Handler returns the data path's request handler, for embedding the data
+// path in another fasthttp server or for tests.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
+// handle is the fasthttp handler of every data-path request.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	dep := s.dep.Load()
+	api, contextPath, pathInfo := dep.router.match(string(ctx.Path()))
+	if api == nil {
+		writeFailure(ctx, acceptValues(ctx), http.StatusNotFound, msgNoContextPath)
+		s.metrics.request("", "", http.StatusNotFound)
+		return
+	}
+
+	id := identify(remoteHost(ctx.RemoteAddr()), newUUID(), firstValue(ctx, HeaderTransactionID), firstValue(ctx, HeaderClientIdentifier))
+	ctx.Response.Header.Set(HeaderClientIdentifier, id.Provided)
+	ctx.Response.Header.Set(HeaderTransactionID, id.TransactionID)
+	ctx.Response.Header.Set(HeaderRequestID, id.RequestID)
+
+	req := snapshot(ctx, contextPath, pathInfo, id)
+	accept := headerValues(req.Headers, "Accept")
+	ep := selectEntrypoint(api.Entrypoints, matchInput{method: req.Method, accept: accept, websocket: req.Websocket})
+	if ep == nil {
+		writeFailure(ctx, accept, http.StatusNotFound, msgNoEntrypoint)
+		s.metrics.request(api.Name, "", http.StatusNotFound)
+		return
+	}
+	fail := func(f *pluginv1.Failure) {
+		f = flow.Normalize(f)
+		writeFailure(ctx, accept, int(f.GetStatus()), f.GetMessage())
+		s.metrics.request(api.Name, ep.Type, int(f.GetStatus()))
+	}
+
+	pctx := &pluginv1.Context{ApiId: api.Name, Request: req, Attributes: id.attributes(api.Name)}
+	if len(api.Flows.Request) > 0 {
+		cctx, cancel := context.WithTimeout(s.base, s.opts.PluginCallTimeout)
+		f := s.flows.OnRequest(cctx, api.Flows.Request, pctx)
+		cancel()
+		if f != nil {
+			fail(f)
+			return
+		}
+	}
+
+	x, f := s.open(api, ep, pctx, accept)
+	if f != nil {
+		fail(f)
+		return
+	}
+	if req.Websocket {
+		s.serveWebSocket(ctx, x)
+		return
+	}
+	s.serveHTTP(ctx, x)
+}
+
+// errShuttingDown is the failure of exchanges cut by Shutdown.
+var errShuttingDown = &pluginv1.Failure{
+	Status:       http.StatusServiceUnavailable,
+	Key:          "FAILURE_GATEWAY_STOPPING",
+	Message:      "The gateway is shutting down; retry on another instance",
+	Retriable:    true,
+	RequestLevel: true,
+}
+
+// fasthttpLogger sends fasthttp's own messages to slog.
+type fasthttpLogger struct{ log *slog.Logger }
+
+// Printf logs one fasthttp message at debug level: they are about single
+// connections (malformed requests, resets), not the gateway's health.
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug("http", "msg", fmt.Sprintf(format, args...))
+	}
+}

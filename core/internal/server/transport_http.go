@@ -1,0 +1,261 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-gw/sluice/core/internal/flow"
+	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+)
+
+// serveHTTP answers a plain HTTP exchange. It waits for the entrypoint's
+// first decisive action:
+//
+//   - Respond with a body, or Finish: the whole response, sent by fasthttp;
+//   - Respond without a body, then Write: a streaming response, whose body is
+//     read from the exchange chunk by chunk (streamBody);
+//   - Respond without a body, then Finish: a whole response with no body (so
+//     HTTP POST's 202 carries Content-Length: 0, not a chunked empty body);
+//   - the entrypoint ending or failing first: a failure response.
+func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
+	var pending *pluginv1.Connect_Respond
+	for {
+		select {
+		case a, ok := <-x.out:
+			if !ok {
+				if pending != nil {
+					x.writeWhole(ctx, pending)
+				} else {
+					f := x.endFailure.Load()
+					if f == nil {
+						f = flow.NoResponse(x.plugin)
+					}
+					x.writeFailure(ctx, f)
+				}
+				x.detach()
+				return
+			}
+			switch k := a.GetKind().(type) {
+			case *pluginv1.Connect_Response_Respond:
+				if len(k.Respond.GetBody()) > 0 {
+					x.writeWhole(ctx, k.Respond)
+					x.detach()
+					return
+				}
+				pending = k.Respond
+			case *pluginv1.Connect_Response_Finish:
+				x.writeWhole(ctx, mergeRespond(pending, k.Finish.GetRespond()))
+				x.finished()
+				x.detach()
+				return
+			case *pluginv1.Connect_Response_Write:
+				x.startStream(ctx, pending, k.Write)
+				return
+			}
+		case f := <-x.direct:
+			x.writeFailure(ctx, f)
+			x.clientGone()
+			x.detach()
+			return
+		}
+	}
+}
+
+// mergeRespond is the response of a Finish: its own Respond when it has
+// one, completed by the pending streaming Respond's status and headers.
+func mergeRespond(pending, final *pluginv1.Connect_Respond) *pluginv1.Connect_Respond {
+	if final == nil {
+		return pending
+	}
+	if pending == nil {
+		return final
+	}
+	out := &pluginv1.Connect_Respond{Status: final.GetStatus(), Headers: final.GetHeaders(), Body: final.GetBody()}
+	if out.Status == 0 {
+		out.Status = pending.GetStatus()
+	}
+	if len(out.Headers) == 0 {
+		out.Headers = pending.GetHeaders()
+	}
+	return out
+}
+
+func (x *exchange) writeFailure(ctx *fasthttp.RequestCtx, f *pluginv1.Failure) {
+	f = flow.Normalize(f)
+	writeFailure(ctx, x.accept, int(f.GetStatus()), f.GetMessage())
+	x.s.metrics.request(x.api.Name, x.ep.Type, int(f.GetStatus()))
+}
+
+// writeWhole sends a complete response.
+func (x *exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) {
+	status := int(r.GetStatus())
+	if status == 0 {
+		status = http.StatusOK
+	}
+	ctx.SetStatusCode(status)
+	applyHeaders(ctx, r.GetHeaders())
+	ctx.SetBody(r.GetBody())
+	x.s.metrics.request(x.api.Name, x.ep.Type, status)
+}
+
+// applyHeaders sets an entrypoint's response headers. Framing headers
+// (Content-Length, Transfer-Encoding, Connection) belong to the core's HTTP
+// stack: fasthttp computes them, and only "Connection: close" is honoured.
+// Other headers replace the core's of the same name (e.g. the X-Gravitee
+// headers); several entries of one name add up, in order.
+func applyHeaders(ctx *fasthttp.RequestCtx, hs []*pluginv1.Header) {
+	h := &ctx.Response.Header
+	// Delete first: fasthttp's Del may move other headers around, which
+	// would reorder values added before it.
+	for _, x := range hs {
+		if isPlainHeader(x.GetName()) {
+			h.Del(x.GetName())
+		}
+	}
+	for _, x := range hs {
+		name := x.GetName()
+		switch {
+		case isPlainHeader(name):
+			for _, v := range x.GetValues() {
+				h.Add(name, v)
+			}
+		case equalFoldASCII(name, "Connection"):
+			if hasToken(x.GetValues(), "close") {
+				ctx.SetConnectionClose()
+			}
+		case equalFoldASCII(name, "Content-Type"):
+			if len(x.GetValues()) > 0 {
+				ctx.SetContentType(x.GetValues()[0])
+			}
+		}
+	}
+}
+
+// isPlainHeader reports whether a response header is copied as it is.
+func isPlainHeader(name string) bool {
+	return name != "" && !equalFoldASCII(name, "Content-Length") && !equalFoldASCII(name, "Transfer-Encoding") &&
+		!equalFoldASCII(name, "Connection") && !equalFoldASCII(name, "Content-Type")
+}
+
+// startStream turns the response into a stream whose first chunks are w.
+func (x *exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond, w *pluginv1.Connect_Write) {
+	status := int(r.GetStatus())
+	if status == 0 {
+		status = http.StatusOK
+	}
+	ctx.SetStatusCode(status)
+	applyHeaders(ctx, r.GetHeaders())
+	// No proxy or client cache may hold a stream back.
+	if len(ctx.Response.Header.Peek("Cache-Control")) == 0 {
+		ctx.Response.Header.Set("Cache-Control", "no-cache")
+	}
+	ctx.Response.Header.Set("X-Accel-Buffering", "no")
+	// Claim the write deadline, so the server's WriteTimeout (meant for a
+	// whole response) does not cut a long-lived stream; streamBody bounds
+	// each write with StreamWriteTimeout instead.
+	_ = ctx.SetWriteDeadline(time.Time{})
+	ctx.Response.ImmediateHeaderFlush = true
+	body := &streamBody{x: x, conn: ctx.Conn(), timeout: x.s.opts.StreamWriteTimeout}
+	body.load(w)
+	ctx.SetBodyStream(body, -1)
+	x.s.metrics.request(x.api.Name, x.ep.Type, status)
+}
+
+// errStreamBroken ends a stream whose entrypoint failed: the response is cut
+// without its final chunk, so the client sees an incomplete body rather than
+// a clean end.
+var errStreamBroken = errors.New("the entrypoint ended the stream with an error")
+
+// streamBody is the body of a streaming response, read by fasthttp.
+//
+// It is a reader rather than a SetBodyStreamWriter because fasthttp's stream
+// writer goes through an in-memory pipe with buffered slots: a flush there
+// does not mean the bytes reached the socket, and an acknowledgement sent
+// then could commit messages the client never got. fasthttp reads this body
+// and writes each read as one chunk, flushed to the socket, before it reads
+// again; so when Read is called, everything returned before is on the wire,
+// and that is when the pending acknowledgement is sent. A failed socket write
+// stops the reads and closes the body with the error (CloseWithError), which
+// is how a client disconnect is noticed.
+type streamBody struct {
+	x       *exchange
+	conn    net.Conn
+	timeout time.Duration
+
+	chunks [][]byte
+	ack    uint64
+	done   bool
+	err    error
+}
+
+func (b *streamBody) load(w *pluginv1.Connect_Write) {
+	for _, c := range w.GetChunks() {
+		if len(c) > 0 {
+			b.chunks = append(b.chunks, c)
+		}
+	}
+	b.ack = w.GetAckThrough()
+}
+
+// Read fills p with the pending chunks, or waits for the next Write.
+func (b *streamBody) Read(p []byte) (int, error) {
+	for {
+		if len(b.chunks) > 0 {
+			n := 0
+			for n < len(p) && len(b.chunks) > 0 {
+				c := copy(p[n:], b.chunks[0])
+				n += c
+				if c == len(b.chunks[0]) {
+					b.chunks = b.chunks[1:]
+				} else {
+					b.chunks[0] = b.chunks[0][c:]
+				}
+			}
+			if b.timeout > 0 && b.conn != nil {
+				_ = b.conn.SetWriteDeadline(time.Now().Add(b.timeout))
+			}
+			return n, nil
+		}
+		// Everything returned so far is flushed to the socket.
+		if b.ack > 0 {
+			b.x.ack(b.ack)
+			b.ack = 0
+		}
+		if b.done {
+			return 0, b.err
+		}
+		a, ok := <-b.x.out
+		if !ok {
+			b.done = true
+			b.err = io.EOF
+			if b.x.endFailure.Load() != nil {
+				b.err = errStreamBroken
+			}
+			continue
+		}
+		switch k := a.GetKind().(type) {
+		case *pluginv1.Connect_Response_Write:
+			b.load(k.Write)
+		case *pluginv1.Connect_Response_Finish:
+			b.done = true
+			b.err = io.EOF
+		}
+	}
+}
+
+// CloseWithError is called by fasthttp when the response ends; err is the
+// socket error that ended it early, if any.
+func (b *streamBody) CloseWithError(err error) error {
+	if err != nil || !b.done {
+		b.x.clientGone()
+	} else {
+		b.x.finished()
+	}
+	b.x.detach()
+	return nil
+}

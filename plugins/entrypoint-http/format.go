@@ -1,0 +1,466 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/httpfailure"
+)
+
+// Media types HTTP GET can answer with.
+const (
+	mediaJSON = "application/json"
+	mediaXML  = "application/xml"
+	mediaText = "text/plain"
+)
+
+// page is what one HTTP GET returns.
+type page struct {
+	// items are the delivered data messages, in order.
+	items []*gateway.Message
+	// err is the last error message delivered, if any; earlier ones are
+	// dropped, as in the reference.
+	err *gateway.Message
+	// nextCursor, when not empty, adds pagination.
+	nextCursor string
+	// limit is the raw `limit` query parameter, echoed in pagination.
+	limit string
+}
+
+// pageFormat says which optional parts items carry.
+type pageFormat struct {
+	headersInPayload  bool
+	metadataInPayload bool
+}
+
+// appendPage renders p in the negotiated media type.
+func (f pageFormat) appendPage(b []byte, mediaType string, p *page) []byte {
+	switch mediaType {
+	case mediaJSON:
+		return f.appendJSON(b, p)
+	case mediaXML:
+		return f.appendXML(b, p)
+	default:
+		return f.appendText(b, p)
+	}
+}
+
+// appendJSON renders
+// {"items":[...][,"error":{...}][,"pagination":{"nextCursor":"..."[,"limit":"..."]}]}
+// exactly as the reference concatenates it: content is always a JSON string,
+// headers are arrays, limit is a string.
+func (f pageFormat) appendJSON(b []byte, p *page) []byte {
+	b = append(b, `{"items":[`...)
+	for i, m := range p.items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = f.appendJSONItem(b, m, string(m.Content))
+	}
+	b = append(b, ']')
+	if p.err != nil {
+		b = append(b, `,"error":`...)
+		b = f.appendJSONItem(b, p.err, errorText(p.err))
+	}
+	if p.nextCursor != "" {
+		b = append(b, `,"pagination":{"nextCursor":`...)
+		b = httpfailure.AppendJSONString(b, p.nextCursor)
+		if p.limit != "" {
+			b = append(b, `,"limit":`...)
+			b = httpfailure.AppendJSONString(b, p.limit)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+func (f pageFormat) appendJSONItem(b []byte, m *gateway.Message, content string) []byte {
+	b = append(b, '{')
+	if m.ID != "" {
+		b = append(b, `"id":`...)
+		b = httpfailure.AppendJSONString(b, m.ID)
+		b = append(b, ',')
+	}
+	b = append(b, `"content":`...)
+	b = httpfailure.AppendJSONString(b, content)
+	if f.headersInPayload {
+		b = append(b, `,"headers":{`...)
+		for i, name := range sortedKeys(m.Headers) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = httpfailure.AppendJSONString(b, name)
+			b = append(b, ':', '[')
+			for j, v := range m.Headers[name] {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = httpfailure.AppendJSONString(b, v)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	if f.metadataInPayload {
+		b = append(b, `,"metadata":`...)
+		b = appendJSONValue(b, mapOrEmpty(m.Metadata), 0)
+	}
+	return append(b, '}')
+}
+
+// appendXML renders
+// <response><items><item>...</item>...</items>[<error>...</error>][<pagination>...</pagination>]</response>.
+// Unlike the reference, text is escaped and a "]]>" inside content is split
+// across two CDATA sections, so the document always parses.
+func (f pageFormat) appendXML(b []byte, p *page) []byte {
+	b = append(b, "<response><items>"...)
+	for _, m := range p.items {
+		b = f.appendXMLItem(b, "item", m, string(m.Content))
+	}
+	b = append(b, "</items>"...)
+	if p.err != nil {
+		b = f.appendXMLItem(b, "error", p.err, errorText(p.err))
+	}
+	if p.nextCursor != "" {
+		b = append(b, "<pagination><nextCursor>"...)
+		b = appendXMLText(b, p.nextCursor)
+		b = append(b, "</nextCursor>"...)
+		if p.limit != "" {
+			b = append(b, "<limit>"...)
+			b = appendXMLText(b, p.limit)
+			b = append(b, "</limit>"...)
+		}
+		b = append(b, "</pagination>"...)
+	}
+	return append(b, "</response>"...)
+}
+
+func (f pageFormat) appendXMLItem(b []byte, tag string, m *gateway.Message, content string) []byte {
+	b = append(b, '<')
+	b = append(b, tag...)
+	b = append(b, '>')
+	if m.ID != "" {
+		b = append(b, "<id>"...)
+		b = appendXMLText(b, m.ID)
+		b = append(b, "</id>"...)
+	}
+	b = append(b, "<content><![CDATA["...)
+	b = append(b, strings.ReplaceAll(content, "]]>", "]]]]><![CDATA[>")...)
+	b = append(b, "]]></content>"...)
+	if f.headersInPayload {
+		b = append(b, "<headers>"...)
+		for _, name := range sortedKeys(m.Headers) {
+			b = appendXMLElement(b, name, strings.Join(m.Headers[name], ","))
+		}
+		b = append(b, "</headers>"...)
+	}
+	if f.metadataInPayload {
+		b = append(b, "<metadata>"...)
+		for _, k := range metadataKeys(m.Metadata) {
+			b = appendXMLElement(b, k, formatValue(m.Metadata[k]))
+		}
+		b = append(b, "</metadata>"...)
+	}
+	b = append(b, "</"...)
+	b = append(b, tag...)
+	return append(b, '>')
+}
+
+func appendXMLElement(b []byte, name, text string) []byte {
+	b = append(b, '<')
+	b = append(b, name...)
+	b = append(b, '>')
+	b = appendXMLText(b, text)
+	b = append(b, "</"...)
+	b = append(b, name...)
+	return append(b, '>')
+}
+
+func appendXMLText(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '&':
+			b = append(b, "&amp;"...)
+		case '<':
+			b = append(b, "&lt;"...)
+		case '>':
+			b = append(b, "&gt;"...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+// appendText renders the reference's text/plain form:
+//
+//	items
+//	item
+//	id: X
+//	content: C
+//	headers: {h=[v]}
+//	metadata: {k=v}
+//
+//	item
+//	...
+//
+//	error
+//	...
+//
+//	pagination
+//	nextCursor: X
+//	limit: N
+func (f pageFormat) appendText(b []byte, p *page) []byte {
+	b = append(b, "items\n"...)
+	for i, m := range p.items {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = f.appendTextItem(b, "item", m, string(m.Content))
+	}
+	if p.err != nil {
+		b = append(b, '\n')
+		b = f.appendTextItem(b, "error", p.err, errorText(p.err))
+	}
+	if p.nextCursor != "" {
+		b = append(b, "\npagination\nnextCursor: "...)
+		b = append(b, p.nextCursor...)
+		if p.limit != "" {
+			b = append(b, "\nlimit: "...)
+			b = append(b, p.limit...)
+		}
+	}
+	return b
+}
+
+func (f pageFormat) appendTextItem(b []byte, tag string, m *gateway.Message, content string) []byte {
+	b = append(b, tag...)
+	b = append(b, '\n')
+	if m.ID != "" {
+		b = append(b, "id: "...)
+		b = append(b, m.ID...)
+		b = append(b, '\n')
+	}
+	b = append(b, "content: "...)
+	b = append(b, content...)
+	b = append(b, '\n')
+	if f.headersInPayload {
+		b = append(b, "headers: {"...)
+		for i, name := range sortedKeys(m.Headers) {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, name...)
+			b = append(b, "=["...)
+			b = append(b, strings.Join(m.Headers[name], ", ")...)
+			b = append(b, ']')
+		}
+		b = append(b, "}\n"...)
+	}
+	if f.metadataInPayload {
+		b = append(b, "metadata: {"...)
+		for i, k := range metadataKeys(m.Metadata) {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, k...)
+			b = append(b, '=')
+			b = append(b, formatValue(m.Metadata[k])...)
+		}
+		b = append(b, "}\n"...)
+	}
+	return b
+}
+
+// errorText is what an error message tells the client: the failure's text,
+// or the content when the failure has none.
+func errorText(m *gateway.Message) string {
+	if m.Error != nil && m.Error.Message != "" {
+		return m.Error.Message
+	}
+	return string(m.Content)
+}
+
+func mapOrEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// appendJSONValue writes metadata values as JSON. Whole numbers are written
+// as integers: metadata crosses the wire as JSON numbers, so partitions and
+// offsets arrive as float64 and must not turn into 1.7e+12.
+func appendJSONValue(b []byte, v any, depth int) []byte {
+	if depth > 32 {
+		return append(b, "null"...)
+	}
+	switch x := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case string:
+		return httpfailure.AppendJSONString(b, x)
+	case bool:
+		return strconv.AppendBool(b, x)
+	case float64:
+		return appendNumber(b, x)
+	case float32:
+		return appendNumber(b, float64(x))
+	case int:
+		return strconv.AppendInt(b, int64(x), 10)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case []byte:
+		return httpfailure.AppendJSONString(b, string(x))
+	case map[string]any:
+		b = append(b, '{')
+		for i, k := range metadataKeys(x) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = httpfailure.AppendJSONString(b, k)
+			b = append(b, ':')
+			b = appendJSONValue(b, x[k], depth+1)
+		}
+		return append(b, '}')
+	case []any:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONValue(b, e, depth+1)
+		}
+		return append(b, ']')
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.AppendInt(b, rv.Int(), 10)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return strconv.AppendUint(b, rv.Uint(), 10)
+	case reflect.Slice, reflect.Array:
+		b = append(b, '[')
+		for i := 0; i < rv.Len(); i++ {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONValue(b, rv.Index(i).Interface(), depth+1)
+		}
+		return append(b, ']')
+	}
+	return httpfailure.AppendJSONString(b, fmt.Sprint(v))
+}
+
+func appendNumber(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...) // JSON has no NaN or infinity
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
+		return strconv.AppendFloat(b, f, 'f', 0, 64)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
+
+// formatValue renders a metadata value the way Java's toString would, which
+// is what the reference writes in XML and text: whole numbers as integers,
+// maps as {k=v, ...}, lists as [a, b].
+func formatValue(v any) string {
+	var b strings.Builder
+	writeJavaValue(&b, v, 0)
+	return b.String()
+}
+
+func writeJavaValue(b *strings.Builder, v any, depth int) {
+	if depth > 32 {
+		b.WriteString("...")
+		return
+	}
+	switch x := v.(type) {
+	case nil:
+		b.WriteString("null")
+	case string:
+		b.WriteString(x)
+	case bool:
+		b.WriteString(strconv.FormatBool(x))
+	case float64:
+		b.Write(appendNumber(nil, x))
+	case float32:
+		b.Write(appendNumber(nil, float64(x)))
+	case int:
+		b.WriteString(strconv.Itoa(x))
+	case int64:
+		b.WriteString(strconv.FormatInt(x, 10))
+	case []byte:
+		b.Write(x)
+	case map[string]any:
+		b.WriteByte('{')
+		for i, k := range metadataKeys(x) {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(k)
+			b.WriteByte('=')
+			writeJavaValue(b, x[k], depth+1)
+		}
+		b.WriteByte('}')
+	case []any:
+		b.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeJavaValue(b, e, depth+1)
+		}
+		b.WriteByte(']')
+	default:
+		rv := reflect.ValueOf(v)
+		switch rv.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			b.WriteString(strconv.FormatInt(rv.Int(), 10))
+		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			b.WriteString(strconv.FormatUint(rv.Uint(), 10))
+		case reflect.Slice, reflect.Array:
+			b.WriteByte('[')
+			for i := 0; i < rv.Len(); i++ {
+				if i > 0 {
+					b.WriteString(", ")
+				}
+				writeJavaValue(b, rv.Index(i).Interface(), depth+1)
+			}
+			b.WriteByte(']')
+		default:
+			fmt.Fprint(b, v)
+		}
+	}
+}
+
+// metadataKeys orders metadata keys for output: sourceTimestamp first, as the
+// reference's fixtures show it, then the rest by name so output is stable.
+func metadataKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if (keys[i] == "sourceTimestamp") != (keys[j] == "sourceTimestamp") {
+			return keys[i] == "sourceTimestamp"
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,374 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sluice-gw/sluice/sdk/endpoint"
+	"github.com/sluice-gw/sluice/sdk/entrypoint"
+	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/httpfailure"
+	"github.com/sluice-gw/sluice/sdk/lifecycle"
+)
+
+// version is the plugin's own version, reported in its metadata; the build
+// sets it with -ldflags "-X main.version=...".
+var version = "dev"
+
+// typeName is the entrypoint type operators write in HCL.
+const typeName = "sse"
+
+// maxKeptBuffer is the largest framing buffer a stream keeps between
+// batches.
+const maxKeptBuffer = 1 << 20
+
+// headerLastEventID is where a reconnecting EventSource says what it saw last.
+const headerLastEventID = "Last-Event-ID"
+
+// Interface guards: the SSE entrypoint drains its streams with a goaway event.
+var (
+	_ entrypoint.Entrypoint = (*Plugin)(nil)
+	_ lifecycle.Drainer     = (*Plugin)(nil)
+)
+
+// Plugin is the SSE entrypoint: it turns a subscription into a
+// text/event-stream response, one event per message.
+type Plugin struct {
+	mu        sync.RWMutex
+	instances map[string]*config
+
+	drainOnce sync.Once
+	draining  chan struct{}
+	streams   tracker
+
+	// newTimer makes the heartbeat timer; tests replace it to fire
+	// heartbeats on demand instead of waiting.
+	newTimer func(time.Duration) heartbeatTimer
+}
+
+// New returns an SSE entrypoint with no instances.
+func New() *Plugin {
+	return &Plugin{
+		instances: map[string]*config{},
+		draining:  make(chan struct{}),
+		newTimer:  newRealTimer,
+	}
+}
+
+// Metadata describes the sse type.
+func (p *Plugin) Metadata() lifecycle.Metadata {
+	return lifecycle.Metadata{
+		Kind:    lifecycle.KindEntrypoint,
+		Name:    "entrypoint-sse",
+		Version: version,
+		Types: []lifecycle.TypeInfo{{
+			Name:        typeName,
+			Description: "Server-Sent Events: streams subscribed messages as text/event-stream events, resumable with Last-Event-ID.",
+			Schema:      configSchema,
+			QoS:         supportedQoS,
+			Match: &lifecycle.Match{
+				Methods:       []string{"GET"},
+				Accept:        "text/event-stream",
+				CriteriaCount: 2,
+			},
+			Modes: []string{"subscribe"},
+		}},
+	}
+}
+
+// Validate checks a configuration block.
+func (p *Plugin) Validate(_ context.Context, req *lifecycle.ValidateRequest, resp *lifecycle.ValidateResponse) {
+	if req.Type != typeName {
+		resp.Diagnostics.Errorf(nil, "unknown type %q: this plugin provides %q", req.Type, typeName)
+		return
+	}
+	_, resp.Diagnostics = decodeConfig(req.ConfigJSON)
+}
+
+// Configure creates or replaces an instance.
+func (p *Plugin) Configure(_ context.Context, req *lifecycle.ConfigureRequest, resp *lifecycle.ConfigureResponse) {
+	if req.Type != typeName {
+		resp.Diagnostics.Errorf(nil, "unknown type %q: this plugin provides %q", req.Type, typeName)
+		return
+	}
+	cfg, diags := decodeConfig(req.ConfigJSON)
+	resp.Diagnostics = diags
+	if cfg == nil {
+		return
+	}
+	p.mu.Lock()
+	p.instances[req.InstanceID] = cfg
+	p.mu.Unlock()
+}
+
+// Unconfigure removes an instance; streams already running keep their
+// configuration until they end.
+func (p *Plugin) Unconfigure(_ context.Context, instanceID string) {
+	p.mu.Lock()
+	delete(p.instances, instanceID)
+	p.mu.Unlock()
+}
+
+// Drain tells every open stream that the gateway is stopping (`event:
+// goaway`), ends it, and waits for them all or ctx's deadline. Clients
+// reconnect, with Last-Event-ID, to a gateway that is still running.
+func (p *Plugin) Drain(ctx context.Context) error {
+	p.drainOnce.Do(func() { close(p.draining) })
+	select {
+	case <-p.streams.idle():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Plugin) instance(id string) *config {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.instances[id]
+}
+
+// Connect runs one SSE stream:
+//
+//  1. subscribe, resuming from Last-Event-ID for the at-* QoS levels;
+//  2. respond 200 with the event-stream headers and a random `retry:` hint
+//     once the endpoint is ready, so a failure to start (an invalid dynamic
+//     configuration, say) still reaches the client as a proper error status;
+//  3. write each delivered batch as one chunk of events, acknowledging
+//     through its last message once written;
+//  4. write a heartbeat when nothing was written for the configured interval;
+//  5. end on the client leaving, the endpoint ending or failing (an `error`
+//     event), or a drain (a `goaway` event).
+func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entrypoint.Conn) error {
+	cfg := p.instance(open.InstanceID)
+	if cfg == nil {
+		return fmt.Errorf("sse: instance %q is not configured", open.InstanceID)
+	}
+	p.streams.add()
+	defer p.streams.done()
+	s := &stream{
+		cfg:    cfg,
+		conn:   conn,
+		format: eventFormat{headersAsComment: cfg.HeadersAsComment, metadataAsComment: cfg.MetadataAsComment},
+	}
+	var req *gateway.Request
+	if open.Context != nil {
+		req = open.Context.Request
+	}
+	return s.run(ctx, req, p.draining, p.newTimer(cfg.Heartbeat))
+}
+
+// stream is one client's event stream.
+type stream struct {
+	cfg       *config
+	conn      entrypoint.Conn
+	format    eventFormat
+	responded bool
+	// buf is reused for every batch, so framing allocates nothing once it
+	// has grown: Conn.Write has marshalled the chunks when it returns
+	// (sdk/internal/wire documents that encoders alias and the send
+	// marshals before returning).
+	buf []byte
+}
+
+var sseHeaders = gateway.Headers{
+	"Content-Type":      {"text/event-stream;charset=UTF-8"},
+	"Connection":        {"keep-alive"},
+	"Cache-Control":     {"no-cache"},
+	"X-Accel-Buffering": {"no"},
+}
+
+func (s *stream) run(ctx context.Context, req *gateway.Request, draining <-chan struct{}, hb heartbeatTimer) error {
+	defer hb.Stop()
+	lastID := ""
+	if req != nil && (s.cfg.QoS == endpoint.QoSAtMostOnce || s.cfg.QoS == endpoint.QoSAtLeastOnce) {
+		lastID = req.Headers.Get(headerLastEventID)
+	}
+	if err := s.conn.Subscribe(s.cfg.QoS, lastID, 0); err != nil {
+		return err
+	}
+	events := s.conn.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-draining:
+			return s.goaway(req)
+		case <-hb.C():
+			if err := s.write(heartbeat, 0); err != nil {
+				return quiet(ctx, err)
+			}
+			hb.Reset(s.cfg.Heartbeat)
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			done, err := s.handle(req, ev)
+			if err != nil {
+				return quiet(ctx, err)
+			}
+			if done {
+				return nil
+			}
+			if ev.Kind == entrypoint.Deliver || ev.Kind == entrypoint.Ready {
+				hb.Reset(s.cfg.Heartbeat)
+			}
+		}
+	}
+}
+
+// handle reacts to one event from the core; done means the stream is over.
+func (s *stream) handle(req *gateway.Request, ev entrypoint.Event) (done bool, err error) {
+	switch ev.Kind {
+	case entrypoint.Ready:
+		return false, s.write(nil, 0)
+	case entrypoint.Deliver:
+		if len(ev.Messages) == 0 {
+			return false, nil
+		}
+		b := s.buf[:0]
+		var ack uint64
+		for _, m := range ev.Messages {
+			if m == nil {
+				continue
+			}
+			b = s.format.appendMessage(b, m)
+			if m.Tag > ack {
+				ack = m.Tag
+			}
+		}
+		if cap(b) <= maxKeptBuffer {
+			s.buf = b
+		} else {
+			s.buf = nil // one huge batch must not pin its memory for the stream's life
+		}
+		return false, s.write(b, ack)
+	case entrypoint.EndpointFailure:
+		if !s.responded {
+			return true, s.conn.Finish(failureResponse(req, ev.Failure))
+		}
+		if err := s.write(appendFailure(nil, ev.Failure), 0); err != nil {
+			return true, err
+		}
+		return true, s.conn.Finish(entrypoint.Finish{})
+	case entrypoint.End:
+		if ev.ClientGone {
+			return true, nil
+		}
+		if err := s.write(nil, 0); err != nil {
+			return true, err
+		}
+		return true, s.conn.Finish(entrypoint.Finish{})
+	}
+	return false, nil
+}
+
+// write sends one chunk, responding first if that was not done yet, with the
+// retry hint as the stream's first frame. A nil chunk only makes sure the
+// response has started.
+func (s *stream) write(chunk []byte, ack uint64) error {
+	if !s.responded {
+		if err := s.conn.Respond(200, sseHeaders, nil); err != nil {
+			return err
+		}
+		s.responded = true
+		retry := appendRetry(make([]byte, 0, len(chunk)+16))
+		chunk = append(retry, chunk...)
+	}
+	if len(chunk) == 0 {
+		return nil
+	}
+	return s.conn.Write([][]byte{chunk}, false, ack)
+}
+
+// goaway ends the stream for a drain.
+func (s *stream) goaway(req *gateway.Request) error {
+	if !s.responded {
+		return s.conn.Finish(failureResponse(req, &gateway.Failure{Status: 503, Message: "Stopping, please reconnect", Retriable: true}))
+	}
+	if err := s.write(goawayEvent, 0); err != nil {
+		return err
+	}
+	return s.conn.Finish(entrypoint.Finish{})
+}
+
+// failureResponse renders a failure before the stream started as a whole
+// response, in the gateway's failure format.
+func failureResponse(req *gateway.Request, f *gateway.Failure) entrypoint.Finish {
+	var accept []string
+	if req != nil {
+		accept = req.Headers.Values("Accept")
+	}
+	ct, body := httpfailure.FailureBody(accept, f)
+	return entrypoint.Finish{
+		Status:  httpfailure.Status(f, 500),
+		Headers: gateway.Headers{"Content-Type": {ct}},
+		Body:    body,
+	}
+}
+
+// quiet drops write errors caused by the exchange ending: the core already
+// knows, and reporting them would only add noise to the logs.
+func quiet(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// heartbeatTimer is the part of time.Timer the stream uses.
+type heartbeatTimer interface {
+	C() <-chan time.Time
+	Reset(d time.Duration)
+	Stop()
+}
+
+type realTimer struct{ t *time.Timer }
+
+func newRealTimer(d time.Duration) heartbeatTimer { return realTimer{time.NewTimer(d)} }
+
+func (r realTimer) C() <-chan time.Time { return r.t.C }
+
+// Reset restarts the countdown; since Go 1.23 no stale tick can be pending.
+func (r realTimer) Reset(d time.Duration) { r.t.Reset(d) }
+
+func (r realTimer) Stop() { r.t.Stop() }
+
+// tracker counts open streams so Drain can wait for them.
+type tracker struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{}
+}
+
+func (t *tracker) add() {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.zero = make(chan struct{})
+	}
+	t.n++
+	t.mu.Unlock()
+}
+
+func (t *tracker) done() {
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 {
+		close(t.zero)
+	}
+	t.mu.Unlock()
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// idle is closed when no stream is open.
+func (t *tracker) idle() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.n == 0 {
+		return closedChan
+	}
+	return t.zero
+}

@@ -1,0 +1,134 @@
+// Package httpfailure renders an execution failure as the HTTP body a client
+// receives, in the reference gateway's format, so every entrypoint and the
+// core answer failures the same way.
+//
+// The rule (REFERENCE.md section 5): when any Accept value mentions
+// application/json or */*, the body is the JSON object
+// {"message":"...","http_status_code":N}; otherwise it is the message as
+// text/plain.
+package httpfailure
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sluice-gw/sluice/sdk/gateway"
+)
+
+// Content types FailureBody chooses between.
+const (
+	ContentTypeJSON = "application/json"
+	ContentTypeText = "text/plain"
+)
+
+// DefaultStatus is the status rendered for a failure that carries none: a
+// failure without a status is a gateway bug, which is a server error.
+const DefaultStatus = 500
+
+// WantsJSON reports whether the Accept values ask for the JSON failure body.
+// Media types are compared without regard to case, as RFC 9110 says; the
+// reference compares case-sensitively, which only differs for clients that
+// spell media types in capitals.
+func WantsJSON(accept []string) bool {
+	for _, a := range accept {
+		if containsFold(a, "application/json") || strings.Contains(a, "*/*") {
+			return true
+		}
+	}
+	return false
+}
+
+// FailureBody returns the content type and body for f as a client with the
+// given Accept header values should receive it. A nil failure renders as an
+// empty message with DefaultStatus, so callers never have to special-case it.
+func FailureBody(accept []string, f *gateway.Failure) (contentType string, body []byte) {
+	msg, status := "", DefaultStatus
+	if f != nil {
+		msg = f.Message
+		if f.Status > 0 {
+			status = f.Status
+		}
+	}
+	if !WantsJSON(accept) {
+		return ContentTypeText, []byte(msg)
+	}
+	b := make([]byte, 0, len(msg)+48)
+	b = append(b, `{"message":`...)
+	b = AppendJSONString(b, msg)
+	b = append(b, `,"http_status_code":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, '}')
+	return ContentTypeJSON, b
+}
+
+// Status returns f's status, or def when f is nil or carries none.
+func Status(f *gateway.Failure, def int) int {
+	if f == nil || f.Status <= 0 {
+		return def
+	}
+	return f.Status
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// AppendJSONString appends s as a quoted JSON string. It escapes only what
+// JSON requires (quote, backslash and control characters), as the reference's
+// Jackson encoder does: unlike encoding/json it leaves <, > and & alone, so
+// bodies match the reference byte for byte. Invalid UTF-8 becomes U+FFFD, as
+// Java's decoding of the bytes would.
+func AppendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\uFFFD"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// containsFold is strings.Contains ignoring ASCII case, without allocating.
+func containsFold(s, sub string) bool {
+	n := len(sub)
+	for i := 0; i+n <= len(s); i++ {
+		if strings.EqualFold(s[i:i+n], sub) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,93 @@
+package httpfailure
+
+import (
+	"testing"
+
+	"github.com/sluice-gw/sluice/sdk/gateway"
+)
+
+func TestFailureBody(t *testing.T) {
+	tests := map[string]struct {
+		accept   []string
+		failure  *gateway.Failure
+		wantType string
+		wantBody string
+	}{
+		"no accept is text": {
+			failure:  &gateway.Failure{Status: 412, Message: "An error occurred"},
+			wantType: "text/plain", wantBody: "An error occurred",
+		},
+		"json accept": {
+			accept:   []string{"application/json"},
+			failure:  &gateway.Failure{Status: 504, Message: "Request timeout"},
+			wantType: "application/json", wantBody: `{"message":"Request timeout","http_status_code":504}`,
+		},
+		"wildcard accept": {
+			accept:   []string{"*/*"},
+			failure:  &gateway.Failure{Status: 404, Message: "No entrypoint matches the incoming request"},
+			wantType: "application/json", wantBody: `{"message":"No entrypoint matches the incoming request","http_status_code":404}`,
+		},
+		"json among several values with parameters": {
+			accept:   []string{"text/html", "application/xhtml+xml,application/json;q=0.9"},
+			failure:  &gateway.Failure{Status: 500, Message: "Invalid configuration"},
+			wantType: "application/json", wantBody: `{"message":"Invalid configuration","http_status_code":500}`,
+		},
+		"json accept ignores case": {
+			accept:   []string{"Application/JSON"},
+			failure:  &gateway.Failure{Status: 400, Message: "x"},
+			wantType: "application/json", wantBody: `{"message":"x","http_status_code":400}`,
+		},
+		"other accept is text": {
+			accept:   []string{"text/html", "application/xml"},
+			failure:  &gateway.Failure{Status: 503, Message: "down"},
+			wantType: "text/plain", wantBody: "down",
+		},
+		"escapes what JSON requires and nothing else": {
+			accept:   []string{"application/json"},
+			failure:  &gateway.Failure{Status: 400, Message: "a \"b\" \\ <c>&\n\t\x01 é"},
+			wantType: "application/json", wantBody: `{"message":"a \"b\" \\ <c>&\n\t\u0001 é","http_status_code":400}`,
+		},
+		"invalid utf-8 is replaced": {
+			accept:   []string{"application/json"},
+			failure:  &gateway.Failure{Status: 400, Message: "a\xffb"},
+			wantType: "application/json", wantBody: `{"message":"a` + "\uFFFD" + `b","http_status_code":400}`,
+		},
+		"missing status uses the default": {
+			accept:   []string{"application/json"},
+			failure:  &gateway.Failure{Message: "boom"},
+			wantType: "application/json", wantBody: `{"message":"boom","http_status_code":500}`,
+		},
+		"nil failure": {
+			accept:   []string{"application/json"},
+			wantType: "application/json", wantBody: `{"message":"","http_status_code":500}`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			ct, body := FailureBody(tc.accept, tc.failure)
+			if ct != tc.wantType || string(body) != tc.wantBody {
+				t.Fatalf("got %q %q, want %q %q", ct, body, tc.wantType, tc.wantBody)
+			}
+		})
+	}
+}
+
+func TestStatus(t *testing.T) {
+	tests := map[string]struct {
+		f    *gateway.Failure
+		def  int
+		want int
+	}{
+		"nil":     {nil, 503, 503},
+		"zero":    {&gateway.Failure{}, 503, 503},
+		"set":     {&gateway.Failure{Status: 412}, 503, 412},
+		"invalid": {&gateway.Failure{Status: -1}, 500, 500},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := Status(tc.f, tc.def); got != tc.want {
+				t.Fatalf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

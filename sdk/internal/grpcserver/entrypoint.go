@@ -1,0 +1,152 @@
+package grpcserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sluice-gw/sluice/sdk/entrypoint"
+	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/internal/wire"
+	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+)
+
+// eventBuffer is how many events wait for an entrypoint that is busy. Past
+// it the stream stops reading and gRPC flow control pushes back on the core.
+const eventBuffer = 8
+
+type entrypointServer struct {
+	pluginv1.UnimplementedEntrypointServer
+	ep  entrypoint.Entrypoint
+	log *slog.Logger
+}
+
+// Connect serves one exchange. The first request must be Open. Events are
+// read by a separate goroutine and closed when the core half-closes the
+// stream; the exchange runs until the entrypoint's Connect returns or the
+// core cancels the call.
+//
+// An error from Connect ends the call with status Unknown; a *gateway.Failure
+// also travels as a pluginv1.Failure in the status details.
+func (es *entrypointServer) Connect(stream pluginv1.Entrypoint_ConnectServer) error {
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	open := first.GetOpen()
+	if open == nil {
+		return status.Error(codes.InvalidArgument, "the first Connect request must be Open")
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	c := &conn{stream: stream, events: make(chan entrypoint.Event, eventBuffer)}
+	go c.readEvents(ctx)
+
+	err = es.ep.Connect(ctx, wire.OpenFromWire(open), c)
+
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	if err == nil {
+		return nil
+	}
+	if stream.Context().Err() != nil {
+		return status.FromContextError(stream.Context().Err()).Err()
+	}
+	var f *gateway.Failure
+	if errors.As(err, &f) {
+		if f == nil {
+			return nil
+		}
+		st, derr := status.New(codes.Unknown, f.Error()).WithDetails(wire.FailureToWire(f))
+		if derr != nil {
+			return status.Error(codes.Unknown, f.Error())
+		}
+		return st.Err()
+	}
+	es.log.Error("connect failed", "error", err.Error())
+	return status.Error(codes.Unknown, err.Error())
+}
+
+// conn implements entrypoint.Conn over a Connect stream.
+type conn struct {
+	stream  pluginv1.Entrypoint_ConnectServer
+	events  chan entrypoint.Event
+	batchID atomic.Uint64
+
+	mu     sync.Mutex // serializes sends; guards closed
+	closed bool
+}
+
+// readEvents converts requests to events until the receive side ends.
+// Requests that are not events (a second Open, kinds from a newer core) are
+// skipped.
+func (c *conn) readEvents(ctx context.Context) {
+	defer close(c.events)
+	for {
+		req, err := c.stream.Recv()
+		if err != nil {
+			return
+		}
+		ev, ok := wire.EventFromWire(req)
+		if !ok {
+			continue
+		}
+		select {
+		case c.events <- ev:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (c *conn) send(r *pluginv1.Connect_Response) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errStreamClosed
+	}
+	return c.stream.Send(r)
+}
+
+func (c *conn) Events() <-chan entrypoint.Event { return c.events }
+
+func (c *conn) Respond(status int, headers gateway.Headers, body []byte) error {
+	return c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Respond{
+		Respond: wire.RespondToWire(status, headers, body),
+	}})
+}
+
+func (c *conn) Write(chunks [][]byte, text bool, ackThrough uint64) error {
+	return c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Write{
+		Write: &pluginv1.Connect_Write{Chunks: chunks, Text: text, AckThrough: ackThrough},
+	}})
+}
+
+func (c *conn) Publish(messages []*gateway.Message) (uint64, error) {
+	msgs, err := wire.MessagesToWire(messages)
+	if err != nil {
+		return 0, err
+	}
+	id := c.batchID.Add(1)
+	return id, c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Publish{
+		Publish: &pluginv1.Connect_PublishBatch{BatchId: id, Messages: msgs},
+	}})
+}
+
+func (c *conn) Subscribe(qos, lastID string, limit int64) error {
+	return c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Subscribe{
+		Subscribe: &pluginv1.Connect_SubscribeStart{Qos: qos, LastId: lastID, Limit: limit},
+	}})
+}
+
+func (c *conn) Finish(f entrypoint.Finish) error {
+	return c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Finish{
+		Finish: wire.FinishToWire(f),
+	}})
+}
