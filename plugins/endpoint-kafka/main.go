@@ -1,0 +1,9 @@
+// Command sluice-plugin-endpoint-kafka is Sluice's Kafka endpoint plugin:
+// the core launches it and talks to it over gRPC (see sdk/serve).
+package main
+
+import "github.com/sluice-gw/sluice/sdk/serve"
+
+func main() {
+	serve.Serve(NewKafka(serve.Logger()))
+}

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sluice-gw/sluice/sdk/endpoint"
+	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/lifecycle"
+)
+
+// Version is the plugin's own version, reported in its metadata.
+var Version = "0.1.0"
+
+// Interface guards: the plugin is an endpoint and drains.
+var (
+	_ endpoint.Endpoint = (*Kafka)(nil)
+	_ lifecycle.Drainer = (*Kafka)(nil)
+)
+
+// logger is what the plugin logs through; hclog.Logger and *slog.Logger
+// both satisfy it.
+type logger interface {
+	Debug(msg string, args ...any)
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
+	Error(msg string, args ...any)
+}
+
+// Kafka is the Kafka endpoint: publish through shared sarama producers,
+// subscribe through one consumer group member per subscription. The zero
+// value is not usable; see NewKafka.
+type Kafka struct {
+	log logger
+
+	mu        sync.RWMutex
+	instances map[string]*instance
+
+	producers *producerCache
+
+	subsMu   sync.Mutex
+	subs     map[*subscription]struct{}
+	subsWG   sync.WaitGroup
+	draining bool
+
+	// metadataRefresh is how often subscriptions with a topic pattern or
+	// missing topics look for new topics.
+	metadataRefresh time.Duration
+	// commitInterval is how often acknowledged offsets are committed.
+	commitInterval time.Duration
+}
+
+// NewKafka returns a plugin that logs through log.
+func NewKafka(log logger) *Kafka {
+	return &Kafka{
+		log:       log,
+		instances: map[string]*instance{},
+		producers: newProducerCache(),
+		subs:      map[*subscription]struct{}{},
+
+		metadataRefresh: defaultMetadataRefresh,
+		commitInterval:  time.Second,
+	}
+}
+
+// instance is one configured API instance.
+type instance struct {
+	id     string
+	apiID  string
+	apiEnv map[string]any
+	// cfg is the configuration with defaults applied; never modified.
+	cfg *Config
+	// tmpl holds cfg's compiled EL.
+	tmpl templates
+	// static is cfg evaluated once, when it holds no EL; requests without
+	// override attributes use it as is.
+	static *Config
+	// ctx ends when the instance is unconfigured, ending its subscriptions.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Metadata describes the plugin: one endpoint type, "kafka".
+func (k *Kafka) Metadata() lifecycle.Metadata {
+	return lifecycle.Metadata{
+		Kind:    lifecycle.KindEndpoint,
+		Name:    "endpoint-kafka",
+		Version: Version,
+		Types: []lifecycle.TypeInfo{{
+			Name:         "kafka",
+			Description:  "Publishes to and subscribes from Apache Kafka topics.",
+			Schema:       typeSchema(),
+			QoS:          []string{endpoint.QoSNone, endpoint.QoSAuto, endpoint.QoSAtMostOnce, endpoint.QoSAtLeastOnce},
+			Modes:        []string{"publish", "subscribe"},
+			Capabilities: []string{"resume", "limit"},
+		}},
+	}
+}
+
+// Validate checks one kafka block without side effects.
+func (k *Kafka) Validate(_ context.Context, req *lifecycle.ValidateRequest, resp *lifecycle.ValidateResponse) {
+	if req.Type != "kafka" {
+		resp.Diagnostics.Errorf(nil, "unknown endpoint type %q (this plugin provides \"kafka\")", req.Type)
+		return
+	}
+	cfg, err := decodeConfig(req.ConfigJSON)
+	if err != nil {
+		resp.Diagnostics.Errorf(nil, "configuration is not valid JSON for type kafka: %v", err)
+		return
+	}
+	resp.Diagnostics = append(resp.Diagnostics, cfg.validate()...)
+}
+
+// Configure creates or replaces an instance. Subscriptions of a replaced
+// instance keep running with the configuration they started with.
+func (k *Kafka) Configure(_ context.Context, req *lifecycle.ConfigureRequest, resp *lifecycle.ConfigureResponse) {
+	if req.Type != "kafka" {
+		resp.Diagnostics.Errorf(nil, "unknown endpoint type %q (this plugin provides \"kafka\")", req.Type)
+		return
+	}
+	cfg, err := decodeConfig(req.ConfigJSON)
+	if err != nil {
+		resp.Diagnostics.Errorf(nil, "configuration is not valid JSON for type kafka: %v", err)
+		return
+	}
+	resp.Diagnostics = append(resp.Diagnostics, cfg.validate()...)
+	if resp.Diagnostics.HasErrors() {
+		return
+	}
+	inst, err := newInstance(req.InstanceID, req.APIID, cfg)
+	if err != nil {
+		resp.Diagnostics.Errorf(nil, "%v", err)
+		return
+	}
+	k.mu.Lock()
+	k.instances[req.InstanceID] = inst
+	k.mu.Unlock()
+}
+
+func newInstance(id, apiID string, cfg *Config) (*instance, error) {
+	tm, dynamic, err := compileTemplates(cfg)
+	if err != nil {
+		return nil, err
+	}
+	inst := &instance{id: id, apiID: apiID, cfg: cfg, tmpl: tm, apiEnv: map[string]any{"id": apiID, "name": apiID}}
+	if !dynamic {
+		static := cfg.clone()
+		if err := static.checkEvaluated(); err != nil {
+			return nil, err
+		}
+		inst.static = static
+	}
+	inst.ctx, inst.cancel = context.WithCancel(context.Background())
+	return inst, nil
+}
+
+// Unconfigure removes an instance and ends its subscriptions (they commit
+// what was delivered and leave their groups).
+func (k *Kafka) Unconfigure(_ context.Context, instanceID string) {
+	k.mu.Lock()
+	inst := k.instances[instanceID]
+	delete(k.instances, instanceID)
+	k.mu.Unlock()
+	if inst != nil {
+		inst.cancel()
+	}
+}
+
+// Drain ends every subscription (committing delivered offsets and leaving
+// groups), then flushes and closes the shared producers, before ctx's
+// deadline.
+func (k *Kafka) Drain(ctx context.Context) error {
+	k.subsMu.Lock()
+	k.draining = true
+	for s := range k.subs {
+		s.cancel()
+	}
+	k.subsMu.Unlock()
+	done := make(chan struct{})
+	go func() { k.subsWG.Wait(); close(done) }()
+	var errs []error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("subscriptions still closing: %w", ctx.Err()))
+	}
+	if err := k.producers.drain(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("producers still flushing: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// instance returns a configured instance, or the failure for an unknown id.
+func (k *Kafka) instance(id string) (*instance, error) {
+	k.mu.RLock()
+	inst := k.instances[id]
+	k.mu.RUnlock()
+	if inst == nil {
+		return nil, &gateway.Failure{Status: 500, Key: keyEndpointUnknownError, Message: fmt.Sprintf("kafka endpoint instance %q is not configured", id), Retriable: true}
+	}
+	return inst, nil
+}
