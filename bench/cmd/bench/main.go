@@ -1,0 +1,353 @@
+// Command bench measures the sluice gateway against IBM/sarama talking
+// straight to the same Kafka broker, in the same run (DESIGN.md section 8).
+//
+// It starts bin/sluice with a generated configuration (free loopback ports, a
+// temporary data directory, the embedded dev_kafka broker and one API per
+// scenario), waits for the admin /ready endpoint, then runs every scenario
+// twice: once through the gateway and once with sarama alone. The ratio of
+// the two figures is what counts; absolute numbers depend on the machine.
+//
+// Usage (from the repository root, after `make build`):
+//
+//	go run ./bench/cmd/bench [flags]
+//
+// or simply `make bench`. See bench/README.md for the scenarios and how to
+// read the ratios.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// options are the command-line flags.
+type options struct {
+	n             int
+	scenarios     []string
+	json          bool
+	baselineOnly  bool
+	binDir        string
+	kafka         string
+	timeout       time.Duration
+	readyTimeout  time.Duration
+	concurrency   int
+	fanoutClients int
+	payload       int
+	qos           string
+	keep          bool
+}
+
+// parseFlags reads the flags; errors are reported on stderr by the flag set.
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defBin := os.Getenv("SLUICE_BIN_DIR")
+	if defBin == "" {
+		defBin = "bin"
+	}
+	var scen string
+	fs.IntVar(&o.n, "n", 50000, "messages per scenario: ws-publish, sse and http-get move n records; http-post sends n/10 requests; each sse-fanout client reads n/10 records")
+	fs.StringVar(&scen, "scenarios", strings.Join(scenarioNames(), ","), "comma-separated scenarios to run, in this order")
+	fs.BoolVar(&o.json, "json", false, "print the results as JSON on stdout instead of a table")
+	fs.BoolVar(&o.baselineOnly, "baseline-only", false, "run only the sarama half (no gateway) against -kafka, or an in-process kfake broker when -kafka is empty: measures the machine")
+	fs.StringVar(&o.binDir, "bin", defBin, "directory holding sluice and plugins/ (default $SLUICE_BIN_DIR, else bin)")
+	fs.StringVar(&o.kafka, "kafka", "", "bootstrap address of an existing Kafka broker to use instead of the embedded dev_kafka (topics get a unique suffix)")
+	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "limit for each half of each scenario")
+	fs.DurationVar(&o.readyTimeout, "ready-timeout", 60*time.Second, "how long to wait for the gateway's /ready")
+	fs.IntVar(&o.concurrency, "c", 8, "concurrent clients in http-post (and sarama SyncProducer senders in its baseline)")
+	fs.IntVar(&o.fanoutClients, "fanout-clients", 20, "SSE clients in sse-fanout (and consumer groups in its baseline)")
+	fs.IntVar(&o.payload, "payload", 256, "payload size in bytes")
+	fs.StringVar(&o.qos, "qos", "at-least-once", "QoS of the sse and http-get entrypoints: auto, at-most-once or at-least-once")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, gateway.log, broker data) and print its path")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: bench [flags]\n\nScenarios:\n")
+		for _, s := range allScenarios {
+			fmt.Fprintf(fs.Output(), "  %-12s %s\n", s.name, s.what)
+		}
+		fmt.Fprintf(fs.Output(), "\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	for _, s := range strings.Split(scen, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if findScenario(s) == nil {
+			return nil, fmt.Errorf("unknown scenario %q (known: %s)", s, strings.Join(scenarioNames(), ", "))
+		}
+		if !slices.Contains(o.scenarios, s) {
+			o.scenarios = append(o.scenarios, s)
+		}
+	}
+	switch {
+	case len(o.scenarios) == 0:
+		return nil, fmt.Errorf("-scenarios names no scenario")
+	case o.n < 10:
+		return nil, fmt.Errorf("-n %d is too small (minimum 10)", o.n)
+	case o.concurrency < 1:
+		return nil, fmt.Errorf("-c must be at least 1")
+	case o.fanoutClients < 1:
+		return nil, fmt.Errorf("-fanout-clients must be at least 1")
+	case o.payload < 1 || o.payload > 1<<20:
+		return nil, fmt.Errorf("-payload must be between 1 and 1048576 bytes")
+	case o.timeout <= 0 || o.readyTimeout <= 0:
+		return nil, fmt.Errorf("timeouts must be positive")
+	}
+	switch o.qos {
+	case "auto", "at-most-once", "at-least-once":
+	default:
+		return nil, fmt.Errorf("-qos %q: want auto, at-most-once or at-least-once", o.qos)
+	}
+	return o, nil
+}
+
+// current is the running gateway, for the second-interrupt handler.
+var current atomic.Pointer[gateway]
+
+// run is main without os.Exit, so that deferred clean-up (stopping the
+// gateway above all) runs on every return path.
+func run(args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if err == flag.ErrHelp {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 2
+	}
+	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		if _, ok := <-sigs; !ok {
+			return
+		}
+		logf("interrupted: stopping (interrupt again to kill the gateway at once)")
+		cancel()
+		if _, ok := <-sigs; !ok {
+			return
+		}
+		if g := current.Load(); g != nil {
+			g.kill()
+		}
+		fmt.Fprintln(stderr, "bench: killed")
+		os.Exit(130)
+	}()
+
+	dir, err := os.MkdirTemp("", "sluice-bench-")
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	defer func() {
+		if o.keep {
+			logf("kept %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	}()
+
+	e := &env{opts: o, logf: logf, runID: randomHex(4), dir: dir, payload: makePayload(o.payload)}
+	e.topics = topicNames(o.kafka != "", e.runID)
+
+	switch {
+	case o.kafka != "":
+		e.bootstrap = o.kafka
+		logf("creating topics on %s", o.kafka)
+		if err := createTopics(ctx, o.kafka, e.topics.all()); err != nil {
+			logf("%v", err)
+			return 1
+		}
+	case o.baselineOnly:
+		addr, stop, err := startKfake(filepath.Join(dir, "kafka"), e.topics.all())
+		if err != nil {
+			logf("in-process broker: %v", err)
+			return 1
+		}
+		defer stop()
+		e.bootstrap = addr
+		logf("in-process kfake broker at %s", addr)
+	}
+	if !o.baselineOnly {
+		g, err := startGateway(ctx, e)
+		if g != nil {
+			current.Store(g)
+			defer func() {
+				if err := g.stop(); err != nil {
+					logf("%v", err)
+				}
+				current.Store(nil)
+			}()
+		}
+		if err != nil {
+			logf("%v", err)
+			if g != nil {
+				fmt.Fprintf(stderr, "--- gateway log tail (%s) ---\n%s\n--- end of gateway log ---\n", g.logPath, g.tail(60))
+			}
+			return 1
+		}
+		e.gw = g
+		if e.bootstrap == "" {
+			e.bootstrap = g.kafka
+		}
+		logf("gateway ready on %s (admin %s, kafka %s)", g.listen, g.admin, e.bootstrap)
+	}
+
+	if err := e.connect(ctx); err != nil {
+		logf("%v", err)
+		return 1
+	}
+	defer e.close()
+
+	if need := e.recordsToSeed(); need > 0 {
+		logf("seeding %d records of %d B into %s", need, o.payload, e.topics.sub)
+		sctx, scancel := context.WithTimeout(ctx, o.timeout)
+		_, err := produceAsync(sctx, e.bootstrap, e.topics.sub, e.payload, need, false)
+		scancel()
+		if err != nil {
+			logf("seeding: %v", err)
+			if ctx.Err() != nil {
+				return 130
+			}
+			return 1
+		}
+	}
+
+	var results []Result
+	for _, name := range o.scenarios {
+		if ctx.Err() != nil {
+			break
+		}
+		results = append(results, e.runScenario(ctx, findScenario(name)))
+	}
+	if ctx.Err() != nil {
+		logf("interrupted; results so far:")
+	}
+	rep := Report{
+		N: o.n, PayloadBytes: o.payload, QoS: o.qos, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
+		Broker: brokerKind(o), BaselineOnly: o.baselineOnly, Results: results,
+	}
+	if o.json {
+		err = writeJSON(stdout, rep)
+	} else {
+		err = writeTable(stdout, rep)
+	}
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	if e.gw != nil && e.gw.exitedErr() != nil {
+		fmt.Fprintf(stderr, "bench: the gateway exited during the run: %v\n--- gateway log tail ---\n%s\n--- end of gateway log ---\n", e.gw.exitedErr(), e.gw.tail(60))
+		return 1
+	}
+	if ctx.Err() != nil {
+		return 130
+	}
+	for _, r := range results {
+		if r.failed() {
+			return 1
+		}
+	}
+	return 0
+}
+
+func brokerKind(o *options) string {
+	switch {
+	case o.kafka != "":
+		return "external " + o.kafka
+	case o.baselineOnly:
+		return "in-process kfake"
+	default:
+		return "gateway dev_kafka"
+	}
+}
+
+// runScenario runs both halves of s, each bounded by the scenario timeout.
+func (e *env) runScenario(ctx context.Context, s *scenario) Result {
+	r := Result{Scenario: s.name, Unit: s.unit, Count: s.count(e.opts)}
+	half := func(label string, fn func(context.Context, *env) (Measure, error)) *Measure {
+		e.logf("%s: %s ...", s.name, label)
+		hctx, cancel := context.WithTimeout(ctx, e.opts.timeout)
+		defer cancel()
+		gw0, self0 := e.gatewayCPU(), selfCPU()
+		m, err := fn(hctx, e)
+		m.CPUGatewayS, m.CPUBenchS = max(e.gatewayCPU()-gw0, 0).Seconds(), max(selfCPU()-self0, 0).Seconds()
+		if err != nil {
+			if hctx.Err() == context.DeadlineExceeded {
+				err = fmt.Errorf("timed out after %s: %w", e.opts.timeout, err)
+			}
+			m.Error = err.Error()
+			e.logf("%s: %s failed: %v", s.name, label, err)
+		} else {
+			e.logf("%s: %s %s", s.name, label, m.summary(s.unit))
+		}
+		return &m
+	}
+	if !e.opts.baselineOnly {
+		r.Gateway = half("gateway", s.gateway)
+		if e.gw.exitedErr() != nil {
+			r.Gateway.Error = fmt.Sprintf("gateway exited: %v", e.gw.exitedErr())
+		}
+	}
+	if ctx.Err() == nil {
+		r.Sarama = half("sarama", s.sarama)
+	}
+	if r.Gateway != nil && r.Sarama != nil && r.Gateway.Error == "" && r.Sarama.Error == "" && r.Sarama.Rate > 0 {
+		r.Ratio = r.Gateway.Rate / r.Sarama.Rate
+	}
+	return r
+}
+
+// gatewayCPU is the gateway tree's CPU time so far; zero without one.
+func (e *env) gatewayCPU() time.Duration {
+	if e.gw == nil {
+		return 0
+	}
+	return treeCPU(e.gw.cmd.Process.Pid)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
+	return hex.EncodeToString(b)
+}
+
+// makePayload returns printable ASCII, so that the same bytes travel
+// unchanged through binary WebSocket frames, SSE data lines and JSON strings.
+func makePayload(size int) []byte {
+	p := make([]byte, size)
+	for i := range p {
+		p[i] = 'a' + byte(i%26)
+	}
+	return p
+}
