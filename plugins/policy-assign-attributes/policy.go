@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sluice-gw/sluice/sdk/el"
 	"github.com/sluice-gw/sluice/sdk/gateway"
@@ -47,7 +48,28 @@ type instanceConfig struct {
 func New() *Plugin {
 	return &Plugin{
 		instances: map[string]*instanceConfig{},
-		warn:      func(msg string, args ...any) { serve.Logger().Warn(msg, args...) },
+		warn:      throttledWarn(newThrottle(30 * time.Second)),
+	}
+}
+
+// throttledWarn logs through the plugin logger, at most one line per message
+// and attribute every interval, saying how many were held back.
+func throttledWarn(th *throttle) func(msg string, args ...any) {
+	return func(msg string, args ...any) {
+		key := msg
+		for i := 0; i+1 < len(args); i += 2 {
+			if args[i] == "attribute" {
+				key += "\x00" + fmt.Sprint(args[i+1])
+			}
+		}
+		ok, suppressed := th.allow(key)
+		if !ok {
+			return
+		}
+		if suppressed > 0 {
+			args = append(args, "suppressed_since_last", suppressed)
+		}
+		serve.Logger().Warn(msg, args...)
 	}
 }
 
