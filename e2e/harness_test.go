@@ -131,7 +131,7 @@ func StartGateway(t testing.TB, apis string, topics map[string]int) *Gateway {
 		cfg.Embedded = true
 	}
 	apiText := new(strings.Builder)
-	if err := template.Must(template.New("apis").Parse(apis)).Execute(apiText, cfg); err != nil {
+	if err := template.Must(template.New("apis").Funcs(template.FuncMap{"env": os.Getenv}).Parse(apis)).Execute(apiText, cfg); err != nil {
 		t.Fatal(err)
 	}
 	cfg.APIs = apiText.String()

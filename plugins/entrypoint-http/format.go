@@ -65,7 +65,8 @@ func (f pageFormat) appendJSON(b []byte, p *page) []byte {
 	b = append(b, ']')
 	if p.err != nil {
 		b = append(b, `,"error":`...)
-		b = f.appendJSONItem(b, p.err, errorText(p.err))
+		e := errorItem(p.err)
+		b = f.forError(e).appendJSONItem(b, e, errorText(p.err))
 	}
 	if p.nextCursor != "" {
 		b = append(b, `,"pagination":{"nextCursor":`...)
@@ -124,7 +125,8 @@ func (f pageFormat) appendXML(b []byte, p *page) []byte {
 	}
 	b = append(b, "</items>"...)
 	if p.err != nil {
-		b = f.appendXMLItem(b, "error", p.err, errorText(p.err))
+		e := errorItem(p.err)
+		b = f.forError(e).appendXMLItem(b, "error", e, errorText(p.err))
 	}
 	if p.nextCursor != "" {
 		b = append(b, "<pagination><nextCursor>"...)
@@ -225,7 +227,8 @@ func (f pageFormat) appendText(b []byte, p *page) []byte {
 	}
 	if p.err != nil {
 		b = append(b, '\n')
-		b = f.appendTextItem(b, "error", p.err, errorText(p.err))
+		e := errorItem(p.err)
+		b = f.forError(e).appendTextItem(b, "error", e, errorText(p.err))
 	}
 	if p.nextCursor != "" {
 		b = append(b, "\npagination\nnextCursor: "...)
@@ -275,6 +278,34 @@ func (f pageFormat) appendTextItem(b []byte, tag string, m *gateway.Message, con
 		b = append(b, "}\n"...)
 	}
 	return b
+}
+
+// forError is the format of the error item e: its metadata shows whenever it
+// has any, since it carries the failure's key (REFERENCE 2.9), which is how a
+// client tells a bad configuration from a lost connection.
+func (f pageFormat) forError(e *gateway.Message) pageFormat {
+	f.metadataInPayload = f.metadataInPayload || len(e.Metadata) > 0
+	return f
+}
+
+// errorItem returns the error message with the failure's key and status in
+// its metadata, as the reference's error messages carry them.
+func errorItem(m *gateway.Message) *gateway.Message {
+	if m.Error == nil {
+		return m
+	}
+	out := *m
+	out.Metadata = make(map[string]any, len(m.Metadata)+2)
+	for k, v := range m.Metadata {
+		out.Metadata[k] = v
+	}
+	if m.Error.Key != "" {
+		out.Metadata["key"] = m.Error.Key
+	}
+	if m.Error.Status != 0 {
+		out.Metadata["statusCode"] = m.Error.Status
+	}
+	return &out
 }
 
 // errorText is what an error message tells the client: the failure's text,

@@ -23,7 +23,7 @@ func TestAppendPage(t *testing.T) {
 	vector2Empty := &page{nextCursor: "dGVzdC10b3BpY0AwIzI=", limit: "10"}
 	withError := &page{
 		items: []*gateway.Message{{ID: "a", Content: []byte("m1")}},
-		err:   &gateway.Message{Error: &gateway.Failure{Status: 500, Message: "Connection closed"}},
+		err:   &gateway.Message{ID: "e1", Error: &gateway.Failure{Status: 500, Key: "FAILURE_ENDPOINT_CONNECTION_CLOSED", Message: "Connection closed"}},
 	}
 	withHeaders := &page{items: []*gateway.Message{{
 		Content: []byte(`{"field":"value"}`),
@@ -58,7 +58,7 @@ func TestAppendPage(t *testing.T) {
 		},
 		"json error": {
 			mediaType: mediaJSON, page: withError,
-			want: `{"items":[{"id":"a","content":"m1"}],"error":{"content":"Connection closed"}}`,
+			want: `{"items":[{"id":"a","content":"m1"}],"error":{"id":"e1","content":"Connection closed","metadata":{"key":"FAILURE_ENDPOINT_CONNECTION_CLOSED","statusCode":500}}}`,
 		},
 		"json headers as arrays, content as a string": {
 			format: pageFormat{headersInPayload: true}, mediaType: mediaJSON, page: withHeaders,
@@ -102,7 +102,7 @@ func TestAppendPage(t *testing.T) {
 		},
 		"text error": {
 			mediaType: mediaText, page: withError,
-			want: "items\nitem\nid: a\ncontent: m1\n\nerror\ncontent: Connection closed\n",
+			want: "items\nitem\nid: a\ncontent: m1\n\nerror\nid: e1\ncontent: Connection closed\nmetadata: {key=FAILURE_ENDPOINT_CONNECTION_CLOSED, statusCode=500}\n",
 		},
 		"text headers and metadata as Java maps": {
 			format: pageFormat{headersInPayload: true, metadataInPayload: true}, mediaType: mediaText,

@@ -224,7 +224,7 @@ func TestGetEndpointFailure(t *testing.T) {
 		g.expectSubscribe(t, plugintest.SubscribeAction{QoS: "auto", Limit: 500})
 		g.deliver(t, msg("m", 4))
 		g.ex.Send(t, entrypoint.Event{Kind: entrypoint.EndpointFailure, Failure: &gateway.Failure{Status: 502, Message: "Connection closed"}})
-		g.expectPage(t, "application/json", `{"items":[{"content":"m"}],"error":{"content":"Connection closed"}}`, 4)
+		g.expectPage(t, "application/json", `{"items":[{"content":"m"}],"error":{"content":"Connection closed","metadata":{"statusCode":502}}}`, 4)
 	})
 }
 
