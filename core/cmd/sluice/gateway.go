@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"sort"
 	"strings"
@@ -79,7 +82,7 @@ func runGateway(path string, stderr io.Writer) int {
 		}
 	}
 
-	apis, err := deploy(ctx, f, host, log)
+	apis, current, err := deploy(ctx, f, host, nil, log)
 	if err != nil {
 		log.Error("configuration rejected", "err", err)
 		return 1
@@ -109,32 +112,98 @@ func runGateway(path string, stderr io.Writer) int {
 	cleanups = append(cleanups, func(c context.Context) { _ = adm.Shutdown(c) }, func(c context.Context) { _ = srv.Shutdown(c) })
 	log.Info("sluice is serving", "listen", f.Gateway.Listen, "admin", f.Gateway.AdminListen, "apis", len(apis), "version", version)
 
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-		return 0
-	case err := <-errs:
-		log.Error("listener failed", "err", err)
-		return 1
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			return 0
+		case err := <-errs:
+			log.Error("listener failed", "err", err)
+			return 1
+		case <-hup:
+			if next, ok := reload(ctx, path, f, loader, host, srv, current, stderr, log); ok {
+				current = next
+			}
+		}
 	}
 }
 
+// reload re-reads the configuration on SIGHUP and swaps the deployment
+// atomically. A file with errors changes nothing: the diagnostics are printed
+// and the running APIs keep serving. Listeners, the plugin directory and the
+// embedded broker are read at start-up only; a change to them is reported.
+func reload(ctx context.Context, path string, running *config.File, loader *config.Loader, host *pluginhost.Host,
+	srv *server.Server, current instances, stderr io.Writer, log *slog.Logger) (instances, bool) {
+	log.Info("reloading configuration", "file", path)
+	f, diags := loader.Load(path)
+	if !diags.HasErrors() {
+		diags = append(diags, loader.Decode(ctx, f, host)...)
+	}
+	if len(diags) > 0 {
+		loader.WriteDiagnostics(stderr, diags, false)
+	}
+	if diags.HasErrors() {
+		log.Error("reload rejected: the configuration has errors; the running APIs are unchanged")
+		return nil, false
+	}
+	if f.Gateway.Listen != running.Gateway.Listen || f.Gateway.AdminListen != running.Gateway.AdminListen ||
+		f.Gateway.PluginDir != running.Gateway.PluginDir || (f.DevKafka == nil) != (running.DevKafka == nil) {
+		log.Warn("reload: listen, admin_listen, plugin_dir and dev_kafka take effect at the next start")
+	}
+	apis, next, err := deploy(ctx, f, host, current, log)
+	if err == nil {
+		err = srv.Deploy(apis)
+	}
+	if err != nil {
+		log.Error("reload rejected; the running APIs are unchanged", "err", err)
+		// Instances new to this file were configured; remove them again.
+		unconfigureAbsent(ctx, next, current, log)
+		return nil, false
+	}
+	// Requests already running keep the instances they started with; give
+	// them time before those instances go.
+	time.AfterFunc(reloadGrace, func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		unconfigureAbsent(cctx, current, next, log)
+	})
+	log.Info("configuration reloaded", "apis", len(apis))
+	return next, true
+}
+
+// reloadGrace is how long instances replaced by a reload stay configured, so
+// requests that started before the reload finish on them.
+const reloadGrace = 30 * time.Second
+
 // deploy configures every plugin instance the file names and builds the data
-// path's model. Instance ids are stable across restarts of the gateway, so
-// plugin logs can be correlated.
-func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, log *slog.Logger) ([]*server.API, error) {
+// path's model. An instance id names where the block is and a digest of its
+// configuration: a block that did not change keeps its instance across a
+// reload (instances in running are reused, not configured again), and a
+// changed one gets a new instance beside the old, so the running deployment
+// is untouched until the new one is swapped in.
+func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running instances, log *slog.Logger) ([]*server.API, instances, error) {
 	var apis []*server.API
 	var problems []string
-	configure := func(b *config.PluginBlock, instanceID, apiID string) (*pluginhost.Plugin, *pluginv1.TypeInfo) {
+	configured := instances{}
+	configure := func(b *config.PluginBlock, where, apiID string) (*pluginhost.Plugin, *pluginv1.TypeInfo, string) {
 		p, ti, ok := host.Lookup(b.Kind, b.Type)
 		if !ok {
 			problems = append(problems, fmt.Sprintf("%s: no plugin provides %s type %q", b.Where, b.Kind, b.Type))
-			return nil, nil
+			return nil, nil, ""
+		}
+		digest := sha256.Sum256(b.ConfigJSON)
+		instanceID := where + "@" + hex.EncodeToString(digest[:4])
+		if rp, ok := running[instanceID]; ok && rp == p {
+			configured[instanceID] = p
+			return p, ti, instanceID
 		}
 		diags, err := p.Configure(ctx, &pluginv1.Configure_Request{InstanceId: instanceID, Type: ti.GetName(), ConfigJson: b.ConfigJSON, ApiId: apiID})
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", b.Where, err))
-			return nil, nil
+			return nil, nil, ""
 		}
 		for _, d := range diags {
 			msg := fmt.Sprintf("%s: %s", b.Where, d.GetSummary())
@@ -146,15 +215,15 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, log *slo
 				continue
 			}
 			problems = append(problems, msg)
-			return nil, nil
+			return nil, nil, ""
 		}
-		return p, ti
+		configured[instanceID] = p
+		return p, ti, instanceID
 	}
 	for _, a := range f.APIs {
 		api := &server.API{Name: a.Name, ContextPath: a.ContextPath}
 		for _, b := range a.Entrypoints {
-			id := fmt.Sprintf("%s/entrypoint/%s", a.Name, b.Type)
-			if p, ti := configure(b, id, a.Name); p != nil {
+			if p, ti, id := configure(b, fmt.Sprintf("%s/entrypoint/%s", a.Name, b.Type), a.Name); p != nil {
 				api.Entrypoints = append(api.Entrypoints, &server.EntrypointInstance{Type: ti.GetName(), InstanceID: id, Plugin: p, Match: ti.GetMatch()})
 			}
 		}
@@ -163,16 +232,14 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, log *slo
 				problems = append(problems, fmt.Sprintf("%s: one endpoint per API is supported; %q is the one in use", b.Where, a.Endpoints[0].Name))
 				continue
 			}
-			id := fmt.Sprintf("%s/endpoint/%s/%s", a.Name, b.Type, b.Name)
-			if p, ti := configure(b, id, a.Name); p != nil {
+			if p, ti, id := configure(b, fmt.Sprintf("%s/endpoint/%s/%s", a.Name, b.Type, b.Name), a.Name); p != nil {
 				api.Endpoint = &server.EndpointInstance{Type: ti.GetName(), Name: b.Name, InstanceID: id, Plugin: p, QoS: ti.GetQos()}
 			}
 		}
 		for _, fl := range a.Flows {
 			for _, phase := range config.Phases {
 				for i, b := range fl.Phases[phase] {
-					id := fmt.Sprintf("%s/flow/%s/%s/%d/%s", a.Name, fl.Name, phase, i, b.Type)
-					p, ti := configure(b, id, a.Name)
+					p, ti, id := configure(b, fmt.Sprintf("%s/flow/%s/%s/%d/%s", a.Name, fl.Name, phase, i, b.Type), a.Name)
 					if p == nil {
 						continue
 					}
@@ -194,9 +261,25 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, log *slo
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return nil, fmt.Errorf("%d problem(s):\n  %s", len(problems), strings.Join(problems, "\n  "))
+		return nil, configured, fmt.Errorf("%d problem(s):\n  %s", len(problems), strings.Join(problems, "\n  "))
 	}
-	return apis, nil
+	return apis, configured, nil
+}
+
+// instances maps the instance ids a deployment configured to their plugins,
+// so a reload can remove the instances it no longer names.
+type instances map[string]*pluginhost.Plugin
+
+// unconfigureAbsent removes from old's plugins every instance next lacks.
+func unconfigureAbsent(ctx context.Context, old, next instances, log *slog.Logger) {
+	for id, p := range old {
+		if _, kept := next[id]; kept {
+			continue
+		}
+		if err := p.Unconfigure(ctx, id); err != nil {
+			log.Warn("unconfigure instance", "instance", id, "plugin", p.Name(), "err", err)
+		}
+	}
 }
 
 // pluginInfos adapts the host's plugins for the admin listener.
