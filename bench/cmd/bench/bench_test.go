@@ -21,7 +21,7 @@ import (
 // not belong in tests.
 func TestBaselineOnlyRunsEveryScenario(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"-baseline-only", "-json", "-n", "200", "-c", "2", "-fanout-clients", "3", "-timeout", "60s"}, &stdout, &stderr)
+	code := run([]string{"-baseline-only", "-json", "-n", "200", "-c", "2", "-fanout-clients", "3", "-timeout", "60s", "-min-time", "1ns"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
@@ -41,6 +41,9 @@ func TestBaselineOnlyRunsEveryScenario(t *testing.T) {
 			t.Errorf("%s: sarama half missing or failed: %+v", r.Scenario, r.Sarama)
 			continue
 		}
+		if r.Sarama.Runs != 1 {
+			t.Errorf("%s: %d runs with -min-time 1ns, want 1", r.Scenario, r.Sarama.Runs)
+		}
 		if r.Count != want[r.Scenario] || r.Sarama.Count != want[r.Scenario] {
 			t.Errorf("%s: count %d, sarama moved %d, want %d", r.Scenario, r.Count, r.Sarama.Count, want[r.Scenario])
 		}
@@ -48,6 +51,23 @@ func TestBaselineOnlyRunsEveryScenario(t *testing.T) {
 	post := rep.Results[1]
 	if post.Sarama.P99Ms < post.Sarama.P50Ms {
 		t.Errorf("http-post p99 %v below p50 %v", post.Sarama.P99Ms, post.Sarama.P50Ms)
+	}
+}
+
+// TestShortHalvesAreRepeated checks that a half shorter than -min-time runs
+// maxRuns times.
+func TestShortHalvesAreRepeated(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-baseline-only", "-json", "-n", "50", "-scenarios", "ws-publish", "-min-time", "1h"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 1 || rep.Results[0].Sarama == nil || rep.Results[0].Sarama.Runs != maxRuns {
+		t.Fatalf("results %+v, want one scenario with %d sarama runs", rep.Results, maxRuns)
 	}
 }
 
@@ -368,6 +388,32 @@ func TestParseProcStat(t *testing.T) {
 			got, ok := parseProcStat(c.in)
 			if ok != c.ok || got != c.want {
 				t.Fatalf("got %+v %v, want %+v %v", got, ok, c.want, c.ok)
+			}
+		})
+	}
+}
+
+func TestMedianRun(t *testing.T) {
+	runs := func(rates ...float64) []Measure {
+		var out []Measure
+		for i, r := range rates {
+			out = append(out, Measure{Count: i, Rate: r})
+		}
+		return out
+	}
+	cases := map[string]struct {
+		runs      []Measure
+		wantCount int
+	}{
+		"one run":                {runs(5), 0},
+		"odd count":              {runs(9, 1, 5), 2},
+		"even count takes upper": {runs(1, 4, 3, 2), 2},
+		"ties":                   {runs(2, 2, 2), 1},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := medianRun(c.runs); got.Count != c.wantCount {
+				t.Fatalf("picked run %d (rate %v), want run %d", got.Count, got.Rate, c.wantCount)
 			}
 		})
 	}

@@ -47,6 +47,7 @@ type options struct {
 	kafka         string
 	timeout       time.Duration
 	readyTimeout  time.Duration
+	minTime       time.Duration
 	concurrency   int
 	fanoutClients int
 	payload       int
@@ -68,9 +69,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&scen, "scenarios", strings.Join(scenarioNames(), ","), "comma-separated scenarios to run, in this order")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON on stdout instead of a table")
 	fs.BoolVar(&o.baselineOnly, "baseline-only", false, "run only the sarama half (no gateway) against -kafka, or an in-process kfake broker when -kafka is empty: measures the machine")
-	fs.StringVar(&o.binDir, "bin", defBin, "directory holding sluice and plugins/ (default $SLUICE_BIN_DIR, else bin)")
+	fs.StringVar(&o.binDir, "bin", defBin, "directory holding sluice and plugins/; $SLUICE_BIN_DIR sets the default")
 	fs.StringVar(&o.kafka, "kafka", "", "bootstrap address of an existing Kafka broker to use instead of the embedded dev_kafka (topics get a unique suffix)")
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "limit for each half of each scenario")
+	fs.DurationVar(&o.minTime, "min-time", time.Second, "repeat a half (up to 5 runs) until its timed spans add up to this; the figure is the median run")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 60*time.Second, "how long to wait for the gateway's /ready")
 	fs.IntVar(&o.concurrency, "c", 8, "concurrent clients in http-post (and sarama SyncProducer senders in its baseline)")
 	fs.IntVar(&o.fanoutClients, "fanout-clients", 20, "SSE clients in sse-fanout (and consumer groups in its baseline)")
@@ -116,6 +118,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-payload must be between 1 and 1048576 bytes")
 	case o.timeout <= 0 || o.readyTimeout <= 0:
 		return nil, fmt.Errorf("timeouts must be positive")
+	case o.minTime < 0:
+		return nil, fmt.Errorf("-min-time must not be negative")
 	}
 	switch o.qos {
 	case "auto", "at-most-once", "at-least-once":
@@ -298,17 +302,30 @@ func (e *env) runScenario(ctx context.Context, s *scenario) Result {
 		hctx, cancel := context.WithTimeout(ctx, e.opts.timeout)
 		defer cancel()
 		gw0, self0 := e.gatewayCPU(), selfCPU()
-		m, err := fn(hctx, e)
-		m.CPUGatewayS, m.CPUBenchS = max(e.gatewayCPU()-gw0, 0).Seconds(), max(selfCPU()-self0, 0).Seconds()
-		if err != nil {
-			if hctx.Err() == context.DeadlineExceeded {
-				err = fmt.Errorf("timed out after %s: %w", e.opts.timeout, err)
+		var runs []Measure
+		var timed time.Duration
+		for {
+			m, err := fn(hctx, e)
+			if err != nil {
+				if hctx.Err() == context.DeadlineExceeded {
+					err = fmt.Errorf("timed out after %s: %w", e.opts.timeout, err)
+				}
+				m.Error = err.Error()
+				e.logf("%s: %s failed: %v", s.name, label, err)
+				return &m
 			}
-			m.Error = err.Error()
-			e.logf("%s: %s failed: %v", s.name, label, err)
-		} else {
-			e.logf("%s: %s %s", s.name, label, m.summary(s.unit))
+			runs = append(runs, m)
+			timed += time.Duration(m.Seconds * float64(time.Second))
+			if len(runs) >= maxRuns || timed >= e.opts.minTime {
+				break
+			}
 		}
+		m := medianRun(runs)
+		m.Runs = len(runs)
+		per := time.Duration(len(runs))
+		m.CPUGatewayS = (max(e.gatewayCPU()-gw0, 0) / per).Seconds()
+		m.CPUBenchS = (max(selfCPU()-self0, 0) / per).Seconds()
+		e.logf("%s: %s %s", s.name, label, m.summary(s.unit))
 		return &m
 	}
 	if !e.opts.baselineOnly {

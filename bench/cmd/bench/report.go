@@ -20,7 +20,8 @@ type Measure struct {
 	Seconds float64 `json:"seconds"`
 	// Rate is Count per second: the figure of the report.
 	Rate float64 `json:"rate"`
-	// P50Ms and P99Ms are per-request latencies (http-post only).
+	// P50Ms and P99Ms are per-request latencies: of each POST in
+	// http-post, of each page in the gateway half of http-get.
 	P50Ms float64 `json:"p50_ms,omitempty"`
 	P99Ms float64 `json:"p99_ms,omitempty"`
 	// FirstMs is the time to the first record for consuming scenarios: the
@@ -31,11 +32,14 @@ type Measure struct {
 	// Extra counts records beyond Count: duplicates re-delivered to
 	// http-get, or records beyond n in Kafka after ws-publish.
 	Extra int64 `json:"extra,omitempty"`
+	// Runs is how many times the half ran (see -min-time); the figures are
+	// those of the median run.
+	Runs int `json:"runs,omitempty"`
 	// CPUGatewayS is the CPU time the gateway process tree (sluice, its
-	// plugins and the embedded broker inside sluice) used during this half;
+	// plugins and the embedded broker inside sluice) used per run of this half;
 	// absent with -baseline-only.
 	CPUGatewayS float64 `json:"cpu_gateway_s,omitempty"`
-	// CPUBenchS is the CPU time of the bench process itself during this half:
+	// CPUBenchS is the CPU time of the bench process itself per run:
 	// the clients, or sarama (and the in-process broker with -baseline-only).
 	CPUBenchS float64 `json:"cpu_bench_s,omitempty"`
 	// Error says why this half failed; its figures are then meaningless.
@@ -76,6 +80,26 @@ func rateOf(n int, d time.Duration) Measure {
 		m.Rate = float64(n) / d.Seconds()
 	}
 	return m
+}
+
+// maxRuns bounds the repetitions of one half.
+const maxRuns = 5
+
+// medianRun returns the run with the median rate (the upper one of an even
+// count; equal rates keep their order): one slow or fast outlier on a
+// shared machine moves it little.
+func medianRun(runs []Measure) Measure {
+	sorted := slices.Clone(runs)
+	slices.SortStableFunc(sorted, func(a, b Measure) int {
+		switch {
+		case a.Rate < b.Rate:
+			return -1
+		case a.Rate > b.Rate:
+			return 1
+		}
+		return 0
+	})
+	return sorted[len(sorted)/2]
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -155,6 +179,9 @@ func writeTable(w io.Writer, rep Report) error {
 				notes = append(notes, fmt.Sprintf("%s %s: %s", r.Scenario, h.label, h.m.Error))
 			default:
 				note := fmt.Sprintf("%s %s: %s in %.2fs", r.Scenario, h.label, thousands(float64(h.m.Count)), h.m.Seconds)
+				if h.m.Runs > 1 {
+					note += fmt.Sprintf(" (median of %d runs)", h.m.Runs)
+				}
 				if h.m.Requests > 0 {
 					note += fmt.Sprintf(", %d requests", h.m.Requests)
 				}

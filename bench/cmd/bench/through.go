@@ -325,8 +325,10 @@ func httpGetGateway(ctx context.Context, e *env) (Measure, error) {
 	seen := make(map[string]struct{}, n)
 	distinct, dups, requests := 0, 0, 0
 	var first time.Duration
+	var pages []time.Duration
 	start := time.Now()
 	for distinct < n {
+		t0 := time.Now()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return Measure{}, err
@@ -339,6 +341,7 @@ func httpGetGateway(ctx context.Context, e *env) (Measure, error) {
 		}
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		pages = append(pages, time.Since(t0))
 		requests++
 		if err != nil {
 			return Measure{}, fmt.Errorf("reading page %d: %w", requests, err)
@@ -370,6 +373,7 @@ func httpGetGateway(ctx context.Context, e *env) (Measure, error) {
 	m.FirstMs = ms(first)
 	m.Requests = requests
 	m.Extra = int64(dups)
+	m.P50Ms, m.P99Ms = percentileMs(pages, 50), percentileMs(pages, 99)
 	return m, nil
 }
 
