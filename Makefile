@@ -4,7 +4,7 @@ GO        ?= go
 BIN       := bin
 PLUGINDIR := $(BIN)/plugins
 PLUGINS   := $(notdir $(wildcard plugins/*))
-MODULES   := ./core/... ./sdk/... $(addsuffix /...,$(addprefix ./plugins/,$(PLUGINS)))
+MODULES   := ./core/... ./sdk/... ./sdk/examples/policy-example/... $(addsuffix /...,$(addprefix ./plugins/,$(PLUGINS)))
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Tests run the binaries the build just made.

@@ -84,16 +84,20 @@ func newLogger(w io.Writer) *slog.Logger {
 // and prints every diagnostic.
 func validate(path string, stdout, stderr io.Writer) int {
 	loader := config.NewLoader()
+	// A file with structural errors still gets its plugin blocks checked,
+	// so one run reports every error.
 	f, diags := loader.Load(path)
-	if diags.HasErrors() {
+	if f == nil {
 		loader.WriteDiagnostics(stderr, diags, false)
 		return 1
 	}
 	host := pluginhost.New(pluginhost.Options{Dir: f.Gateway.PluginDir, Pins: f.Gateway.Pins, Logger: newLogger(io.Discard)})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := host.Start(ctx); err != nil {
-		fmt.Fprintf(stderr, "sluice: %v\n", err)
+	startErr := host.Start(ctx)
+	if startErr != nil {
+		// The gateway would start without these plugins; a check must not pass.
+		fmt.Fprintf(stderr, "sluice: %v\n", startErr)
 	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -104,7 +108,7 @@ func validate(path string, stdout, stderr io.Writer) int {
 	if len(diags) > 0 {
 		loader.WriteDiagnostics(stderr, diags, false)
 	}
-	if diags.HasErrors() {
+	if diags.HasErrors() || startErr != nil {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: valid (%d APIs)\n", path, len(f.APIs))

@@ -404,8 +404,8 @@ func TestWriteDiagnostics(t *testing.T) {
 	}
 	out := render(l, diags)
 	for _, want := range []string{
-		"Error: " + path + `:6,36: api "demo" > endpoint "kafka" "default": Invalid value for "auto_offset_reset": "latst"; allowed values are "earliest", "latest", "none"`,
-		"file.hcl:6,36",
+		"Error: " + path + `:6:36: api "demo" > endpoint "kafka" "default": Invalid value for "auto_offset_reset": "latst"; allowed values are "earliest", "latest", "none"`,
+		"file.hcl:6:36",
 		`   6:     consumer { auto_offset_reset = "latst" }`,
 		`Did you mean "latest"?`,
 	} {
@@ -423,7 +423,7 @@ func TestWriteDiagnostics(t *testing.T) {
 		Filename: path, Start: hcl.Pos{Line: 2, Column: 3, Byte: 15}, End: hcl.Pos{Line: 2, Column: 15, Byte: 27}}}
 	global := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "no range"}
 	out = render(l, hcl.Diagnostics{diags[0], early, global})
-	iGlobal, iEarly, iLate := strings.Index(out, "no range"), strings.Index(out, "file.hcl:2,3: early"), strings.Index(out, "file.hcl:6,36")
+	iGlobal, iEarly, iLate := strings.Index(out, "no range"), strings.Index(out, "file.hcl:2:3: early"), strings.Index(out, "file.hcl:6:36")
 	if iGlobal < 0 || iEarly < 0 || iLate < 0 || !(iGlobal < iEarly && iEarly < iLate) {
 		t.Errorf("diagnostics out of order (%d, %d, %d):\n%s", iGlobal, iEarly, iLate, out)
 	}

@@ -12,7 +12,7 @@ import (
 
 // WriteDiagnostics prints diagnostics with source snippets, in file order
 // (those without a source range first). Each summary is preceded by the
-// file:line,col of its subject, so editors and terminals can jump to it.
+// file:line:col of its subject, so editors and terminals can jump to it.
 // Write errors are ignored: this is the last thing a failing command does.
 func (l *Loader) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, color bool) {
 	l.mu.Lock()
@@ -45,9 +45,9 @@ func (l *Loader) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, color bool
 	}
 }
 
-// startString formats the start of a range as file:line,col.
+// startString formats the start of a range as file:line:col.
 func startString(r hcl.Range) string {
-	return fmt.Sprintf("%s:%d,%d", r.Filename, r.Start.Line, r.Start.Column)
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
 }
 
 // prefixed puts where in front of every summary, so a diagnostic names the

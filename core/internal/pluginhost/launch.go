@@ -60,7 +60,7 @@ var passEnv = map[string]bool{
 
 // passEnvPrefixes are passed whole: the core's own settings, Kafka client
 // settings and AWS credentials (MSK IAM authentication runs in the plugin).
-var passEnvPrefixes = []string{"SLUICE_", "KAFKA_", "AWS_"}
+var passEnvPrefixes = []string{"SLUICE_", "KAFKA_", "AWS_", "KRB5"}
 
 // pluginEnv filters the host environment down to what plugins may see.
 func pluginEnv(environ []string) []string {
