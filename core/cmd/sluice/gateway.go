@@ -227,11 +227,8 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 				api.Entrypoints = append(api.Entrypoints, &server.EntrypointInstance{Type: ti.GetName(), InstanceID: id, Plugin: p, Match: ti.GetMatch()})
 			}
 		}
-		for i, b := range a.Endpoints {
-			if i > 0 {
-				problems = append(problems, fmt.Sprintf("%s: one endpoint per API is supported; %q is the one in use", b.Where, a.Endpoints[0].Name))
-				continue
-			}
+		// The loader rejects a second endpoint, so there is at most one.
+		for _, b := range a.Endpoints {
 			if p, ti, id := configure(b, fmt.Sprintf("%s/endpoint/%s/%s", a.Name, b.Type, b.Name), a.Name); p != nil {
 				api.Endpoint = &server.EndpointInstance{Type: ti.GetName(), Name: b.Name, InstanceID: id, Plugin: p, QoS: ti.GetQos()}
 			}
@@ -244,6 +241,8 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 						continue
 					}
 					pi := &server.PolicyInstance{Type: ti.GetName(), InstanceID: id, Plugin: p}
+					// config.Phases holds the phases a flow can have; the
+					// loader rejects the others.
 					switch phase {
 					case config.PhaseRequest:
 						api.Flows.Request = append(api.Flows.Request, pi)
@@ -251,8 +250,6 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 						api.Flows.Publish = append(api.Flows.Publish, pi)
 					case config.PhaseSubscribe:
 						api.Flows.Subscribe = append(api.Flows.Subscribe, pi)
-					default:
-						problems = append(problems, fmt.Sprintf("%s: the %s phase is not supported for message APIs", b.Where, phase))
 					}
 				}
 			}

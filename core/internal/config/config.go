@@ -50,13 +50,19 @@ const (
 // request that publishes and subscribes.
 const (
 	PhaseRequest   = "request"
-	PhaseResponse  = "response"
 	PhasePublish   = "publish"
 	PhaseSubscribe = "subscribe"
 )
 
-// Phases lists every phase name, in the order diagnostics mention them.
-var Phases = []string{PhaseRequest, PhaseResponse, PhasePublish, PhaseSubscribe}
+// PhaseResponse is the phase HTTP proxy APIs run on the backend's response.
+// Message APIs have no such phase (messages on their way to the client pass
+// the subscribe phase), so a response block is rejected with its own
+// diagnostic instead of being taken for a misspelt phase.
+const PhaseResponse = "response"
+
+// Phases lists every phase a flow may hold, in the order diagnostics mention
+// them.
+var Phases = []string{PhaseRequest, PhasePublish, PhaseSubscribe}
 
 // File is one loaded configuration file.
 type File struct {
@@ -115,7 +121,9 @@ type API struct {
 	Plans []string
 	// Entrypoints are the entrypoint blocks in file order.
 	Entrypoints []*PluginBlock
-	// Endpoints are the endpoint blocks in file order.
+	// Endpoints are the endpoint blocks in file order. A valid file has
+	// exactly one per API, since the data path serves one endpoint per API;
+	// a file with more keeps them all so stage 2 still reports their bodies.
 	Endpoints []*PluginBlock
 	// Flows are the flow blocks in file order; the gateway runs them in that order.
 	Flows []*Flow
@@ -151,9 +159,9 @@ type PluginBlock struct {
 type Flow struct {
 	// Name is the flow's label.
 	Name string
-	// Phases maps a phase name ("request", "response", "publish",
-	// "subscribe") to its policies in file order; a phase the flow does not
-	// mention has no entry.
+	// Phases maps a phase name ("request", "publish", "subscribe") to its
+	// policies in file order; a phase the flow does not mention has no
+	// entry. A rejected response block has none either.
 	Phases map[string][]*PluginBlock
 }
 

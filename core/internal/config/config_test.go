@@ -250,7 +250,7 @@ func TestFullFile(t *testing.T) {
 			`{"set":{"X-Gateway":"sluice"}}`},
 		{"assign-attributes request", orders.Flows[0].Phases["request"][1], `api "orders" > flow "all-phases" > request > policy "assign-attributes"`,
 			`{"attribute":[{"name":"a","value":"1"},{"name":"b","value":"2"}]}`},
-		{"transform-headers response", orders.Flows[0].Phases["response"][0], `api "orders" > flow "all-phases" > response > policy "transform-headers"`,
+		{"transform-headers remove", orders.Flows[0].Phases["request"][2], `api "orders" > flow "all-phases" > request > policy "transform-headers"`,
 			`{"remove":["Server"]}`},
 		{"assign-attributes empty", orders.Flows[0].Phases["subscribe"][0], `api "orders" > flow "all-phases" > subscribe > policy "assign-attributes"`,
 			`{"attribute":[]}`},
@@ -362,8 +362,10 @@ api "demo" {
 	s := newFakeSchemas()
 	l := NewLoader()
 	f, diags := loadAndDecode(t, l, path, s)
-	if f == nil || len(diags) != 4 {
-		t.Fatalf("want 4 diagnostics, got:\n%s", render(l, diags))
+	// Four from stage 2 and stage 1's "More than one endpoint": the second
+	// endpoint is kept, so its body is still decoded and reported.
+	if f == nil || len(diags) != 5 {
+		t.Fatalf("want 5 diagnostics, got:\n%s", render(l, diags))
 	}
 	want := []string{"entrypoint/http-post", "endpoint/kafka", "policy/transform-headers"}
 	if got := s.validateCalls(); !reflect.DeepEqual(got, want) {
@@ -381,7 +383,7 @@ func TestAliasValidatedUnderCanonicalName(t *testing.T) {
 	if len(diags) > 0 {
 		t.Fatalf("unexpected diagnostics:\n%s", render(l, diags))
 	}
-	want := []string{"entrypoint/sse", "entrypoint/http-get", "endpoint/kafka", "endpoint/kafka"}
+	want := []string{"entrypoint/sse", "entrypoint/http-get", "endpoint/kafka"}
 	if got := s.validateCalls(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Validate calls = %v, want %v", got, want)
 	}
@@ -723,6 +725,24 @@ func TestCheckTopicName(t *testing.T) {
 			msg := checkTopicName(tt.name)
 			if (msg == "") != tt.ok {
 				t.Errorf("checkTopicName(%q) = %q, want ok=%v", tt.name, msg, tt.ok)
+			}
+		})
+	}
+}
+
+func TestWrongPhaseDetail(t *testing.T) {
+	tests := map[string]struct {
+		declared []string
+		want     string
+	}{
+		"usable phases listed": {[]string{PhaseRequest, PhaseSubscribe}, `Policy "p" runs in: request, subscribe. Move it`},
+		"response left out":    {[]string{PhaseRequest, PhaseResponse}, `Policy "p" runs in: request. Move it`},
+		"response only":        {[]string{PhaseResponse}, `Policy "p" runs only in phases message APIs do not have (response); remove it`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := wrongPhaseDetail("p", tt.declared); !strings.HasPrefix(got, tt.want) {
+				t.Errorf("wrongPhaseDetail(%v) = %q, want prefix %q", tt.declared, got, tt.want)
 			}
 		})
 	}

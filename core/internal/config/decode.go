@@ -74,7 +74,7 @@ func (l *Loader) Decode(ctx context.Context, f *File, s Schemas) hcl.Diagnostics
 						diags = append(diags, &hcl.Diagnostic{
 							Severity: hcl.DiagError,
 							Summary:  fmt.Sprintf("%s: Policy %q does not run in the %s phase", pb.Where, pb.Type, phase),
-							Detail:   fmt.Sprintf("Policy %q runs in: %s. Move it to one of those phases.", pb.Type, strings.Join(ti.GetPhases(), ", ")),
+							Detail:   wrongPhaseDetail(pb.Type, ti.GetPhases()),
 							Subject:  labelRange(pb).Ptr(),
 						})
 					}
@@ -83,6 +83,23 @@ func (l *Loader) Decode(ctx context.Context, f *File, s Schemas) hcl.Diagnostics
 		}
 	}
 	return diags
+}
+
+// wrongPhaseDetail says where a policy placed in the wrong phase can go. A
+// plugin may declare phases a flow cannot hold (a policy written for HTTP
+// proxies also runs in "response"); suggesting those would only lead to the
+// next error.
+func wrongPhaseDetail(typ string, declared []string) string {
+	var usable []string
+	for _, p := range declared {
+		if contains(Phases, p) {
+			usable = append(usable, p)
+		}
+	}
+	if len(usable) == 0 {
+		return fmt.Sprintf("Policy %q runs only in phases message APIs do not have (%s); remove it from this flow.", typ, strings.Join(declared, ", "))
+	}
+	return fmt.Sprintf("Policy %q runs in: %s. Move it to one of those phases.", typ, strings.Join(usable, ", "))
 }
 
 // decodeBlock decodes one plugin block. It returns the type's info when the

@@ -547,7 +547,7 @@ func loadAPI(f *File, shell *namedShellHCL) (api *API, ctxRange *hcl.Range, diag
 		})
 	}
 	endpointNames := map[string]hcl.Range{}
-	for _, e := range h.Endpoints {
+	for i, e := range h.Endpoints {
 		ew := fmt.Sprintf("%s > endpoint %q %q", where, e.Type, e.Name)
 		if prev, dup := endpointNames[e.Name]; dup {
 			diags = append(diags, &hcl.Diagnostic{
@@ -558,6 +558,19 @@ func loadAPI(f *File, shell *namedShellHCL) (api *API, ctxRange *hcl.Range, diag
 			})
 		} else {
 			endpointNames[e.Name] = e.NameRange
+		}
+		// The data path connects each API to one endpoint; `sluice run`
+		// refuses more, so validation must too.
+		if i > 0 {
+			first := h.Endpoints[0]
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: More than one endpoint in an API", ew),
+				Detail: fmt.Sprintf("An API serves one endpoint today, and this API already has endpoint %q %q at %s. "+
+					"Remove this endpoint block, or move it into an api block of its own with its own context_path.",
+					first.Type, first.Name, startString(first.DefRange)),
+				Subject: e.NameRange.Ptr(),
+			})
 		}
 		api.Endpoints = append(api.Endpoints, &PluginBlock{
 			Kind:      lifecycle.KindEndpoint,
@@ -618,11 +631,13 @@ func checkContextPath(p string) string {
 
 // loadFlow decodes one flow block. Phase names get their own diagnostic
 // (listing the phases) instead of HCL's generic "Unsupported block type".
+// A response block is known but rejected: message APIs have no response
+// phase, and saying so helps more than a "did you mean".
 func loadFlow(apiWhere string, fh *flowHCL) (*Flow, hcl.Diagnostics) {
 	where := fmt.Sprintf("%s > flow %q", apiWhere, fh.Name)
 	flow := &Flow{Name: fh.Name, Phases: map[string][]*PluginBlock{}}
 	schema := &hcl.BodySchema{}
-	for _, p := range Phases {
+	for _, p := range append(append([]string(nil), Phases...), PhaseResponse) {
 		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: p})
 	}
 	var content *hcl.BodyContent
@@ -638,7 +653,7 @@ func loadFlow(apiWhere string, fh *flowHCL) (*Flow, hcl.Diagnostics) {
 			})
 		}
 		for _, b := range sb.Blocks {
-			if contains(Phases, b.Type) {
+			if contains(Phases, b.Type) || b.Type == PhaseResponse {
 				continue
 			}
 			detail := fmt.Sprintf("A flow holds the phases %s.", strings.Join(Phases, ", "))
@@ -665,6 +680,18 @@ func loadFlow(apiWhere string, fh *flowHCL) (*Flow, hcl.Diagnostics) {
 	for _, pb := range content.Blocks {
 		phase := pb.Type
 		pw := where + " > " + phase
+		if phase == PhaseResponse {
+			// Its policies are not kept: stage 2 would check them against a
+			// phase that never runs.
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Message APIs have no response phase", where),
+				Detail: "Messages on their way to the client pass the subscribe phase; move these policies into a subscribe block " +
+					"(in the order they should run), or remove the response block.",
+				Subject: pb.TypeRange.Ptr(),
+			})
+			continue
+		}
 		if prev, dup := seen[phase]; dup {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,

@@ -88,7 +88,7 @@ func newFakeSchemas() *fakeSchemas {
 		{Name: "websocket", ConfigSchema: &pluginv1.Schema{Blocks: []*pluginv1.Schema_Block{single("publisher", enabled), single("subscriber", enabled)}}},
 	}
 	policies := []*pluginv1.TypeInfo{
-		{Name: "assign-attributes", Phases: Phases, ConfigSchema: &pluginv1.Schema{Blocks: []*pluginv1.Schema_Block{
+		{Name: "assign-attributes", Phases: []string{PhaseRequest, PhaseResponse, PhasePublish, PhaseSubscribe}, ConfigSchema: &pluginv1.Schema{Blocks: []*pluginv1.Schema_Block{
 			list("attribute", &pluginv1.Schema{Attributes: []*pluginv1.Schema_Attribute{str("name", true), str("value", true)}}),
 		}}},
 		{Name: "transform-headers", Phases: []string{PhaseRequest, PhaseResponse}, ConfigSchema: &pluginv1.Schema{Attributes: []*pluginv1.Schema_Attribute{

@@ -227,6 +227,7 @@ func (s *Server) APIs() []*API {
 
 // Serve serves the data path on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.startProfile()
 	return s.http.Serve(ln)
 }
 
@@ -283,6 +284,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, m := range pubs {
 		m.Close()
 	}
+	stopProfile()
 	return err
 }
 

@@ -13,9 +13,6 @@ api "demo" {
       topic_pattern = "demo-.*" # ERROR: topics and topic_pattern are mutually exclusive
     }
   }
-  endpoint "kafka" "warn" {
-    bootstrap_servers = "" # ERROR: bootstrap_servers is empty
-  }
   flow "f" {
     publish {
       policy "assign-attributes" {
@@ -29,5 +26,13 @@ api "demo" {
         }
       }
     }
+  }
+}
+
+api "empty-servers" {
+  context_path = "/empty-servers"
+  entrypoint "http-post" {}
+  endpoint "kafka" "warn" {
+    bootstrap_servers = "" # ERROR: bootstrap_servers is empty
   }
 }

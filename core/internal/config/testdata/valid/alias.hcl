@@ -4,5 +4,4 @@ api "alias" {
   entrypoint "server-sent-events" { heartbeat_interval_in_ms = 1000 }
   entrypoint "http-get" {}
   endpoint "kafka" "a" { bootstrap_servers = "k:9092" }
-  endpoint "kafka" "b" { bootstrap_servers = "k:9093" }
 }

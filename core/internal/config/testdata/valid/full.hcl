@@ -95,8 +95,6 @@ api "orders" {
           value = "2"
         }
       }
-    }
-    response {
       policy "transform-headers" { remove = ["Server"] }
     }
     subscribe {
