@@ -278,6 +278,10 @@ func (g *Gateway) Produce(t testing.TB, recs ...*kgo.Record) {
 	}
 }
 
+func newSSEReader(resp *http.Response) *SSEReader {
+	return &SSEReader{r: bufio.NewReader(resp.Body)}
+}
+
 // SSEReader reads a text/event-stream response chunk by chunk (an event ends
 // with a blank line).
 type SSEReader struct {

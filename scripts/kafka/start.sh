@@ -12,7 +12,8 @@
 #
 # Listeners, all on 127.0.0.1 with free ports picked at start:
 #   PLAINTEXT       no security (also the inter-broker listener)
-#   SASL_PLAINTEXT  SASL PLAIN, SCRAM-SHA-256, SCRAM-SHA-512; user alice/alice-secret
+#   SASL_PLAINTEXT  SASL PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (unsecured
+#                   JWS); user alice/alice-secret
 #   SASL_SSL        the same mechanisms over TLS (no client certificate asked for)
 #   SSL             TLS, client certificate requested: one-way and mutual TLS both work
 #   SSL_MTLS        TLS, client certificate required: mutual TLS only
@@ -28,7 +29,7 @@
 #   SLUICE_KAFKA_LISTENERS        "PLAINTEXT SASL_PLAINTEXT SASL_SSL SSL SSL_MTLS":
 #                                 the suffixes of the address variables above, so
 #                                 tests can loop over what this broker offers
-#   SLUICE_KAFKA_SASL_MECHANISMS  "PLAIN SCRAM-SHA-256 SCRAM-SHA-512"
+#   SLUICE_KAFKA_SASL_MECHANISMS  "PLAIN SCRAM-SHA-256 SCRAM-SHA-512 OAUTHBEARER"
 #   SLUICE_KAFKA_SASL_USERNAME    alice
 #   SLUICE_KAFKA_SASL_PASSWORD    alice-secret
 #   SLUICE_KAFKA_CERTS            folder written by certs.sh (file list there)
@@ -130,7 +131,11 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
 
 # SASL: PLAIN users live in the listener's JAAS config; SCRAM credentials were
 # written into the metadata log by the storage formatter (--add-scram).
-sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
+# OAUTHBEARER with Kafka's default unsecured-JWS validator: clients present an
+# unsigned token (alg none) with a sub claim, which tests can mint themselves.
+listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
 listener.name.sasl_plaintext.plain.sasl.jaas.config=${jaas_plain}
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=${jaas_scram}
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=${jaas_scram}
@@ -320,7 +325,7 @@ fi
   echo "export SLUICE_KAFKA_SSL='$(addr SSL)'"
   echo "export SLUICE_KAFKA_SSL_MTLS='$(addr SSL_MTLS)'"
   echo "export SLUICE_KAFKA_LISTENERS='PLAINTEXT SASL_PLAINTEXT SASL_SSL SSL SSL_MTLS'"
-  echo "export SLUICE_KAFKA_SASL_MECHANISMS='PLAIN SCRAM-SHA-256 SCRAM-SHA-512'"
+  echo "export SLUICE_KAFKA_SASL_MECHANISMS='PLAIN SCRAM-SHA-256 SCRAM-SHA-512 OAUTHBEARER'"
   echo "export SLUICE_KAFKA_SASL_USERNAME='${user}'"
   echo "export SLUICE_KAFKA_SASL_PASSWORD='${password}'"
   echo "export SLUICE_KAFKA_CERTS='${certs}'"
