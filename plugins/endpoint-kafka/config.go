@@ -253,7 +253,7 @@ func (c *Config) validate() lifecycle.Diagnostics {
 			d.Errorf([]string{"consumer", "topic_pattern"}, "topic_pattern is not a valid regular expression: %v", err)
 		}
 	}
-	if j := c.Security.SASL.JAASConfig; j != "" && !el.HasEL(j) && isSASL(c.Security.Protocol) {
+	if j := c.Security.SASL.JAASConfig; j != "" && !el.HasEL(j) && isSASL(normalizeEnum(c.Security.Protocol, protocols)) {
 		if _, err := saslSettings(c); err != nil {
 			d.Errorf([]string{"security", "sasl", "jaas_config"}, "%v", err)
 		}

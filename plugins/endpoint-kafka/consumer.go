@@ -26,10 +26,10 @@ const (
 	// rebalanceAckWait bounds how long a session giving up partitions waits
 	// for delivered records to be acknowledged, so they are committed.
 	rebalanceAckWait = 5 * time.Second
-	// connectionWatchdog is how long the cluster may stay unreachable before
-	// the subscription fails with FAILURE_ENDPOINT_CONNECTION_CLOSED
-	// (REFERENCE 2.9: 10 attempts x 1 s).
-	connectionWatchdog = 10 * time.Second
+	// defaultConnectionWatchdog is how long the cluster may stay
+	// unreachable before a subscription fails with
+	// FAILURE_ENDPOINT_CONNECTION_CLOSED (REFERENCE 2.9: 10 attempts x 1 s).
+	defaultConnectionWatchdog = 10 * time.Second
 )
 
 // defaultMetadataRefresh is how often a subscription with a topic pattern or
@@ -53,6 +53,8 @@ type subscription struct {
 	// subscription from inside (failure, drain, unconfigure).
 	ctx    context.Context
 	cancel context.CancelFunc
+	// stopInstanceWatch releases the link from the instance's context.
+	stopInstanceWatch func() bool
 
 	encode  bool
 	strip   bool
@@ -102,7 +104,10 @@ func (k *Kafka) Subscribe(ctx context.Context, req *endpoint.SubscribeRequest, o
 		if err := out.Ready(req.LastID); err != nil {
 			return nil
 		}
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-inst.ctx.Done():
+		}
 		return nil
 	}
 	s := &subscription{
@@ -143,13 +148,14 @@ func (k *Kafka) register(s *subscription, parent context.Context) bool {
 	}
 	s.parent = parent
 	s.ctx, s.cancel = context.WithCancel(parent)
-	context.AfterFunc(s.inst.ctx, s.cancel)
+	s.stopInstanceWatch = context.AfterFunc(s.inst.ctx, s.cancel)
 	k.subs[s] = struct{}{}
 	k.subsWG.Add(1)
 	return true
 }
 
 func (k *Kafka) unregister(s *subscription) {
+	s.stopInstanceWatch()
 	s.cancel()
 	k.subsMu.Lock()
 	delete(k.subs, s)
@@ -223,6 +229,7 @@ func (s *subscription) consume() {
 		return
 	}
 	present, missing, err := s.resolvePresent()
+	err = setupError(err)
 	if err != nil || (len(missing) > 0 && s.cfg.Consumer.CheckTopicExistence) {
 		if err == nil {
 			err = asConfigError(fmt.Errorf("%w: %s", errMissingTopics, strings.Join(missing, ", ")))
@@ -322,7 +329,7 @@ func (s *subscription) connect() error {
 	}
 	client, err := sarama.NewClient(addrs, sc)
 	if err != nil {
-		return err
+		return setupError(err)
 	}
 	cg, err := sarama.NewConsumerGroupFromClient(s.group, client)
 	if err != nil {
@@ -491,7 +498,7 @@ func (s *subscription) consumeLoop(base context.Context) {
 		}
 		if failingSince.IsZero() {
 			failingSince = time.Now()
-		} else if time.Since(failingSince) >= connectionWatchdog {
+		} else if time.Since(failingSince) >= s.k.connectionWatchdog {
 			s.fail(fmt.Errorf("%w: %v", errConnectionClosed, err))
 			return
 		}
@@ -517,7 +524,7 @@ func (s *subscription) readyEcho() string {
 // without committed offset (Java's NoOffsetForPartitionException).
 var errNoCommittedOffset = asConfigError(errors.New("auto_offset_reset is none and a partition has no committed offset"))
 
-// Setup positions a new session: cursor positions on partitions seen for
+// Setup positions a new session (sarama.ConsumerGroupHandler): cursor positions on partitions seen for
 // the first time, the auto_offset_reset = none check, and the Ready cursor.
 func (s *subscription) Setup(sess sarama.ConsumerGroupSession) error {
 	claims := sess.Claims()

@@ -262,3 +262,20 @@ func TestDrainEndsSubscriptionsAndFlushes(t *testing.T) {
 		t.Fatal("publish accepted after drain")
 	}
 }
+
+// A cluster lost during a subscription ends it with
+// FAILURE_ENDPOINT_CONNECTION_CLOSED once the watchdog gives up.
+func TestConnectionLost(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, map[string]int32{"t": 1})
+	c.produceValues(t, "t", "m1")
+	h, k := startPlugin(t)
+	k.connectionWatchdog = time.Second
+	configure(t, h, "i", consumerConfig(c.addrs, map[string]any{"topics": []string{"t"}, "auto_offset_reset": "earliest"}))
+	s, _ := subscribe(t, h, endpoint.SubscribeRequest{InstanceID: "i", Context: subCtx("lost", nil), QoS: "auto"})
+	collect(t, s, 1)
+	c.Close()
+	if f := errorOf(t, s); f.Key != "FAILURE_ENDPOINT_CONNECTION_CLOSED" || f.Message != "Endpoint connection closed" {
+		t.Fatalf("failure %+v", f)
+	}
+}

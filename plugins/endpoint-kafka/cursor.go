@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -137,4 +139,30 @@ func cursorFailure(lastID string, encoded bool, err error) *gateway.Failure {
 		Message:      fmt.Sprintf("Invalid cursor %q (%v): expected %s", lastID, err, form),
 		RequestLevel: true,
 	}
+}
+
+// newUUID returns a random (version 4) UUID in its canonical text form.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:])
+	return string(out[:])
+}
+
+// clientID returns a Kafka client id in the reference's shape: the prefix
+// followed by the first group of a random UUID (8 hex characters), e.g.
+// gio-apim-consumer-a0eebc99.
+func clientID(prefix string) string {
+	return prefix + newUUID()[:8]
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -32,7 +33,10 @@ const (
 // bootstrap list, an unreadable JAAS string or key store, a missing topic.
 type configError struct{ err error }
 
+// Error returns the underlying message.
 func (e *configError) Error() string { return e.err.Error() }
+
+// Unwrap exposes the underlying error to errors.Is and errors.As.
 func (e *configError) Unwrap() error { return e.err }
 
 // asConfigError wraps err as a configuration error.
@@ -41,6 +45,27 @@ func asConfigError(err error) error {
 		return nil
 	}
 	return &configError{err}
+}
+
+// setupError interprets an error met while first connecting. A broker that
+// accepts the TCP connection and then closes it during the handshake has
+// rejected the client: wrong credentials (some brokers close instead of
+// answering SASL_AUTHENTICATION_FAILED), TLS spoken to a plaintext listener
+// or the reverse. That is a configuration problem, not a lost connection.
+func setupError(err error) error {
+	if err == nil || isConfigurationError(err) {
+		return err
+	}
+	if (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) &&
+		!errors.Is(err, syscall.ECONNREFUSED) && !isTimeout(err) {
+		return asConfigError(fmt.Errorf("the broker closed the connection during the handshake (check security.protocol and the credentials): %w", err))
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // errConnectionClosed reports that the cluster stayed unreachable for the

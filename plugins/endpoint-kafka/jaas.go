@@ -36,6 +36,7 @@ type jaasError struct {
 	msg string
 }
 
+// Error names the offset and the problem.
 func (e *jaasError) Error() string {
 	return fmt.Sprintf("invalid JAAS configuration at offset %d: %s", e.pos, e.msg)
 }

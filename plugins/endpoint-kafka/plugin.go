@@ -51,6 +51,9 @@ type Kafka struct {
 	metadataRefresh time.Duration
 	// commitInterval is how often acknowledged offsets are committed.
 	commitInterval time.Duration
+	// connectionWatchdog is how long a subscription tolerates an
+	// unreachable cluster.
+	connectionWatchdog time.Duration
 }
 
 // NewKafka returns a plugin that logs through log.
@@ -63,6 +66,8 @@ func NewKafka(log logger) *Kafka {
 
 		metadataRefresh: defaultMetadataRefresh,
 		commitInterval:  time.Second,
+
+		connectionWatchdog: defaultConnectionWatchdog,
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -295,16 +294,19 @@ func newSharedProducer(cfg *Config, key producerKey) (*sharedProducer, error) {
 	sc.Producer.Retry.Backoff = time.Second
 	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
 	sc.Producer.Compression = compressionCodec(cfg.Producer.CompressionType)
-	sc.Producer.MaxMessageBytes = 16 << 20
+	// Java's max.request.size: sarama also sizes its batches by this bound,
+	// and a larger batch is refused by brokers at their default
+	// message.max.bytes (about 1 MB) as "Message was too large".
+	sc.Producer.MaxMessageBytes = 1 << 20
 	client, err := sarama.NewClient(addrs, sc)
 	if err != nil {
-		return nil, err
+		return nil, setupError(err)
 	}
 	// Connect and authenticate now, so an unreachable cluster or a bad
 	// password fails this request and is not cached.
 	if err := client.RefreshMetadata(cfg.Producer.Topics...); err != nil && !onlyMissingTopics(err) {
 		_ = client.Close()
-		return nil, err
+		return nil, setupError(err)
 	}
 	ap, err := sarama.NewAsyncProducerFromClient(client)
 	if err != nil {
@@ -492,9 +494,4 @@ func kafkaHeaders(h gateway.Headers) []sarama.RecordHeader {
 		}
 	}
 	return out
-}
-
-// String describes a producer for logs.
-func (k producerKey) String() string {
-	return fmt.Sprintf("%s/%s/%s/%s", k.bootstrap, k.protocol, k.mechanism, k.compression)
 }

@@ -155,6 +155,7 @@ type scramClient struct {
 	conv *scram.ClientConversation
 }
 
+// Begin starts a SCRAM conversation for the user.
 func (c *scramClient) Begin(user, password, authzID string) error {
 	cl, err := c.hash.NewClient(user, password, authzID)
 	if err != nil {
@@ -164,8 +165,10 @@ func (c *scramClient) Begin(user, password, authzID string) error {
 	return nil
 }
 
+// Step answers one server challenge.
 func (c *scramClient) Step(challenge string) (string, error) { return c.conv.Step(challenge) }
 
+// Done reports whether the conversation is complete.
 func (c *scramClient) Done() bool { return c.conv.Done() }
 
 // staticToken is the OAUTHBEARER token provider of the reference's login
@@ -174,6 +177,7 @@ func (c *scramClient) Done() bool { return c.conv.Done() }
 // producer).
 type staticToken string
 
+// Token returns the configured token.
 func (t staticToken) Token() (*sarama.AccessToken, error) {
 	return &sarama.AccessToken{Token: string(t)}, nil
 }
@@ -273,6 +277,8 @@ type mskTokenProvider struct {
 	expiry time.Time
 }
 
+// Token returns a signed MSK IAM token, reusing the current one while it is
+// valid for more than a minute.
 func (p *mskTokenProvider) Token() (*sarama.AccessToken, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
