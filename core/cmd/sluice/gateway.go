@@ -222,6 +222,21 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 	}
 	for _, a := range f.APIs {
 		api := &server.API{Name: a.Name, ContextPath: a.ContextPath}
+		if c := a.CORS; c != nil {
+			cors, err := server.NewCORS(server.CORSOptions{
+				AllowOrigins:     c.AllowOrigins,
+				AllowOriginRegex: c.AllowOriginRegex,
+				AllowMethods:     c.AllowMethods,
+				AllowHeaders:     c.AllowHeaders,
+				ExposeHeaders:    c.ExposeHeaders,
+				MaxAgeSeconds:    c.MaxAgeSeconds,
+				AllowCredentials: c.AllowCredentials,
+			})
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("api %q > cors: %v", a.Name, err))
+			}
+			api.CORS = cors
+		}
 		for _, b := range a.Entrypoints {
 			if p, ti, id := configure(b, fmt.Sprintf("%s/entrypoint/%s", a.Name, b.Type), a.Name); p != nil {
 				api.Entrypoints = append(api.Entrypoints, &server.EntrypointInstance{Type: ti.GetName(), InstanceID: id, Plugin: p, Match: ti.GetMatch()})

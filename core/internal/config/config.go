@@ -127,9 +127,50 @@ type API struct {
 	Endpoints []*PluginBlock
 	// Flows are the flow blocks in file order; the gateway runs them in that order.
 	Flows []*Flow
+	// CORS is the cors block: which browser origins may call the API.
+	// Optional. Default: nil, no CORS (no preflight answer, no
+	// Access-Control-* header), also when the block says enabled = false.
+	CORS *CORS
 	// Range is the api block's header, for diagnostics about the whole API.
 	Range hcl.Range
 }
+
+// CORS is an api's cors block, the reference's HTTP listener cors settings
+// (allowOrigin, allowMethods, allowHeaders, exposeHeaders, maxAge,
+// allowCredentials) in snake_case. Load has validated every value and
+// filled the defaults.
+type CORS struct {
+	// AllowOrigins are exact origins, scheme://host[:port] (or "null"),
+	// matched ignoring ASCII case; "*" allows every origin. Optional.
+	// Default: none; with AllowOriginRegex at least one origin is given.
+	AllowOrigins []string
+	// AllowOriginRegex are Go (RE2) regular expressions matched against the
+	// whole origin, ignoring case. Optional. Default: none.
+	AllowOriginRegex []string
+	// AllowMethods are the methods a preflight may ask for, as written
+	// (methods are case-sensitive); "*" allows any. Optional. Default:
+	// DefaultCORSMethods.
+	AllowMethods []string
+	// AllowHeaders are the request headers a preflight may ask for,
+	// matched ignoring case; "*" allows any. Optional. Default: none.
+	AllowHeaders []string
+	// ExposeHeaders are the response headers pages may read besides the
+	// CORS-safelisted ones. Optional. Default: none.
+	ExposeHeaders []string
+	// MaxAgeSeconds is how long browsers may cache a preflight answer; -1
+	// sends no Access-Control-Max-Age. Optional. Default: -1.
+	MaxAgeSeconds int
+	// AllowCredentials lets pages send cookies and HTTP authentication.
+	// Optional. Default: false.
+	AllowCredentials bool
+	// Range is the cors block's header.
+	Range hcl.Range
+}
+
+// DefaultCORSMethods are the methods a cors block without allow_methods
+// allows: those the entrypoints serve (GET for SSE, HTTP GET and WebSocket,
+// POST for HTTP POST).
+var DefaultCORSMethods = []string{"GET", "POST"}
 
 // PluginBlock is an entrypoint, endpoint or policy block, whose body only
 // the providing plugin's schema can decode.

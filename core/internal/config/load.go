@@ -134,6 +134,7 @@ type apiHCL struct {
 	Entrypoints []*entrypointHCL `hcl:"entrypoint,block"`
 	Endpoints   []*endpointHCL   `hcl:"endpoint,block"`
 	Flows       []*flowHCL       `hcl:"flow,block"`
+	CORS        []*shellHCL      `hcl:"cors,block"`
 }
 
 type planHCL struct {
@@ -605,6 +606,14 @@ func loadAPI(f *File, shell *namedShellHCL) (api *API, ctxRange *hcl.Range, diag
 		flow, d := loadFlow(where, fh)
 		diags = append(diags, d...)
 		api.Flows = append(api.Flows, flow)
+	}
+
+	cw := where + " > cors"
+	diags = append(diags, prefixed(where, duplicateBlocks("cors", h.CORS))...)
+	if len(h.CORS) > 0 {
+		cors, d := loadCORS(cw, h.CORS[0], f.eval)
+		diags = append(diags, d...)
+		api.CORS = cors
 	}
 	return api, ctxRange, diags
 }

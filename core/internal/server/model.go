@@ -33,6 +33,9 @@ type API struct {
 	Endpoint *EndpointInstance
 	// Flows are the API's policies, per phase, in execution order.
 	Flows Flows
+	// CORS is the API's CORS policy; nil means CORS is off (no preflight
+	// answer, no Access-Control-* header).
+	CORS *CORS
 }
 
 // Flows are an API's policies per phase, in execution order (flow blocks in

@@ -325,6 +325,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set(HeaderTransactionID, id.TransactionID)
 	ctx.Response.Header.Set(HeaderRequestID, id.RequestID)
 
+	// A preflight is answered here: it never reaches an entrypoint or a
+	// policy. Every other response of the API, failures included, carries
+	// the CORS headers; set now, they survive writeWhole, startStream and
+	// writeFailure, which only replace headers they name.
+	if api.CORS.Preflight(ctx) {
+		s.metrics.request(api.Name, "", ctx.Response.StatusCode())
+		return
+	}
+	api.CORS.Decorate(ctx, ctx.Request.Header.Peek("Origin"))
+
 	req := snapshot(ctx, contextPath, pathInfo, id)
 	accept := headerValues(req.Headers, "Accept")
 	ep := selectEntrypoint(api.Entrypoints, matchInput{method: req.Method, accept: accept, websocket: req.Websocket})
