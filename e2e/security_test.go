@@ -114,6 +114,39 @@ var securityCases = []securityCase{
       }
     }
   }`},
+	// An encrypted PKCS#8 key (PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC) given
+	// inline with its password.
+	{"mtls-pem-encrypted-inline", "SSL_MTLS", `security {
+    protocol = "SSL"
+    ssl {
+      truststore {
+        type         = "PEM"
+        certificates = file("` + certsEnvTo + `/client.truststore.pem")
+      }
+      keystore {
+        type              = "PEM"
+        key               = file("` + certsEnvTo + `/client.key.encrypted.pem")
+        key_password      = "changeit"
+        certificate_chain = file("` + certsEnvTo + `/client.chain.pem")
+      }
+    }
+  }`},
+	// A file holding a key encrypted with PKCS#12 PBE (SHA1 + 3DES, the form
+	// the Java client reads) and its chain.
+	{"mtls-pem-encrypted-location", "SSL_MTLS", `security {
+    protocol = "SSL"
+    ssl {
+      truststore {
+        type     = "PEM"
+        location = "` + certsEnvTo + `/client.truststore.pem"
+      }
+      keystore {
+        type         = "PEM"
+        location     = "` + certsEnvTo + `/client.keystore.encrypted-3des.pem"
+        key_password = "changeit"
+      }
+    }
+  }`},
 	{"mtls-jks", "SSL_MTLS", `security {
     protocol = "SSL"
     ssl {

@@ -258,6 +258,7 @@ func (c *Config) validate() lifecycle.Diagnostics {
 			d.Errorf([]string{"security", "sasl", "jaas_config"}, "%v", err)
 		}
 	}
+	c.checkKeyStore(&d)
 	return d
 }
 
