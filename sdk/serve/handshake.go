@@ -6,6 +6,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/sluice-gw/sluice/sdk/internal/grpcserver"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
@@ -77,10 +78,18 @@ var ClientPluginSet = goplugin.PluginSet{PluginSetName: ClientPlugin{}}
 // GRPCDialOptions are the dial options the core passes to go-plugin
 // (ClientConfig.GRPCDialOptions): go-plugin sets no message-size limit on the
 // client side, so without them a batch over gRPC's 4 MiB default would fail
-// in one direction only.
+// in one direction only. The flow-control windows and buffer sizes are the
+// plugin server's (see sdk/internal/grpcserver): fixed windows large enough
+// for a batch, which also stop gRPC's BDP pings.
 func GRPCDialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(
-		grpc.MaxCallRecvMsgSize(MaxMessageSize),
-		grpc.MaxCallSendMsgSize(MaxMessageSize),
-	)}
+	return []grpc.DialOption{
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageSize),
+			grpc.MaxCallSendMsgSize(MaxMessageSize),
+		),
+		grpc.WithInitialWindowSize(grpcserver.StreamWindowSize),
+		grpc.WithInitialConnWindowSize(grpcserver.ConnWindowSize),
+		grpc.WithWriteBufferSize(grpcserver.BufferSize),
+		grpc.WithReadBufferSize(grpcserver.BufferSize),
+	}
 }

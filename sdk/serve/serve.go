@@ -95,12 +95,15 @@ func Serve(p lifecycle.Plugin, opts ...Option) {
 		}
 		os.Exit(0)
 	}
+	stopProfile := startProfile()
 	go watchParent(os.Getppid(), parentPollInterval, os.Getppid, func() {
 		Logger().Error("the core process is gone; exiting")
 		drainOrphan(p)
+		stopProfile()
 		os.Exit(1)
 	})
 	goplugin.Serve(serveConfig(srv, &cfg, hc))
+	stopProfile()
 }
 
 // fatal logs err and exits 1.

@@ -21,7 +21,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
-	"google.golang.org/grpc"
 
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
@@ -225,12 +224,7 @@ func (p *Plugin) launch(ctx context.Context) (*process, *pluginv1.GetMetadata_Re
 		PluginLogBufferSize: logBufferSize,
 		SyncStdout:          stdioWriter(p.log, "stdout"),
 		SyncStderr:          stdioWriter(p.log, "stderr"),
-		GRPCDialOptions: []grpc.DialOption{
-			grpc.WithDefaultCallOptions(
-				grpc.MaxCallRecvMsgSize(serve.MaxMessageSize),
-				grpc.MaxCallSendMsgSize(serve.MaxMessageSize),
-			),
-		},
+		GRPCDialOptions:     serve.GRPCDialOptions(),
 	})
 
 	if _, err := proc.client.Start(); err != nil {

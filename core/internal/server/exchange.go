@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluice-gw/sluice/core/internal/flow"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
@@ -31,12 +34,14 @@ const (
 // its stream and the subscription has ended, or StopGrace after the client
 // side is done, whichever comes first.
 type exchange struct {
-	s      *Server
-	api    *API
-	ep     *EntrypointInstance
-	pctx   *pluginv1.Context
-	accept []string
-	plugin string
+	s    *Server
+	api  *API
+	ep   *EntrypointInstance
+	pctx *pluginv1.Context
+	// ctxBytes is pctx encoded, made once by open.
+	ctxBytes []byte
+	accept   []string
+	plugin   string
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -53,6 +58,10 @@ type exchange struct {
 
 	goneOnce   sync.Once
 	detachOnce sync.Once
+
+	// pubHead is the encoded instance id and context of this exchange's
+	// publish requests, made by the publisher on its first raw batch.
+	pubHead []byte
 
 	mu       sync.Mutex
 	sub      *subscription
@@ -73,14 +82,19 @@ func (s *Server) open(api *API, ep *EntrypointInstance, pctx *pluginv1.Context, 
 	if s.stopping.Load() {
 		return nil, errShuttingDown
 	}
+	// The context is fixed from here on: it is encoded once, for the Open
+	// and for every publish and subscribe request of the exchange.
+	ctxBytes, err := proto.Marshal(pctx)
+	if err != nil {
+		return nil, flow.TransportFailure(name, err)
+	}
 	ctx, cancel := context.WithCancel(s.base)
-	stream, err := clients.Entrypoint.Connect(ctx)
+	stream, err := clients.Entrypoint.Connect(ctx, withCodec)
 	if err != nil {
 		cancel()
 		return nil, flow.TransportFailure(name, err)
 	}
-	open := &pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Open{Open: &pluginv1.Connect_Open{InstanceId: ep.InstanceID, Context: pctx}}}
-	if err := stream.Send(open); err != nil {
+	if err := stream.SendMsg(openFrame(ep.InstanceID, ctxBytes)); err != nil {
 		// Send only reports that the stream is gone; Recv says why.
 		_, rerr := stream.Recv()
 		cancel()
@@ -90,7 +104,7 @@ func (s *Server) open(api *API, ep *EntrypointInstance, pctx *pluginv1.Context, 
 		return nil, flow.TransportFailure(name, rerr)
 	}
 	x := &exchange{
-		s: s, api: api, ep: ep, pctx: pctx, accept: accept, plugin: name,
+		s: s, api: api, ep: ep, pctx: pctx, ctxBytes: ctxBytes, accept: accept, plugin: name,
 		ctx: ctx, cancel: cancel, stream: stream,
 		out:    make(chan *pluginv1.Connect_Response, outBuffer),
 		direct: make(chan *pluginv1.Failure, 1),
@@ -117,12 +131,18 @@ func (s *Server) open(api *API, ep *EntrypointInstance, pctx *pluginv1.Context, 
 // send sends one event to the entrypoint. Errors are ignored: a broken
 // stream is reported by recvLoop.
 func (x *exchange) send(req *pluginv1.Connect_Request) {
+	x.sendMsg(req)
+}
+
+// sendMsg sends a *pluginv1.Connect_Request, or one already encoded
+// (*rawMessage).
+func (x *exchange) sendMsg(m any) {
 	x.sendMu.Lock()
 	defer x.sendMu.Unlock()
 	if x.sendClosed {
 		return
 	}
-	_ = x.stream.Send(req)
+	_ = x.stream.SendMsg(m)
 }
 
 // closeSend tells the entrypoint that no more events will come.
@@ -135,16 +155,48 @@ func (x *exchange) closeSend() {
 	}
 }
 
+// pubBatch is one publish action of the entrypoint: decoded (msgs), or
+// relayed as it came (raw) when no publish-phase policy has to see it.
+type pubBatch struct {
+	id   uint64
+	msgs []*pluginv1.Message
+	raw  *rawBatch
+}
+
 func (x *exchange) recvLoop() {
-	var pubQ chan *pluginv1.Connect_PublishBatch
+	var pubQ chan pubBatch
 	defer func() {
 		close(x.out)
 		if pubQ != nil {
 			close(pubQ)
 		}
 	}()
+	queue := func(b pubBatch) bool {
+		if pubQ == nil {
+			pubQ = make(chan pubBatch, publishBuffer)
+			go x.publisher(pubQ)
+		}
+		select {
+		case pubQ <- b:
+			return true
+		case <-x.ctx.Done():
+			return false
+		}
+	}
 	for {
-		resp, err := x.stream.Recv()
+		var frame rawFrame
+		err := x.stream.RecvMsg(&frame)
+		var resp *pluginv1.Connect_Response
+		if err == nil {
+			var raw *rawBatch
+			raw, resp, err = x.decodeAction(frame)
+			if raw != nil {
+				if !queue(pubBatch{id: raw.id, raw: raw}) {
+					return
+				}
+				continue
+			}
+		}
 		if err != nil {
 			switch {
 			case err == io.EOF:
@@ -166,13 +218,7 @@ func (x *exchange) recvLoop() {
 				return
 			}
 		case *pluginv1.Connect_Response_Publish:
-			if pubQ == nil {
-				pubQ = make(chan *pluginv1.Connect_PublishBatch, publishBuffer)
-				go x.publisher(pubQ)
-			}
-			select {
-			case pubQ <- k.Publish:
-			case <-x.ctx.Done():
+			if !queue(pubBatch{id: k.Publish.GetBatchId(), msgs: k.Publish.GetMessages()}) {
 				return
 			}
 		case *pluginv1.Connect_Response_Subscribe:
@@ -183,22 +229,52 @@ func (x *exchange) recvLoop() {
 	}
 }
 
+// decodeAction reads one action of the entrypoint. A publish batch that no
+// publish-phase policy has to see is returned undecoded (raw); everything
+// else is decoded.
+func (x *exchange) decodeAction(frame rawFrame) (*rawBatch, *pluginv1.Connect_Response, error) {
+	if num, body, ok := onlyField(frame); ok && num == fieldConnectResponsePublish && len(x.api.Flows.Publish) == 0 {
+		b, ok, err := rawPublishBatch(body)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			return &b, nil, nil
+		}
+	}
+	resp := &pluginv1.Connect_Response{}
+	if err := proto.Unmarshal(frame, resp); err != nil {
+		return nil, nil, err
+	}
+	return nil, resp, nil
+}
+
 // publisher handles one client's publish batches one at a time, in order, as
 // the endpoint contract promises.
-func (x *exchange) publisher(q <-chan *pluginv1.Connect_PublishBatch) {
+func (x *exchange) publisher(q <-chan pubBatch) {
 	for b := range q {
-		f := x.publish(b.GetMessages())
+		var f *pluginv1.Failure
+		if b.raw != nil {
+			f = x.publishRaw(b.raw)
+		} else {
+			f = x.publish(b.msgs)
+		}
 		x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Published{
-			Published: &pluginv1.Connect_Published{BatchId: b.GetBatchId(), Failure: f},
+			Published: &pluginv1.Connect_Published{BatchId: b.id, Failure: f},
 		}})
 	}
+}
+
+// noEndpoint is the failure of a publish on an API without an endpoint.
+func (x *exchange) noEndpoint() *pluginv1.Failure {
+	return &pluginv1.Failure{Status: http.StatusInternalServerError, Key: flow.KeyInternal,
+		Message: "API " + x.api.Name + " has no endpoint to publish to; declare an endpoint block", RequestLevel: true}
 }
 
 func (x *exchange) publish(msgs []*pluginv1.Message) *pluginv1.Failure {
 	ep := x.api.Endpoint
 	if ep == nil {
-		return &pluginv1.Failure{Status: http.StatusInternalServerError, Key: flow.KeyInternal,
-			Message: "API " + x.api.Name + " has no endpoint to publish to; declare an endpoint block", RequestLevel: true}
+		return x.noEndpoint()
 	}
 	if len(x.api.Flows.Publish) > 0 {
 		var f *pluginv1.Failure
@@ -210,18 +286,46 @@ func (x *exchange) publish(msgs []*pluginv1.Message) *pluginv1.Failure {
 	if len(msgs) == 0 {
 		return nil
 	}
-	resp, f := x.s.publishMux(ep.Plugin).Call(x.ctx, &pluginv1.Publish_Request{
+	return x.callPublish(ep, &publishRequest{typed: &pluginv1.Publish_Request{
 		InstanceId: ep.InstanceID,
 		Context:    x.pctx,
 		Messages:   msgs,
-	})
+	}}, len(msgs))
+}
+
+// publishRaw publishes a batch relayed without decoding: the request is the
+// exchange's encoded instance id and context, then the batch's messages.
+func (x *exchange) publishRaw(b *rawBatch) *pluginv1.Failure {
+	ep := x.api.Endpoint
+	if ep == nil {
+		return x.noEndpoint()
+	}
+	if b.count == 0 {
+		return nil
+	}
+	if x.pubHead == nil {
+		h := protowire.AppendTag(nil, fieldPublishRequestInstance, protowire.BytesType)
+		h = protowire.AppendString(h, ep.InstanceID)
+		h = protowire.AppendTag(h, fieldPublishRequestContext, protowire.BytesType)
+		x.pubHead = protowire.AppendBytes(h, x.ctxBytes)
+	}
+	raw := make(rawMessage, 0, 2+len(b.parts))
+	raw = append(raw, nil, x.pubHead)
+	raw = append(raw, b.parts...)
+	return x.callPublish(ep, &publishRequest{raw: raw}, b.count)
+}
+
+// callPublish sends one batch of n messages on the endpoint's shared
+// Publish stream and waits for its result.
+func (x *exchange) callPublish(ep *EndpointInstance, req *publishRequest, n int) *pluginv1.Failure {
+	resp, f := x.s.publishMux(ep.Plugin).Call(x.ctx, req)
 	if f != nil {
 		return f
 	}
 	if f := resp.GetFailure(); f != nil {
 		return flow.Normalize(f)
 	}
-	x.s.metrics.addPublished(x.api.Name, len(msgs))
+	x.s.metrics.addPublished(x.api.Name, n)
 	return nil
 }
 
@@ -390,20 +494,17 @@ func (sub *subscription) run(ss *pluginv1.Connect_SubscribeStart) {
 		x.endpointFailure(flow.Unavailable(name))
 		return
 	}
-	stream, err := clients.Endpoint.Subscribe(x.ctx)
+	// Its own context, so a frame the core cannot read ends the stream too.
+	sctx, cancel := context.WithCancel(x.ctx)
+	defer cancel()
+	stream, err := clients.Endpoint.Subscribe(sctx, withCodec)
 	if err != nil {
 		x.endpointFailure(flow.TransportFailure(name, err))
 		return
 	}
-	start := &pluginv1.Subscribe_Request{Kind: &pluginv1.Subscribe_Request_Start{Start: &pluginv1.Subscribe_Start{
-		InstanceId: ep.InstanceID,
-		Context:    x.pctx,
-		Qos:        ss.GetQos(),
-		LastId:     ss.GetLastId(),
-		Limit:      ss.GetLimit(),
-	}}}
+	start := startFrame(ep.InstanceID, x.ctxBytes, ss)
 	sub.sendMu.Lock()
-	_ = stream.Send(start)
+	_ = stream.SendMsg(start)
 	sub.sendMu.Unlock()
 	sub.mu.Lock()
 	sub.stream = stream
@@ -416,7 +517,8 @@ func (sub *subscription) run(ss *pluginv1.Connect_SubscribeStart) {
 	defer x.s.metrics.subscription(x.api.Name, -1)
 
 	for {
-		resp, err := stream.Recv()
+		var frame rawFrame
+		err := stream.RecvMsg(&frame)
 		if err != nil {
 			if sub.isStopped() || x.ctx.Err() != nil {
 				return
@@ -428,38 +530,71 @@ func (sub *subscription) run(ss *pluginv1.Connect_SubscribeStart) {
 			x.endpointFailure(flow.TransportFailure(name, err))
 			return
 		}
-		switch k := resp.GetKind().(type) {
-		case *pluginv1.Subscribe_Response_Ready:
-			x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Ready{Ready: &pluginv1.Connect_Ready{Cursor: k.Ready.GetCursor()}}})
-		case *pluginv1.Subscribe_Response_Batch:
-			if sub.isStopped() {
-				continue
+		if err := sub.handle(frame); err != nil {
+			if !sub.isStopped() && x.ctx.Err() == nil {
+				x.endpointFailure(flow.TransportFailure(name, err))
 			}
-			msgs := k.Batch.GetMessages()
-			if len(x.api.Flows.Subscribe) > 0 {
-				var f *pluginv1.Failure
-				msgs, f = x.s.flows.OnMessages(x.ctx, flow.PhaseSubscribe, x.api.Flows.Subscribe, x.pctx, msgs)
-				if f != nil {
-					// A subscribe-phase interrupt becomes an error message on
-					// the stream, which each entrypoint renders its own way.
-					msgs = []*pluginv1.Message{{Error: f}}
-				}
-			}
-			if len(msgs) == 0 {
-				continue
-			}
-			x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Deliver{Deliver: &pluginv1.Connect_Deliver{Messages: msgs}}})
-			n := 0
-			for _, m := range msgs {
-				if m.GetError() == nil {
-					n++
-				}
-			}
-			x.s.metrics.addDelivered(x.api.Name, n)
-		case *pluginv1.Subscribe_Response_Failure:
-			x.endpointFailure(k.Failure)
+			return
 		}
 	}
+}
+
+// handle relays one Subscribe response. A batch no policy has to see goes
+// to the entrypoint as it came, without being decoded (the bytes of a
+// Subscribe.Batch are those of a Connect.Deliver); anything else is decoded.
+func (sub *subscription) handle(frame rawFrame) error {
+	x := sub.x
+	if num, batch, ok := onlyField(frame); ok && num == fieldSubscribeResponseBatch && len(x.api.Flows.Subscribe) == 0 {
+		if sub.isStopped() {
+			return nil
+		}
+		all, data, err := countMessages(batch)
+		if err != nil {
+			return err
+		}
+		if all == 0 {
+			return nil
+		}
+		x.sendMsg(deliverFrame(batch))
+		x.s.metrics.addDelivered(x.api.Name, data)
+		return nil
+	}
+	resp := &pluginv1.Subscribe_Response{}
+	if err := proto.Unmarshal(frame, resp); err != nil {
+		return err
+	}
+	switch k := resp.GetKind().(type) {
+	case *pluginv1.Subscribe_Response_Ready:
+		x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Ready{Ready: &pluginv1.Connect_Ready{Cursor: k.Ready.GetCursor()}}})
+	case *pluginv1.Subscribe_Response_Batch:
+		if sub.isStopped() {
+			return nil
+		}
+		msgs := k.Batch.GetMessages()
+		if len(x.api.Flows.Subscribe) > 0 {
+			var f *pluginv1.Failure
+			msgs, f = x.s.flows.OnMessages(x.ctx, flow.PhaseSubscribe, x.api.Flows.Subscribe, x.pctx, msgs)
+			if f != nil {
+				// A subscribe-phase interrupt becomes an error message on
+				// the stream, which each entrypoint renders its own way.
+				msgs = []*pluginv1.Message{{Error: f}}
+			}
+		}
+		if len(msgs) == 0 {
+			return nil
+		}
+		x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Deliver{Deliver: &pluginv1.Connect_Deliver{Messages: msgs}}})
+		n := 0
+		for _, m := range msgs {
+			if m.GetError() == nil {
+				n++
+			}
+		}
+		x.s.metrics.addDelivered(x.api.Name, n)
+	case *pluginv1.Subscribe_Response_Failure:
+		x.endpointFailure(k.Failure)
+	}
+	return nil
 }
 
 func (sub *subscription) isStopped() bool {

@@ -26,6 +26,7 @@ const waitLimit = 10 * time.Second
 type fakePlugin struct {
 	name     string
 	register func(*grpc.Server)
+	opts     []grpc.ServerOption
 
 	mu       sync.Mutex
 	clients  *serve.Clients
@@ -34,9 +35,9 @@ type fakePlugin struct {
 	stops    []func()
 }
 
-func startFakePlugin(t *testing.T, name string, register func(*grpc.Server)) *fakePlugin {
+func startFakePlugin(t *testing.T, name string, register func(*grpc.Server), opts ...grpc.ServerOption) *fakePlugin {
 	t.Helper()
-	p := &fakePlugin{name: name, register: register}
+	p := &fakePlugin{name: name, register: register, opts: opts}
 	p.clients = p.launch(t)
 	t.Cleanup(func() {
 		p.mu.Lock()
@@ -56,7 +57,7 @@ func (p *fakePlugin) launch(t *testing.T) *serve.Clients {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(serve.MaxMessageSize), grpc.MaxSendMsgSize(serve.MaxMessageSize))
+	gs := grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(serve.MaxMessageSize), grpc.MaxSendMsgSize(serve.MaxMessageSize)}, p.opts...)...)
 	p.register(gs)
 	go func() { _ = gs.Serve(ln) }()
 	conn, err := grpc.NewClient("passthrough:///"+ln.Addr().String(),

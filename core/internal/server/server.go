@@ -139,7 +139,7 @@ type deployment struct {
 	router *router
 }
 
-type publishMux = flow.Mux[*pluginv1.Publish_Request, *pluginv1.Publish_Response]
+type publishMux = flow.Mux[*publishRequest, *pluginv1.Publish_Response]
 
 // Server is the data-path listener. Create it with New, give it APIs with
 // Deploy, then Serve or ListenAndServe; Shutdown stops it.
@@ -294,11 +294,15 @@ func (s *Server) publishMux(p PluginRef) *publishMux {
 	defer s.pubMu.Unlock()
 	m := s.pubs[p.Name()]
 	if m == nil {
-		m = flow.NewMux(p, flow.MuxSpec[*pluginv1.Publish_Request, *pluginv1.Publish_Response]{
-			Open: func(ctx context.Context, c *serve.Clients) (flow.Stream[*pluginv1.Publish_Request, *pluginv1.Publish_Response], error) {
-				return c.Endpoint.Publish(ctx)
+		m = flow.NewMux(p, flow.MuxSpec[*publishRequest, *pluginv1.Publish_Response]{
+			Open: func(ctx context.Context, c *serve.Clients) (flow.Stream[*publishRequest, *pluginv1.Publish_Response], error) {
+				st, err := c.Endpoint.Publish(ctx, withCodec)
+				if err != nil {
+					return nil, err
+				}
+				return publishStream{st}, nil
 			},
-			SetID: func(r *pluginv1.Publish_Request, id uint64) { r.BatchId = id },
+			SetID: (*publishRequest).setID,
 			ID:    func(r *pluginv1.Publish_Response) uint64 { return r.GetBatchId() },
 		})
 		s.pubs[p.Name()] = m

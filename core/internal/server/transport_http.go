@@ -182,6 +182,12 @@ var errStreamBroken = errors.New("the entrypoint ended the stream with an error"
 // and that is when the pending acknowledgement is sent. A failed socket write
 // stops the reads and closes the body with the error (CloseWithError), which
 // is how a client disconnect is noticed.
+//
+// fasthttp prefers WriteTo (SupportsBodyWriteTo), which writes every Write
+// action as one chunk, together with the Write actions already waiting
+// behind it: while a client write is in progress, the entrypoint's next
+// batches queue up and then go out in one chunk, one flush and one
+// acknowledgement.
 type streamBody struct {
 	x       *exchange
 	conn    net.Conn
@@ -191,7 +197,19 @@ type streamBody struct {
 	ack    uint64
 	done   bool
 	err    error
+
+	// joined is WriteTo's buffer for coalesced chunks, reused between
+	// writes.
+	joined []byte
 }
+
+// Coalescing bounds of WriteTo: it stops gathering Write actions at
+// maxCoalesce bytes, and keeps a buffer of at most maxKeptJoin between
+// writes.
+const (
+	maxCoalesce = 1 << 20
+	maxKeptJoin = 1 << 20
+)
 
 func (b *streamBody) load(w *pluginv1.Connect_Write) {
 	for _, c := range w.GetChunks() {
@@ -202,7 +220,108 @@ func (b *streamBody) load(w *pluginv1.Connect_Write) {
 	b.ack = w.GetAckThrough()
 }
 
-// Read fills p with the pending chunks, or waits for the next Write.
+// SupportsBodyWriteTo tells fasthttp that WriteTo may replace Read: both
+// acknowledge only what fasthttp has flushed to the socket.
+func (b *streamBody) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo writes the stream to w, which fasthttp frames as one HTTP chunk
+// flushed to the socket per Write call: when a call returns, its bytes are
+// on the wire, and that is when the pending acknowledgement is sent. It
+// returns nil at the clean end of the stream, or the error that ended it.
+func (b *streamBody) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(b.chunks) > 0 {
+			b.gather()
+			p := b.join()
+			if b.timeout > 0 && b.conn != nil {
+				_ = b.conn.SetWriteDeadline(time.Now().Add(b.timeout))
+			}
+			n, err := w.Write(p)
+			total += int64(n)
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		if b.ack > 0 {
+			b.x.ack(b.ack)
+			b.ack = 0
+		}
+		if b.done {
+			if b.err == io.EOF {
+				return total, nil
+			}
+			return total, b.err
+		}
+		a, ok := <-b.x.out
+		b.take(a, ok)
+	}
+}
+
+// gather adds the Write actions already waiting in out to the pending
+// chunks, up to maxCoalesce bytes, without waiting for more.
+func (b *streamBody) gather() {
+	size := 0
+	for _, c := range b.chunks {
+		size += len(c)
+	}
+	for !b.done && size < maxCoalesce {
+		select {
+		case a, ok := <-b.x.out:
+			n := len(b.chunks)
+			b.take(a, ok)
+			for _, c := range b.chunks[n:] {
+				size += len(c)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// join empties the pending chunks into one slice, copying only when there
+// are several.
+func (b *streamBody) join() []byte {
+	if len(b.chunks) == 1 {
+		p := b.chunks[0]
+		b.chunks = b.chunks[:0]
+		return p
+	}
+	if cap(b.joined) > maxKeptJoin {
+		b.joined = nil // one huge burst must not pin its memory for the stream's life
+	}
+	p := b.joined[:0]
+	for _, c := range b.chunks {
+		p = append(p, c...)
+	}
+	b.joined = p
+	clear(b.chunks)
+	b.chunks = b.chunks[:0]
+	return p
+}
+
+// take applies one action read from out (ok false: out is closed).
+func (b *streamBody) take(a *pluginv1.Connect_Response, ok bool) {
+	if !ok {
+		b.done = true
+		b.err = io.EOF
+		if b.x.endFailure.Load() != nil {
+			b.err = errStreamBroken
+		}
+		return
+	}
+	switch k := a.GetKind().(type) {
+	case *pluginv1.Connect_Response_Write:
+		b.load(k.Write)
+	case *pluginv1.Connect_Response_Finish:
+		b.done = true
+		b.err = io.EOF
+	}
+}
+
+// Read fills p with the pending chunks, or waits for the next Write. It is
+// the fallback for a fasthttp that does not use WriteTo.
 func (b *streamBody) Read(p []byte) (int, error) {
 	for {
 		if len(b.chunks) > 0 {
@@ -230,21 +349,7 @@ func (b *streamBody) Read(p []byte) (int, error) {
 			return 0, b.err
 		}
 		a, ok := <-b.x.out
-		if !ok {
-			b.done = true
-			b.err = io.EOF
-			if b.x.endFailure.Load() != nil {
-				b.err = errStreamBroken
-			}
-			continue
-		}
-		switch k := a.GetKind().(type) {
-		case *pluginv1.Connect_Response_Write:
-			b.load(k.Write)
-		case *pluginv1.Connect_Response_Finish:
-			b.done = true
-			b.err = io.EOF
-		}
+		b.take(a, ok)
 	}
 }
 

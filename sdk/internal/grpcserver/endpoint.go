@@ -29,28 +29,38 @@ type endpointServer struct {
 // Publish serves the multiplexed publish stream: every batch runs in its own
 // goroutine (at most MaxConcurrentBatches at once) and is answered by exactly
 // one response with its batch id. When the core half-closes the stream, the
-// batches in flight are still answered before the call ends.
+// batches in flight are still answered before the call ends. Batches are
+// decoded straight into gateway messages (wire.DecodePublishRequest).
 func (es *endpointServer) Publish(stream pluginv1.Endpoint_PublishServer) error {
-	return serveBatches(stream, func(ctx context.Context, req *pluginv1.Publish_Request) *pluginv1.Publish_Response {
-		err := es.ep.Publish(ctx, wire.PublishRequestFromWire(req))
+	type batch struct {
+		id  uint64
+		req *endpoint.PublishRequest
+	}
+	recv := func() (*batch, error) {
+		var frame rawFrame
+		if err := stream.RecvMsg(&frame); err != nil {
+			return nil, err
+		}
+		id, req, err := wire.DecodePublishRequest(frame)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "cannot decode a publish batch: %v", err)
+		}
+		return &batch{id: id, req: req}, nil
+	}
+	return serveBatches(stream.Context(), recv, stream.Send, func(ctx context.Context, b *batch) *pluginv1.Publish_Response {
+		err := es.ep.Publish(ctx, b.req)
 		return &pluginv1.Publish_Response{
-			BatchId: req.GetBatchId(),
+			BatchId: b.id,
 			Failure: failureOf(err, &endpointUnknown, es.log, "publish"),
 		}
 	})
 }
 
-// batchStream is the server side of a multiplexed stream.
-type batchStream[Req, Resp any] interface {
-	Context() context.Context
-	Recv() (*Req, error)
-	Send(*Resp) error
-}
-
-// serveBatches runs handle for every request of stream concurrently and sends
-// the responses one at a time, as gRPC requires.
-func serveBatches[Req, Resp any](stream batchStream[Req, Resp], handle func(context.Context, *Req) *Resp) error {
-	ctx := stream.Context()
+// serveBatches runs handle for every request recv returns, concurrently,
+// and sends the responses one at a time, as gRPC requires. It ends when recv
+// fails: cleanly at io.EOF (the core half-closed the stream), with the
+// error otherwise.
+func serveBatches[Req, Resp any](ctx context.Context, recv func() (Req, error), send func(Resp) error, handle func(context.Context, Req) Resp) error {
 	var (
 		sendMu sync.Mutex
 		wg     sync.WaitGroup
@@ -59,7 +69,7 @@ func serveBatches[Req, Resp any](stream batchStream[Req, Resp], handle func(cont
 	// Sends must not outlive the handler: wait for every batch first.
 	defer wg.Wait()
 	for {
-		req, err := stream.Recv()
+		req, err := recv()
 		if err == io.EOF {
 			return nil
 		}
@@ -80,8 +90,8 @@ func serveBatches[Req, Resp any](stream batchStream[Req, Resp], handle func(cont
 			resp := handle(ctx, req)
 			sendMu.Lock()
 			defer sendMu.Unlock()
-			// A failed send means the stream is gone; Recv reports it.
-			_ = stream.Send(resp)
+			// A failed send means the stream is gone; recv reports it.
+			_ = send(resp)
 		}()
 	}
 }
@@ -162,13 +172,15 @@ func offerLatest(ch chan uint64, tag uint64) {
 	}
 }
 
-func (s *subscription) send(r *pluginv1.Subscribe_Response) error {
+// send sends a *pluginv1.Subscribe_Response, or one already encoded
+// (*rawMessage).
+func (s *subscription) send(r any) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errStreamClosed
 	}
-	return s.stream.Send(r)
+	return s.stream.SendMsg(r)
 }
 
 func (s *subscription) Ready(cursor string) error {
@@ -177,14 +189,14 @@ func (s *subscription) Ready(cursor string) error {
 	}})
 }
 
+// Send encodes the batch straight from the messages (wire.AppendMessages):
+// the bytes are those of a Subscribe.Response holding a Batch.
 func (s *subscription) Send(messages []*gateway.Message) error {
-	msgs, err := wire.MessagesToWire(messages)
+	b, err := encodeBody(fieldBatchMessages, messages)
 	if err != nil {
 		return err
 	}
-	return s.send(&pluginv1.Subscribe_Response{Kind: &pluginv1.Subscribe_Response_Batch{
-		Batch: &pluginv1.Subscribe_Batch{Messages: msgs},
-	}})
+	return s.send(wrap(b, fieldSubscribeResponseBatch))
 }
 
 func (s *subscription) Acks() <-chan uint64 { return s.acks }

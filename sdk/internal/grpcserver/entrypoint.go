@@ -9,6 +9,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
@@ -89,11 +91,16 @@ type conn struct {
 func (c *conn) readEvents(ctx context.Context) {
 	defer close(c.events)
 	for {
-		req, err := c.stream.Recv()
-		if err != nil {
+		var frame rawFrame
+		if err := c.stream.RecvMsg(&frame); err != nil {
 			return
 		}
-		ev, ok := wire.EventFromWire(req)
+		ev, ok, err := eventOf(frame)
+		if err != nil {
+			// What the standard codec would have refused: the stream is
+			// unusable, as after a failed Recv.
+			return
+		}
 		if !ok {
 			continue
 		}
@@ -105,13 +112,35 @@ func (c *conn) readEvents(ctx context.Context) {
 	}
 }
 
-func (c *conn) send(r *pluginv1.Connect_Response) error {
+// eventOf decodes a Connect request into an event. A Deliver is decoded
+// straight into gateway messages (wire.DecodeMessages); the other kinds go
+// through the generated types and wire.EventFromWire, which reports false
+// for requests that are not events.
+func eventOf(frame rawFrame) (entrypoint.Event, bool, error) {
+	if num, body, ok := onlyField(frame); ok && num == fieldConnectRequestDeliver {
+		msgs, err := wire.DecodeMessages(body, fieldBatchMessages)
+		if err != nil {
+			return entrypoint.Event{}, false, err
+		}
+		return entrypoint.Event{Kind: entrypoint.Deliver, Messages: msgs}, true, nil
+	}
+	req := &pluginv1.Connect_Request{}
+	if err := proto.Unmarshal(frame, req); err != nil {
+		return entrypoint.Event{}, false, err
+	}
+	ev, ok := wire.EventFromWire(req)
+	return ev, ok, nil
+}
+
+// send sends a *pluginv1.Connect_Response, or one already encoded
+// (*rawMessage).
+func (c *conn) send(r any) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return errStreamClosed
 	}
-	return c.stream.Send(r)
+	return c.stream.SendMsg(r)
 }
 
 func (c *conn) Events() <-chan entrypoint.Event { return c.events }
@@ -128,15 +157,18 @@ func (c *conn) Write(chunks [][]byte, text bool, ackThrough uint64) error {
 	}})
 }
 
+// Publish encodes the batch straight from the messages
+// (wire.AppendMessages): the bytes are those of a Connect.Response holding a
+// PublishBatch.
 func (c *conn) Publish(messages []*gateway.Message) (uint64, error) {
-	msgs, err := wire.MessagesToWire(messages)
+	b, err := encodeBody(fieldPublishBatchMessages, messages)
 	if err != nil {
 		return 0, err
 	}
 	id := c.batchID.Add(1)
-	return id, c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Publish{
-		Publish: &pluginv1.Connect_PublishBatch{BatchId: id, Messages: msgs},
-	}})
+	b = protowire.AppendTag(b, fieldPublishBatchID, protowire.VarintType)
+	b = protowire.AppendVarint(b, id)
+	return id, c.send(wrap(b, fieldConnectResponsePublish))
 }
 
 func (c *conn) Subscribe(qos, lastID string, limit int64) error {

@@ -35,7 +35,7 @@ func (ps *policyServer) OnRequest(ctx context.Context, req *pluginv1.OnRequest_R
 // OnMessages serves the multiplexed message-phase stream like Publish: one
 // goroutine and one response per batch.
 func (ps *policyServer) OnMessages(stream pluginv1.Policy_OnMessagesServer) error {
-	return serveBatches(stream, func(ctx context.Context, req *pluginv1.OnMessages_Request) *pluginv1.OnMessages_Response {
+	return serveBatches(stream.Context(), stream.Recv, stream.Send, func(ctx context.Context, req *pluginv1.OnMessages_Request) *pluginv1.OnMessages_Response {
 		resp := &pluginv1.OnMessages_Response{BatchId: req.GetBatchId()}
 		msgs, err := ps.po.OnMessages(ctx, wire.MessagesPhaseFromWire(req))
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluice-gw/sluice/sdk/gateway"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
@@ -53,5 +55,55 @@ func BenchmarkMessagesFromWire256x256(b *testing.B) {
 	b.SetBytes(256 * 256)
 	for b.Loop() {
 		_ = MessagesFromWire(ws)
+	}
+}
+
+func BenchmarkAppendMessages256x256(b *testing.B) {
+	msgs := benchBatch()
+	buf := make([]byte, 0, MessagesSize(msgs))
+	b.ReportAllocs()
+	b.SetBytes(256 * 256)
+	for b.Loop() {
+		if _, err := AppendMessages(buf[:0], 1, msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeMessages256x256(b *testing.B) {
+	enc, err := AppendMessages(nil, 1, benchBatch())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetBytes(256 * 256)
+	for b.Loop() {
+		if _, err := DecodeMessages(enc, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGeneratedRoundTrip256x256 is what the direct pair replaces: the
+// conversion to the generated types, proto.Marshal, proto.Unmarshal and the
+// conversion back.
+func BenchmarkGeneratedRoundTrip256x256(b *testing.B) {
+	msgs := benchBatch()
+	b.ReportAllocs()
+	b.SetBytes(256 * 256)
+	for b.Loop() {
+		ws, err := MessagesToWire(msgs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		enc, err := proto.Marshal(&pluginv1.Connect_Deliver{Messages: ws})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var back pluginv1.Connect_Deliver
+		if err := proto.Unmarshal(enc, &back); err != nil {
+			b.Fatal(err)
+		}
+		_ = MessagesFromWire(back.GetMessages())
 	}
 }

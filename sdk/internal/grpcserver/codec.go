@@ -1,0 +1,97 @@
+package grpcserver
+
+import (
+	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/proto" // registers the codec passThrough wraps
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/internal/wire"
+)
+
+// passThrough is the plugin server's gRPC codec: the standard proto codec
+// (same name, so nothing changes for the core or for go-plugin's own
+// services) plus two types that skip the generated messages. A received
+// *rawFrame keeps the wire bytes, which the hot paths decode straight into
+// gateway types (wire.DecodeMessages); a sent *rawMessage is wire bytes
+// already, encoded straight from gateway types (wire.AppendMessages). The
+// core relays subscribed batches without decoding them either, so a
+// message's metadata is never turned into structpb values on the way from
+// the endpoint to the entrypoint.
+type passThrough struct{ proto encoding.CodecV2 }
+
+var codec = passThrough{proto: encoding.GetCodecV2(protoCodecName)}
+
+const protoCodecName = "proto"
+
+// rawFrame receives one message in wire form.
+type rawFrame []byte
+
+// rawMessage sends one message already in wire form.
+type rawMessage []byte
+
+func (passThrough) Name() string { return protoCodecName }
+
+func (c passThrough) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(*rawMessage); ok {
+		return mem.BufferSlice{mem.SliceBuffer(*m)}, nil
+	}
+	return c.proto.Marshal(v)
+}
+
+func (c passThrough) Unmarshal(data mem.BufferSlice, v any) error {
+	if f, ok := v.(*rawFrame); ok {
+		// gRPC frees data when Unmarshal returns: keep a copy, which the
+		// decoded messages then alias.
+		*f = data.Materialize()
+		return nil
+	}
+	return c.proto.Unmarshal(data, v)
+}
+
+// Field numbers of sdk/proto/v1 the direct paths read or write.
+const (
+	fieldSubscribeResponseBatch = 2 // Subscribe.Response.batch
+	fieldBatchMessages          = 1 // Subscribe.Batch.messages, Connect.Deliver.messages
+	fieldConnectRequestDeliver  = 3 // Connect.Request.deliver
+	fieldConnectResponsePublish = 3 // Connect.Response.publish
+	fieldPublishBatchID         = 1 // Connect.PublishBatch.batch_id
+	fieldPublishBatchMessages   = 2 // Connect.PublishBatch.messages
+)
+
+// maxPrefix is room for a tag of a small field number and the longest
+// length a message may have.
+const maxPrefix = 1 + 5
+
+// encodeBody encodes msgs as field inner of a message body, leaving room
+// in front for wrap. Fields may be appended to the body before wrap.
+func encodeBody(inner protowire.Number, msgs []*gateway.Message) ([]byte, error) {
+	b := make([]byte, maxPrefix, maxPrefix+16+wire.MessagesSize(msgs))
+	return wire.AppendMessages(b, inner, msgs)
+}
+
+// wrap turns a body made by encodeBody into a message whose only field,
+// outer, holds that body.
+func wrap(b []byte, outer protowire.Number) *rawMessage {
+	n := len(b) - maxPrefix
+	start := maxPrefix - protowire.SizeTag(outer) - protowire.SizeVarint(uint64(n))
+	protowire.AppendVarint(protowire.AppendTag(b[:start], outer, protowire.BytesType), uint64(n))
+	m := rawMessage(b[start:])
+	return &m
+}
+
+// onlyField returns the number and value of a message that holds exactly
+// one length-delimited field; ok is false for anything else, which the
+// caller then decodes the ordinary way.
+func onlyField(b []byte) (num protowire.Number, val []byte, ok bool) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 || typ != protowire.BytesType {
+		return 0, nil, false
+	}
+	val, m := protowire.ConsumeBytes(b[n:])
+	if m < 0 || n+m != len(b) {
+		return 0, nil, false
+	}
+	return num, val, true
+}
