@@ -14,6 +14,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/sluice-gw/sluice/sdk/endpoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
 // Consumer tuning. Batches are what cross to the core in one frame; the
@@ -211,6 +212,12 @@ func (s *subscription) signalReady(cursor string) error {
 // acknowledged, leaves the group and reports a failure if there was one.
 func (s *subscription) run() {
 	s.consume()
+	s.report()
+}
+
+// report sends the failure that ended the subscription, if any, while the
+// client side is there to be told.
+func (s *subscription) report() {
 	s.mu.Lock()
 	f := s.failure
 	s.mu.Unlock()
@@ -728,7 +735,7 @@ func (s *subscription) toMessage(r *sarama.ConsumerMessage) *gateway.Message {
 	md["offset"] = r.Offset
 	md["sourceTimestamp"] = ts.UnixMilli()
 	if r.Key != nil {
-		md["key"] = string(r.Key)
+		md["key"] = validUTF8(r.Key)
 	}
 	if tombstone {
 		md["tombstone"] = true
@@ -740,8 +747,8 @@ func (s *subscription) toMessage(r *sarama.ConsumerMessage) *gateway.Message {
 			if rh == nil {
 				continue
 			}
-			name := string(rh.Key)
-			h[name] = append(h[name], string(rh.Value))
+			name := validUTF8(rh.Key)
+			h[name] = append(h[name], validUTF8(rh.Value))
 		}
 		m.Headers = h
 	}
@@ -749,6 +756,15 @@ func (s *subscription) toMessage(r *sarama.ConsumerMessage) *gateway.Message {
 		m.ID = encodeID(r.Topic, r.Partition, r.Offset, s.encode)
 	}
 	return m
+}
+
+// validUTF8 decodes Kafka bytes as UTF-8 text (REFERENCE 2.6). Kafka does
+// not require keys or headers to be text, but they travel as protobuf strings,
+// which must be valid UTF-8: an invalid sequence would make Send fail for the
+// whole batch and the record could never be delivered. Each run of invalid
+// bytes becomes U+FFFD instead.
+func validUTF8(b []byte) string {
+	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
 // stripConfluentHeader removes the Confluent schema-registry wire header:
@@ -818,15 +834,80 @@ func (s *subscription) sendLoop() {
 		case s.qos.commitAcked:
 			s.acks.add(b.recs, first)
 		}
-		if err := s.out.Send(b.msgs); err != nil {
-			s.cancel()
-			return
+		for _, chunk := range splitBySize(b.msgs, maxSendBytes) {
+			if err := s.out.Send(chunk); err != nil {
+				s.sendFailed(err)
+				return
+			}
 		}
 		sent += int64(len(b.msgs))
 		if s.req.Limit > 0 && sent >= s.req.Limit {
 			s.cg.PauseAll()
 		}
 	}
+}
+
+// maxSendBytes bounds the estimated size of one Send. A batch of large
+// records (up to maxBatch of them, each up to the broker's record limit) could
+// otherwise exceed the gRPC message limit and fail on every retry; half the
+// limit leaves room for what the estimate leaves out.
+const maxSendBytes = serve.MaxMessageSize / 2
+
+// splitBySize cuts msgs into consecutive chunks whose estimated encoded size
+// stays within limit. A message larger than limit on its own gets a chunk of
+// its own (its Send then fails and is reported).
+func splitBySize(msgs []*gateway.Message, limit int) [][]*gateway.Message {
+	var out [][]*gateway.Message
+	start, size := 0, 0
+	for i, m := range msgs {
+		n := estimatedSize(m)
+		if i > start && size+n > limit {
+			out = append(out, msgs[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	if start < len(msgs) {
+		out = append(out, msgs[start:])
+	}
+	return out
+}
+
+// estimatedSize over-estimates a message's encoded size: every field's
+// bytes plus generous room for tags, lengths and numbers.
+func estimatedSize(m *gateway.Message) int {
+	n := 64 + len(m.Content) + len(m.ID)
+	for k, vs := range m.Headers {
+		n += 16 + len(k)
+		for _, v := range vs {
+			n += 16 + len(v)
+		}
+	}
+	for k, v := range m.Metadata {
+		n += 32 + len(k)
+		if str, ok := v.(string); ok {
+			n += len(str)
+		}
+	}
+	return n
+}
+
+// sendFailed ends the subscription after a failed Send. When the client
+// side is gone that is the normal end and nothing is reported. Any other
+// failure (a batch the client side cannot take) is reported as
+// FAILURE_ENDPOINT_UNKNOWN_ERROR: ending quietly would look like a clean end
+// of stream, and a client resuming from its last id would meet the same
+// record and end again, forever.
+func (s *subscription) sendFailed(err error) {
+	if s.parent.Err() != nil {
+		s.cancel()
+		return
+	}
+	// The cause is kept as text only: classify must not read a transport
+	// error of the client side (io.EOF) as a lost Kafka connection.
+	s.fail(fmt.Errorf("%w: sending to the client side: %v", &gateway.Failure{
+		Status: 500, Key: keyEndpointUnknownError, Message: msgEndpointUnknownError,
+	}, err))
 }
 
 // dropStale removes records whose session has ended: with commits, their

@@ -12,8 +12,9 @@ import (
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 )
 
-// Version is the plugin's own version, reported in its metadata.
-var Version = "0.1.0"
+// version is the plugin's own version, reported in its metadata; the build
+// sets it with -ldflags "-X main.version=...".
+var version = "dev"
 
 // Interface guards: the plugin is an endpoint and drains.
 var (
@@ -93,7 +94,7 @@ func (k *Kafka) Metadata() lifecycle.Metadata {
 	return lifecycle.Metadata{
 		Kind:    lifecycle.KindEndpoint,
 		Name:    "endpoint-kafka",
-		Version: Version,
+		Version: version,
 		Types: []lifecycle.TypeInfo{{
 			Name:         "kafka",
 			Description:  "Publishes to and subscribes from Apache Kafka topics.",
