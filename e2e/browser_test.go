@@ -466,20 +466,17 @@ func TestBrowserEventSourceReceivesAndResumesAcrossARestart(t *testing.T) {
 		return len(l) > 0 && l[len(l)-1].Type == "error"
 	})
 	// The stream must end the way the SSE spec lets a browser reconnect: no
-	// HTTP error, no `event: error` from the gateway, just the end of the
-	// body. Only a goaway event may come between the last message and the
-	// end. (The entrypoint documents a goaway on drain; the core currently
-	// ends streams before it drains plugins, so none is sent.)
+	// HTTP error, no `event: error` from the gateway, one goaway event
+	// (REFERENCE.md 5.1: the gateway is stopping), then the end of the body.
 	lastMessage := 0
 	for i, e := range log {
 		if e.Type == "message" {
 			lastMessage = i
 		}
 	}
-	for _, e := range log[lastMessage+1 : len(log)-1] {
-		if e.Type != "goaway" || e.Data == nil || *e.Data != "Stopping, please reconnect" {
-			t.Errorf("between the last message and the end of the stream: %+v", e)
-		}
+	between := log[lastMessage+1 : len(log)-1]
+	if len(between) != 1 || between[0].Type != "goaway" || between[0].Data == nil || *between[0].Data != "Stopping, please reconnect" {
+		t.Errorf("between the last message and the end of the stream: %+v, want one goaway event with data %q", between, "Stopping, please reconnect")
 	}
 	if end := log[len(log)-1]; end.Data != nil || end.ReadyState != 0 {
 		t.Fatalf("the stream ended with %+v, want a lost connection with readyState 0 (CONNECTING): the browser gave up", end)

@@ -140,7 +140,8 @@ func (p *Plugin) instance(id string) *config {
 //     through its last message once written;
 //  4. write a heartbeat when nothing was written for the configured interval;
 //  5. end on the client leaving, the endpoint ending or failing (an `error`
-//     event), or a drain (a `goaway` event).
+//     event), or the gateway stopping: a drain or an End with Stopping (a
+//     `goaway` event).
 func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entrypoint.Conn) error {
 	cfg := p.instance(open.InstanceID)
 	if cfg == nil {
@@ -257,6 +258,11 @@ func (s *stream) handle(req *gateway.Request, ev entrypoint.Event) (done bool, e
 		if ev.ClientGone {
 			return true, nil
 		}
+		if ev.Stopping {
+			// The core ends streams itself when the gateway stops, before
+			// the plugins are drained: the same goaway as a drain.
+			return true, s.goaway(req)
+		}
 		if err := s.write(nil, 0); err != nil {
 			return true, err
 		}
@@ -283,7 +289,8 @@ func (s *stream) write(chunk []byte, ack uint64) error {
 	return s.conn.Write([][]byte{chunk}, false, ack)
 }
 
-// goaway ends the stream for a drain.
+// goaway ends the stream for a drain or a stopping gateway: a goaway event,
+// or a 503 when nothing was responded yet.
 func (s *stream) goaway(req *gateway.Request) error {
 	if !s.responded {
 		return s.conn.Finish(failureResponse(req, &gateway.Failure{Status: 503, Message: "Stopping, please reconnect", Retriable: true}))

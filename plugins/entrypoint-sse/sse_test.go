@@ -252,6 +252,37 @@ func TestDrainSendsGoaway(t *testing.T) {
 	}
 }
 
+// The core ends every stream itself when the gateway stops, before it
+// drains the plugins: End with Stopping gets the same goaway as a drain.
+func TestStoppingEndSendsGoaway(t *testing.T) {
+	_, _, ex, _ := start(t, nil, nil)
+	expectStart(t, ex, "auto", "")
+	ex.Send(t, entrypoint.Event{Kind: entrypoint.End, Stopping: true})
+	w := ex.Expect(t, plugintest.ActionWrite, wait)
+	if got, want := chunks(w), []string{"event: goaway\ndata: Stopping, please reconnect\n\n"}; !reflect.DeepEqual(got, want) || w.Write.AckThrough != 0 || w.Write.Text {
+		t.Fatalf("write %q ack %d text %v, want %q", got, w.Write.AckThrough, w.Write.Text, want)
+	}
+	if f := ex.Expect(t, plugintest.ActionFinish, wait); !reflect.DeepEqual(f.Finish, entrypoint.Finish{}) {
+		t.Fatalf("finish %+v", f.Finish)
+	}
+	if end := ex.Expect(t, plugintest.ActionEnd, wait); end.Err != nil {
+		t.Fatal(end.Err)
+	}
+}
+
+func TestStoppingEndBeforeTheStreamAnswers503(t *testing.T) {
+	_, _, ex, _ := start(t, nil, nil)
+	ex.Expect(t, plugintest.ActionSubscribe, wait)
+	ex.Send(t, entrypoint.Event{Kind: entrypoint.End, Stopping: true})
+	f := ex.Expect(t, plugintest.ActionFinish, wait)
+	if f.Finish.Status != 503 || f.Finish.Headers.Get("Content-Type") != "text/plain" || string(f.Finish.Body) != "Stopping, please reconnect" {
+		t.Fatalf("finish %+v body %q", f.Finish, f.Finish.Body)
+	}
+	if end := ex.Expect(t, plugintest.ActionEnd, wait); end.Err != nil {
+		t.Fatal(end.Err)
+	}
+}
+
 func TestDrainBeforeTheStreamAnswers503(t *testing.T) {
 	_, h, ex, _ := start(t, nil, nil)
 	ex.Expect(t, plugintest.ActionSubscribe, wait)

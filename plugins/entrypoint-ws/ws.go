@@ -241,6 +241,13 @@ func (s *session) handle(ev entrypoint.Event) (done bool, err error) {
 		if ev.ClientGone {
 			return true, nil
 		}
+		if ev.Stopping {
+			// The gateway is stopping (REFERENCE.md 5.4): the client should
+			// reconnect, as after a drain. The core closes with the code
+			// given here, and picks 1013 itself only for a session that
+			// ends without a Finish.
+			return s.closeAfterPublishing(entrypoint.Finish{CloseCode: closeTryAgainLater, Reason: "Try Again Later"})
+		}
 		return s.closeAfterPublishing(entrypoint.Finish{CloseCode: closeNormal, Reason: "Bye"})
 	}
 	return false, nil

@@ -182,6 +182,25 @@ func TestEndpointEndWaitsForPublishing(t *testing.T) {
 	expectFinish(t, ex, 1000, "Bye")
 }
 
+// The core ends every socket itself when the gateway stops, before it
+// drains the plugins: End with Stopping closes with 1013, as a drain does,
+// once what the client sent is published.
+func TestStoppingEndCloses1013AfterPublishing(t *testing.T) {
+	_, ex := start(t, nil)
+	ex.Expect(t, plugintest.ActionSubscribe, wait)
+	ex.Send(t, frames("1"))
+	p := ex.Expect(t, plugintest.ActionPublish, wait)
+	ex.Send(t, entrypoint.Event{Kind: entrypoint.End, Stopping: true})
+	ex.Send(t, entrypoint.Event{Kind: entrypoint.Published, BatchID: p.Publish.BatchID})
+	expectFinish(t, ex, 1013, "Try Again Later")
+}
+
+func TestStoppingEndWithoutSubscriberCloses1013(t *testing.T) {
+	_, ex := start(t, map[string]any{"subscriber": map[string]any{"enabled": false}})
+	ex.Send(t, entrypoint.Event{Kind: entrypoint.End, Stopping: true})
+	expectFinish(t, ex, 1013, "Try Again Later")
+}
+
 func TestSubscriberDisabledWaitsForTheClient(t *testing.T) {
 	_, ex := start(t, map[string]any{"subscriber": map[string]any{"enabled": false}})
 	ex.Send(t, entrypoint.Event{Kind: entrypoint.End, ClientGone: true})

@@ -14,6 +14,9 @@
 //     endpoint failures, the end of the client) arrive on Conn.Events.
 //  4. Writes carry acknowledgements: once a Write with AckThrough is on the
 //     wire, the endpoint may commit every message up to that tag.
+//  5. When the gateway stops, the core sends End with Stopping set and
+//     gives the exchange a grace period before it cancels ctx: that is the
+//     time to tell the client to reconnect elsewhere and to Finish.
 package entrypoint
 
 import (
@@ -46,7 +49,8 @@ const (
 	Ready
 	// EndpointFailure carries a request-level failure of the endpoint.
 	EndpointFailure
-	// End says the client went away (ClientGone) or the endpoint stream ended.
+	// End says the client went away (ClientGone), the endpoint stream ended,
+	// or the gateway is stopping (Stopping).
 	End
 )
 
@@ -72,8 +76,13 @@ type Event struct {
 	Failure *gateway.Failure
 	// Cursor for Ready.
 	Cursor string
-	// ClientGone for End.
+	// ClientGone for End: nothing written reaches the client any more.
 	ClientGone bool
+	// Stopping for End: the gateway is stopping, so the exchange should tell
+	// its client to reconnect (to another instance, or to this one once it
+	// is back) and finish. The core cancels the exchange after its grace
+	// period, so whatever the entrypoint writes must go out promptly.
+	Stopping bool
 }
 
 // Finish ends an exchange.

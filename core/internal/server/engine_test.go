@@ -658,7 +658,31 @@ func TestWebSocketRoundTrip(t *testing.T) {
 
 func TestShutdownEndsStreams(t *testing.T) {
 	e := newEnv(t, map[string]func(*epConn) error{
-		"sse": sseHandler,
+		// Like the SSE entrypoint: on End{stopping}, a goaway event, then
+		// Finish.
+		"sse": func(c *epConn) error {
+			if err := c.respond(200, nil, &pluginv1.Header{Name: "Content-Type", Values: []string{"text/event-stream"}}); err != nil {
+				return err
+			}
+			if err := c.write(false, 0, []byte("retry: 1000\n\n")); err != nil {
+				return err
+			}
+			if err := c.subscribe("auto"); err != nil {
+				return err
+			}
+			for ev := range c.events {
+				if end := ev.GetEnd(); end != nil {
+					if !end.GetStopping() || end.GetClientGone() {
+						return errors.New("end without stopping")
+					}
+					if err := c.write(false, 0, []byte("event: goaway\ndata: Stopping, please reconnect\n\n")); err != nil {
+						return err
+					}
+					return c.finish(&pluginv1.Connect_Finish{})
+				}
+			}
+			return nil
+		},
 		"ws": func(c *epConn) error {
 			if err := c.subscribe("auto"); err != nil {
 				return err
@@ -712,9 +736,11 @@ func TestShutdownEndsStreams(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e.srv.Shutdown(ctx) }()
 
-	// The SSE stream ends cleanly with the last chunk.
-	if got := r.until(t, "0\r\n\r\n"); got != "\r\n0\r\n\r\n" {
-		t.Fatalf("end of stream %q", got)
+	// The SSE entrypoint hears End{stopping} while the client is still
+	// there: its goaway event goes out, then the stream ends cleanly with
+	// the last chunk.
+	if got, want := r.until(t, "0\r\n\r\n"), "\r\n30\r\nevent: goaway\ndata: Stopping, please reconnect\n\n\r\n0\r\n\r\n"; got != want {
+		t.Fatalf("end of stream %q, want %q", got, want)
 	}
 	_, _, err = ws.ReadMessage()
 	var ce *websocket.CloseError
@@ -724,5 +750,94 @@ func TestShutdownEndsStreams(t *testing.T) {
 	ws.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
+	}
+	// Each entrypoint heard exactly one End, saying the gateway stops.
+	e.entry.mu.Lock()
+	ends := e.entry.ends
+	e.entry.mu.Unlock()
+	if len(ends) != 2 {
+		t.Fatalf("%d ends, want 2: %v", len(ends), ends)
+	}
+	for _, end := range ends {
+		if !end.GetStopping() || end.GetClientGone() {
+			t.Fatalf("end %v, want stopping only", end)
+		}
+	}
+}
+
+// An exchange that starts its subscription only after the gateway began
+// stopping gets no subscription: its entrypoint, waiting for one, hears
+// End{stopping} instead, once, and answers before anything was streamed.
+func TestStoppingBeforeSubscribe(t *testing.T) {
+	opened := make(chan struct{})
+	proceed := make(chan struct{})
+	e := newEnv(t, map[string]func(*epConn) error{
+		"sse": func(c *epConn) error {
+			close(opened)
+			<-proceed
+			if err := c.subscribe("auto"); err != nil {
+				return err
+			}
+			for ev := range c.events {
+				if end := ev.GetEnd(); end != nil {
+					if !end.GetStopping() {
+						return errors.New("end without stopping")
+					}
+					return c.finish(&pluginv1.Connect_Finish{Respond: &pluginv1.Connect_Respond{Status: 503, Body: []byte("Stopping, please reconnect")}})
+				}
+			}
+			return nil
+		},
+	})
+	subscribed := make(chan struct{}, 1)
+	e.end.subscribe = func(pluginv1.Endpoint_SubscribeServer, *pluginv1.Subscribe_Start) error {
+		subscribed <- struct{}{}
+		return nil
+	}
+	e.deploy(t, &API{
+		Name: "demo", ContextPath: "/demo",
+		Entrypoints: []*EntrypointInstance{e.entrypoint("sse", "sse", matchSSE)},
+		Endpoint:    e.endpoint(),
+	})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(waitLimit))
+	if _, err := io.WriteString(conn, "GET /demo HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	<-opened
+	// What Shutdown does to every live exchange, done here so that it is
+	// certainly done before the entrypoint subscribes.
+	e.srv.exMu.Lock()
+	var live []*exchange
+	for x := range e.srv.exchanges {
+		live = append(live, x)
+	}
+	e.srv.exMu.Unlock()
+	if len(live) != 1 {
+		t.Fatalf("%d live exchanges, want 1", len(live))
+	}
+	live[0].serverStopping()
+	live[0].serverStopping() // as when both open and Shutdown see it
+	close(proceed)
+
+	r := &streamReader{r: conn}
+	if head := r.until(t, "\r\n"); head != "HTTP/1.1 503 Service Unavailable\r\n" {
+		t.Fatalf("status line %q", head)
+	}
+	r.until(t, "Stopping, please reconnect")
+	select {
+	case <-subscribed:
+		t.Fatal("a subscription started after the gateway began stopping")
+	default:
+	}
+	e.entry.mu.Lock()
+	ends := e.entry.ends
+	e.entry.mu.Unlock()
+	if len(ends) != 1 || !ends[0].GetStopping() {
+		t.Fatalf("ends %v, want one End{stopping}", ends)
 	}
 }

@@ -69,6 +69,10 @@ type exchange struct {
 	outDone  bool
 	winding  bool
 	graceEnd *time.Timer
+	// stopping is set by serverStopping; stopTold once the entrypoint was
+	// sent End{stopping}, which it gets at most once.
+	stopping bool
+	stopTold bool
 }
 
 // open connects the entrypoint and sends Open. The failure is set when the
@@ -329,11 +333,18 @@ func (x *exchange) callPublish(ep *EndpointInstance, req *publishRequest, n int)
 	return nil
 }
 
-// subscribe starts the endpoint subscription (once per exchange).
+// subscribe starts the endpoint subscription (once per exchange). An
+// exchange that is already ending starts none; if the gateway is stopping,
+// the entrypoint, which waits for its subscription, hears End{stopping}
+// instead.
 func (x *exchange) subscribe(ss *pluginv1.Connect_SubscribeStart) {
 	x.mu.Lock()
 	if x.winding {
+		tell := x.tellStoppingLocked()
 		x.mu.Unlock()
+		if tell {
+			go x.sendStopping()
+		}
 		return
 	}
 	if x.sub != nil {
@@ -385,20 +396,55 @@ func (x *exchange) clientGone() {
 	})
 }
 
-// serverStopping ends a subscribing exchange for Shutdown: the subscription
-// stops and the entrypoint hears End (not client_gone), so it can finish its
-// stream the way it finishes any ended stream. Publishing exchanges are left
-// to complete within StopGrace.
+// serverStopping ends an exchange for Shutdown. A subscribing exchange's
+// subscription stops and its entrypoint hears End{stopping}, so it tells its
+// client to reconnect elsewhere (an SSE goaway event, a WebSocket 1013) and
+// finishes; it has StopGrace for that before it is cancelled. Plain HTTP
+// exchanges that do not subscribe (a POST publishing) hear nothing and are
+// left to complete within StopGrace.
 func (x *exchange) serverStopping() {
 	x.mu.Lock()
-	sub := x.sub
-	x.mu.Unlock()
-	if sub == nil {
-		x.wind()
+	if x.stopping {
+		// Shutdown and open may both see an exchange opened as the
+		// gateway began stopping.
+		x.mu.Unlock()
 		return
 	}
-	x.wind()
-	go x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_End{End: &pluginv1.Connect_End{}}})
+	x.stopping = true
+	if x.winding {
+		// Ending already (finished, or the client is gone): there is no
+		// one left to tell.
+		x.stopTold = true
+	}
+	// Deciding under the lock that subscribe also takes means an exchange
+	// whose subscription starts concurrently is told exactly once: here, or
+	// by subscribe, which then sees winding. A WebSocket is told even when
+	// it only publishes: its entrypoint closes it with 1013 once what the
+	// client sent is published, rather than being cut at StopGrace.
+	tell := (x.sub != nil || x.pctx.GetRequest().GetWebsocket()) && x.tellStoppingLocked()
+	sub := x.windLocked()
+	x.mu.Unlock()
+	if sub != nil {
+		sub.stop()
+	}
+	if tell {
+		go x.sendStopping()
+	}
+}
+
+// tellStoppingLocked reports whether the entrypoint is still to hear that
+// the gateway is stopping, and records that it will. x.mu must be held.
+func (x *exchange) tellStoppingLocked() bool {
+	if !x.stopping || x.stopTold {
+		return false
+	}
+	x.stopTold = true
+	return true
+}
+
+// sendStopping tells the entrypoint that the gateway is stopping.
+func (x *exchange) sendStopping() {
+	x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_End{End: &pluginv1.Connect_End{Stopping: true}}})
 }
 
 // finished is called by the transport once the exchange's answer is
@@ -413,17 +459,22 @@ func (x *exchange) finished() {
 // endpoint), and everything is cancelled after StopGrace at the latest.
 func (x *exchange) wind() {
 	x.mu.Lock()
-	if x.winding {
-		x.mu.Unlock()
-		return
-	}
-	x.winding = true
-	sub := x.sub
-	x.graceEnd = time.AfterFunc(x.s.opts.StopGrace, x.cancel)
+	sub := x.windLocked()
 	x.mu.Unlock()
 	if sub != nil {
 		sub.stop()
 	}
+}
+
+// windLocked is wind under x.mu: it starts the grace timer (once) and
+// returns the subscription the caller must stop, without the lock.
+func (x *exchange) windLocked() *subscription {
+	if x.winding {
+		return nil
+	}
+	x.winding = true
+	x.graceEnd = time.AfterFunc(x.s.opts.StopGrace, x.cancel)
+	return x.sub
 }
 
 // detach is how a transport stops reading out: whatever the entrypoint still

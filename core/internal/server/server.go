@@ -243,10 +243,11 @@ func (s *Server) ListenAndServe(addr string) error {
 
 // Shutdown stops accepting connections and ends every exchange gracefully:
 // subscriptions are closed (so endpoints commit what clients acknowledged)
-// and their entrypoints hear End, so they can finish their streams; what is
-// still running after StopGrace, or when ctx ends, is cancelled (a WebSocket
-// then closes with 1013 "Try Again Later"). New requests on kept-alive
-// connections get 503 meanwhile.
+// and the entrypoints of streams hear End with stopping set, so they tell
+// their clients to reconnect (an SSE goaway event, a WebSocket 1013) and
+// finish; what is still running after StopGrace, or when ctx ends, is
+// cancelled (a WebSocket then closes with 1013 "Try Again Later"). New
+// requests on kept-alive connections get 503 meanwhile.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if s.stopping.Swap(true) {
 		return errors.New("server: Shutdown called twice")

@@ -208,3 +208,29 @@ func TestEntrypointDirectPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestEventOfEnd decodes End frames as the core sends them, byte for byte:
+// Connect.Request.end (field 7) holding client_gone (1) and stopping (2).
+func TestEventOfEnd(t *testing.T) {
+	tests := map[string]struct {
+		frame []byte
+		want  entrypoint.Event
+	}{
+		"end":         {[]byte{0x3a, 0x00}, entrypoint.Event{Kind: entrypoint.End}},
+		"client gone": {[]byte{0x3a, 0x02, 0x08, 0x01}, entrypoint.Event{Kind: entrypoint.End, ClientGone: true}},
+		"stopping":    {[]byte{0x3a, 0x02, 0x10, 0x01}, entrypoint.Event{Kind: entrypoint.End, Stopping: true}},
+		// A field a newer core may add to End is skipped, not an error.
+		"stopping, unknown field": {[]byte{0x3a, 0x04, 0x10, 0x01, 0x18, 0x01}, entrypoint.Event{Kind: entrypoint.End, Stopping: true}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, ok, err := eventOf(rawFrame(tt.frame))
+			if err != nil || !ok {
+				t.Fatalf("eventOf: %v, %v", ok, err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("event %#v, want %#v", got, tt.want)
+			}
+		})
+	}
+}

@@ -103,7 +103,7 @@ func EventToWire(ev entrypoint.Event) (*pluginv1.Connect_Request, error) {
 		}
 		r.Kind = &pluginv1.Connect_Request_EndpointFailure{EndpointFailure: f}
 	case entrypoint.End:
-		r.Kind = &pluginv1.Connect_Request_End{End: &pluginv1.Connect_End{ClientGone: ev.ClientGone}}
+		r.Kind = &pluginv1.Connect_Request_End{End: &pluginv1.Connect_End{ClientGone: ev.ClientGone, Stopping: ev.Stopping}}
 	default:
 		return nil, fmt.Errorf("unknown event kind %d", ev.Kind)
 	}
@@ -139,7 +139,7 @@ func EventFromWire(w *pluginv1.Connect_Request) (entrypoint.Event, bool) {
 		}
 		return entrypoint.Event{Kind: entrypoint.EndpointFailure, Failure: f}, true
 	case *pluginv1.Connect_Request_End:
-		return entrypoint.Event{Kind: entrypoint.End, ClientGone: k.End.GetClientGone()}, true
+		return entrypoint.Event{Kind: entrypoint.End, ClientGone: k.End.GetClientGone(), Stopping: k.End.GetStopping()}, true
 	}
 	return entrypoint.Event{}, false
 }

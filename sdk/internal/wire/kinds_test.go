@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 
@@ -88,6 +89,7 @@ func TestEventRoundTrip(t *testing.T) {
 		"ready":            {Kind: entrypoint.Ready, Cursor: "demo@0#-1"},
 		"endpoint failure": {Kind: entrypoint.EndpointFailure, Failure: &gateway.Failure{Status: 500, Key: "K", RequestLevel: true}},
 		"end client gone":  {Kind: entrypoint.End, ClientGone: true},
+		"end stopping":     {Kind: entrypoint.End, Stopping: true},
 		"end":              {Kind: entrypoint.End},
 	}
 	for name, in := range tests {
@@ -102,6 +104,44 @@ func TestEventRoundTrip(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, in) {
 				t.Fatalf("round trip:\n got %#v\nwant %#v", got, in)
+			}
+		})
+	}
+}
+
+// TestEndBytes pins the encoding of End: Connect.Request.end is field 7,
+// client_gone field 1 and stopping field 2 of Connect.End. A core and a
+// plugin built from different revisions must agree on these bytes.
+func TestEndBytes(t *testing.T) {
+	tests := map[string]struct {
+		ev   entrypoint.Event
+		wire []byte
+	}{
+		"end":            {entrypoint.Event{Kind: entrypoint.End}, []byte{0x3a, 0x00}},
+		"client gone":    {entrypoint.Event{Kind: entrypoint.End, ClientGone: true}, []byte{0x3a, 0x02, 0x08, 0x01}},
+		"stopping":       {entrypoint.Event{Kind: entrypoint.End, Stopping: true}, []byte{0x3a, 0x02, 0x10, 0x01}},
+		"gone, stopping": {entrypoint.Event{Kind: entrypoint.End, ClientGone: true, Stopping: true}, []byte{0x3a, 0x04, 0x08, 0x01, 0x10, 0x01}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			w, err := EventToWire(tt.ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b, tt.wire) {
+				t.Fatalf("encoded % x, want % x", b, tt.wire)
+			}
+			var back pluginv1.Connect_Request
+			if err := proto.Unmarshal(tt.wire, &back); err != nil {
+				t.Fatal(err)
+			}
+			got, ok := EventFromWire(&back)
+			if !ok || !reflect.DeepEqual(got, tt.ev) {
+				t.Fatalf("decoded %#v, %v; want %#v", got, ok, tt.ev)
 			}
 		})
 	}

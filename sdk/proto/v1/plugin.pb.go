@@ -2955,10 +2955,15 @@ func (x *Connect_Ready) GetCursor() string {
 	return ""
 }
 
-// End says the client went away or the endpoint stream ended.
+// End says the client went away, the endpoint stream ended, or the gateway
+// is stopping.
 type Connect_End struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClientGone    bool                   `protobuf:"varint,1,opt,name=client_gone,json=clientGone,proto3" json:"client_gone,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ClientGone bool                   `protobuf:"varint,1,opt,name=client_gone,json=clientGone,proto3" json:"client_gone,omitempty"`
+	// The gateway is stopping: tell the client to reconnect elsewhere (SSE:
+	// a goaway event; WebSocket: close 1013 "Try Again Later"), then finish
+	// within the grace the core gives before it cancels the exchange.
+	Stopping      bool `protobuf:"varint,2,opt,name=stopping,proto3" json:"stopping,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2996,6 +3001,13 @@ func (*Connect_End) Descriptor() ([]byte, []int) {
 func (x *Connect_End) GetClientGone() bool {
 	if x != nil {
 		return x.ClientGone
+	}
+	return false
+}
+
+func (x *Connect_End) GetStopping() bool {
+	if x != nil {
+		return x.Stopping
 	}
 	return false
 }
@@ -3859,7 +3871,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05Ready\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x1a>\n" +
 	"\x05Batch\x125\n" +
-	"\bmessages\x18\x01 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\"\xd0\r\n" +
+	"\bmessages\x18\x01 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\"\xec\r\n" +
 	"\aConnect\x1a\xbe\x03\n" +
 	"\aRequest\x124\n" +
 	"\x04open\x18\x01 \x01(\v2\x1e.sluice.plugin.v1.Connect.OpenH\x00R\x04open\x12=\n" +
@@ -3885,10 +3897,11 @@ const file_plugin_proto_rawDesc = "" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x123\n" +
 	"\afailure\x18\x02 \x01(\v2\x19.sluice.plugin.v1.FailureR\afailure\x1a\x1f\n" +
 	"\x05Ready\x12\x16\n" +
-	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x1a&\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x1aB\n" +
 	"\x03End\x12\x1f\n" +
 	"\vclient_gone\x18\x01 \x01(\bR\n" +
-	"clientGone\x1a\xd4\x02\n" +
+	"clientGone\x12\x1a\n" +
+	"\bstopping\x18\x02 \x01(\bR\bstopping\x1a\xd4\x02\n" +
 	"\bResponse\x12=\n" +
 	"\arespond\x18\x01 \x01(\v2!.sluice.plugin.v1.Connect.RespondH\x00R\arespond\x127\n" +
 	"\x05write\x18\x02 \x01(\v2\x1f.sluice.plugin.v1.Connect.WriteH\x00R\x05write\x12B\n" +
