@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-gw/sluice/sdk/internal/grpcserver"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+	"github.com/sluice-gw/sluice/sdk/tunnel"
 )
 
 // ProtocolVersion is the major version of the plugin protocol (sdk/proto/v1).
@@ -59,6 +60,18 @@ func (ClientPlugin) GRPCServer(*goplugin.GRPCBroker, *grpc.Server) error { retur
 // GRPCClient wraps the connection in the per-service clients.
 func (ClientPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
 	return NewClients(c), nil
+}
+
+// UseTunnel routes the data-path services (Endpoint, Entrypoint, Policy)
+// through one Tunnel stream on the connection. The core calls it when the
+// plugin's metadata announces tunnel.Feature. Close the returned client when
+// the connection is dropped.
+func (c *Clients) UseTunnel() *tunnel.Client {
+	t := tunnel.NewClient(c.Conn)
+	c.Endpoint = pluginv1.NewEndpointClient(t)
+	c.Entrypoint = pluginv1.NewEntrypointClient(t)
+	c.Policy = pluginv1.NewPolicyClient(t)
+	return t
 }
 
 // NewClients wraps a connection to a plugin in the per-service clients.

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 	"github.com/sluice-gw/sluice/sdk/serve"
+	"github.com/sluice-gw/sluice/sdk/tunnel"
 )
 
 // Time limits of the stop sequence. Close's ctx bounds the drain; these bound
@@ -165,8 +167,10 @@ type process struct {
 	runner  *pluginRunner      // set by go-plugin through RunnerFunc; nil if it never got that far
 	kill    context.CancelFunc // SIGKILLs the process through os/exec; also releases its context
 	clients *serve.Clients
-	pid     int
-	upAt    time.Time
+	// tunnel carries the data path when the plugin serves it; nil otherwise.
+	tunnel *tunnel.Client
+	pid    int
+	upAt   time.Time
 }
 
 // started reports whether a process was forked at all.
@@ -394,6 +398,11 @@ func (p *Plugin) handshake(ctx context.Context, proc *process) (*pluginv1.GetMet
 		return nil, fmt.Errorf("the binary's name says kind %q but the plugin reports kind %q; rename it sluice-plugin-%s-<name>",
 			p.kind, got, got)
 	}
+	// A plugin built with an sdk older than the tunnel is still served, one
+	// HTTP/2 stream per call.
+	if slices.Contains(meta.GetFeatures(), tunnel.Feature) {
+		proc.tunnel = clients.UseTunnel()
+	}
 	return meta, nil
 }
 
@@ -408,6 +417,9 @@ func (p *Plugin) destroy(proc *process) {
 func (p *Plugin) stopProcess(ctx context.Context, proc *process, drain bool) {
 	// Releases the exec context in every case.
 	defer proc.kill()
+	if proc.tunnel != nil {
+		defer proc.tunnel.Close()
+	}
 	if drain && proc.clients != nil && !proc.hasExited() {
 		p.drain(ctx, proc)
 	}

@@ -4,63 +4,30 @@ import (
 	"errors"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/encoding"
-	_ "google.golang.org/grpc/encoding/proto" // registers the codec passThrough wraps
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+	"github.com/sluice-gw/sluice/sdk/tunnel"
 )
 
-// passThrough is the gRPC codec of the exchange's streams. It is the
-// standard proto codec (same name, so the plugin sees ordinary
-// "application/grpc+proto" calls) plus two types that skip protobuf
-// entirely: a received *rawFrame keeps the message's wire bytes, and a sent
-// *rawMessage is wire bytes already. The subscribe path uses them to hand an
-// endpoint's batch to the entrypoint without decoding and re-encoding every
-// message (DESIGN.md 4: the core only relays what no policy looks at).
-type passThrough struct{ proto encoding.CodecV2 }
+// The exchange's streams use tunnel.Codec: the standard proto codec (same
+// name, so the plugin sees ordinary "application/grpc+proto" calls) plus
+// raw types that skip protobuf entirely: a received *rawFrame keeps the
+// message's wire bytes, and a sent *rawMessage is wire bytes already. The
+// subscribe path uses them to hand an endpoint's batch to the entrypoint
+// without decoding and re-encoding every message: the core only relays what
+// no policy looks at.
+type (
+	rawFrame   = tunnel.RawFrame
+	rawMessage = tunnel.RawParts
+)
 
-// codec is the pass-through codec; protoCodecName is the content-subtype it
-// keeps.
-var codec = passThrough{proto: encoding.GetCodecV2(protoCodecName)}
-
-const protoCodecName = "proto"
-
-// withCodec is the call option that selects the pass-through codec.
+// withCodec is the call option that selects the pass-through codec on
+// plugins reached without a tunnel.
 var withCodec = grpc.ForceCodecV2(codec)
 
-// rawFrame receives one message in wire form.
-type rawFrame []byte
-
-// rawMessage sends one message already in wire form, as the concatenation
-// of its parts (so a prefix can go in front of received bytes without a
-// copy).
-type rawMessage [][]byte
-
-func (passThrough) Name() string { return protoCodecName }
-
-func (c passThrough) Marshal(v any) (mem.BufferSlice, error) {
-	if m, ok := v.(*rawMessage); ok {
-		out := make(mem.BufferSlice, 0, len(*m))
-		for _, p := range *m {
-			if len(p) > 0 {
-				out = append(out, mem.SliceBuffer(p))
-			}
-		}
-		return out, nil
-	}
-	return c.proto.Marshal(v)
-}
-
-func (c passThrough) Unmarshal(data mem.BufferSlice, v any) error {
-	if f, ok := v.(*rawFrame); ok {
-		// gRPC frees data when Unmarshal returns: keep a copy.
-		*f = data.Materialize()
-		return nil
-	}
-	return c.proto.Unmarshal(data, v)
-}
+// codec is the pass-through codec, shared with the plugins.
+var codec = tunnel.Codec
 
 // errMalformed reports a frame that is not valid protobuf.
 var errMalformed = errors.New("malformed protobuf message")

@@ -1,54 +1,27 @@
 package grpcserver
 
 import (
-	"google.golang.org/grpc/encoding"
-	_ "google.golang.org/grpc/encoding/proto" // registers the codec passThrough wraps
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluice-gw/sluice/sdk/gateway"
 	"github.com/sluice-gw/sluice/sdk/internal/wire"
+	"github.com/sluice-gw/sluice/sdk/tunnel"
 )
 
-// passThrough is the plugin server's gRPC codec: the standard proto codec
-// (same name, so nothing changes for the core or for go-plugin's own
-// services) plus two types that skip the generated messages. A received
-// *rawFrame keeps the wire bytes, which the hot paths decode straight into
-// gateway types (wire.DecodeMessages); a sent *rawMessage is wire bytes
-// already, encoded straight from gateway types (wire.AppendMessages). The
-// core relays subscribed batches without decoding them either, so a
-// message's metadata is never turned into structpb values on the way from
-// the endpoint to the entrypoint.
-type passThrough struct{ proto encoding.CodecV2 }
+// The plugin server's gRPC codec is tunnel.Codec: the standard proto codec
+// plus raw types that skip the generated messages. A received *rawFrame
+// keeps the wire bytes, which the hot paths decode straight into gateway
+// types (wire.DecodeMessages); a sent *rawMessage is wire bytes already,
+// encoded straight from gateway types (wire.AppendMessages). The core
+// relays subscribed batches without decoding them either, so a message's
+// metadata is never turned into structpb values on the way from the
+// endpoint to the entrypoint.
+type (
+	rawFrame   = tunnel.RawFrame
+	rawMessage = tunnel.RawBytes
+)
 
-var codec = passThrough{proto: encoding.GetCodecV2(protoCodecName)}
-
-const protoCodecName = "proto"
-
-// rawFrame receives one message in wire form.
-type rawFrame []byte
-
-// rawMessage sends one message already in wire form.
-type rawMessage []byte
-
-func (passThrough) Name() string { return protoCodecName }
-
-func (c passThrough) Marshal(v any) (mem.BufferSlice, error) {
-	if m, ok := v.(*rawMessage); ok {
-		return mem.BufferSlice{mem.SliceBuffer(*m)}, nil
-	}
-	return c.proto.Marshal(v)
-}
-
-func (c passThrough) Unmarshal(data mem.BufferSlice, v any) error {
-	if f, ok := v.(*rawFrame); ok {
-		// gRPC frees data when Unmarshal returns: keep a copy, which the
-		// decoded messages then alias.
-		*f = data.Materialize()
-		return nil
-	}
-	return c.proto.Unmarshal(data, v)
-}
+var codec = tunnel.Codec
 
 // Field numbers of sdk/proto/v1 the direct paths read or write.
 const (

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/policy"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+	"github.com/sluice-gw/sluice/sdk/tunnel"
 )
 
 // MaxConcurrentBatches bounds the batches of one multiplexed stream (Publish,
@@ -107,6 +108,7 @@ func New(p lifecycle.Plugin, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", md.Name, err)
 	}
+	mdWire.Features = append(mdWire.Features, tunnel.Feature)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -155,10 +157,18 @@ func ServerOptions(maxMessageSize int) []grpc.ServerOption {
 	}
 }
 
-// Register registers the base Plugin service and the service of the
-// plugin's kind on g.
+// Register registers the base Plugin service, the service of the plugin's
+// kind and the Tunnel service on g. The kind's service is also served
+// through the tunnel, which the core prefers for the data path.
 func (s *Server) Register(g grpc.ServiceRegistrar) {
 	pluginv1.RegisterPluginServer(g, &pluginServer{s: s})
+	ts := tunnel.NewServer()
+	s.registerKind(g)
+	s.registerKind(ts)
+	pluginv1.RegisterTunnelServer(g, ts)
+}
+
+func (s *Server) registerKind(g grpc.ServiceRegistrar) {
 	switch p := s.plugin.(type) {
 	case endpoint.Endpoint:
 		pluginv1.RegisterEndpointServer(g, &endpointServer{ep: p, log: s.log})

@@ -1341,6 +1341,216 @@ func (*OnMessages) Descriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
+// Tunnel carries every data-path call between the core and one plugin process
+// (Entrypoint.Connect, Endpoint.Publish and Subscribe, Policy.OnRequest and
+// OnMessages) on one long-lived stream, instead of one HTTP/2 stream per
+// call. Each frame names its call; the frames that are ready when a side
+// writes go out together in one TunnelBatch, so concurrent exchanges share
+// gRPC messages without any timer delaying a lone one. A plugin announces it
+// with the "tunnel" feature in GetMetadata; the core falls back to the plain
+// services otherwise.
+//
+// The core opens calls and picks their ids. A call's first frame carries its
+// full method name ("/sluice.plugin.v1.Entrypoint/Connect"); the plugin ends
+// a call with `end`. Flow control is per call and counted in messages: each
+// side may send TUNNEL_WINDOW (16) messages of a call before the other side
+// grants more with `window`.
+type TunnelFrame struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Call  uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
+	// Set on the first frame of a call only.
+	Method string `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// One message of the call, in the call's own protobuf encoding.
+	Message []byte `protobuf:"bytes,3,opt,name=message,proto3,oneof" json:"message,omitempty"`
+	// Core to plugin: the core sends no more messages on this call.
+	CloseSend bool `protobuf:"varint,4,opt,name=close_send,json=closeSend,proto3" json:"close_send,omitempty"`
+	// Plugin to core: the call is over, with this status (code 0 is OK).
+	End *TunnelStatus `protobuf:"bytes,5,opt,name=end,proto3" json:"end,omitempty"`
+	// The sender may now receive this many more messages on the call.
+	Window uint32 `protobuf:"varint,6,opt,name=window,proto3" json:"window,omitempty"`
+	// Core to plugin: the core gave up on the call (its client went away).
+	Cancel        bool `protobuf:"varint,7,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TunnelFrame) Reset() {
+	*x = TunnelFrame{}
+	mi := &file_plugin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TunnelFrame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TunnelFrame) ProtoMessage() {}
+
+func (x *TunnelFrame) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TunnelFrame.ProtoReflect.Descriptor instead.
+func (*TunnelFrame) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TunnelFrame) GetCall() uint64 {
+	if x != nil {
+		return x.Call
+	}
+	return 0
+}
+
+func (x *TunnelFrame) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *TunnelFrame) GetMessage() []byte {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *TunnelFrame) GetCloseSend() bool {
+	if x != nil {
+		return x.CloseSend
+	}
+	return false
+}
+
+func (x *TunnelFrame) GetEnd() *TunnelStatus {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *TunnelFrame) GetWindow() uint32 {
+	if x != nil {
+		return x.Window
+	}
+	return 0
+}
+
+func (x *TunnelFrame) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+// TunnelStatus is a gRPC status: a google.golang.org/grpc/codes value and
+// its message.
+type TunnelStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TunnelStatus) Reset() {
+	*x = TunnelStatus{}
+	mi := &file_plugin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TunnelStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TunnelStatus) ProtoMessage() {}
+
+func (x *TunnelStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TunnelStatus.ProtoReflect.Descriptor instead.
+func (*TunnelStatus) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TunnelStatus) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *TunnelStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type TunnelBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frames        []*TunnelFrame         `protobuf:"bytes,1,rep,name=frames,proto3" json:"frames,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TunnelBatch) Reset() {
+	*x = TunnelBatch{}
+	mi := &file_plugin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TunnelBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TunnelBatch) ProtoMessage() {}
+
+func (x *TunnelBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TunnelBatch.ProtoReflect.Descriptor instead.
+func (*TunnelBatch) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TunnelBatch) GetFrames() []*TunnelFrame {
+	if x != nil {
+		return x.Frames
+	}
+	return nil
+}
+
 type Schema_Attribute struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1359,7 +1569,7 @@ type Schema_Attribute struct {
 
 func (x *Schema_Attribute) Reset() {
 	*x = Schema_Attribute{}
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1581,7 @@ func (x *Schema_Attribute) String() string {
 func (*Schema_Attribute) ProtoMessage() {}
 
 func (x *Schema_Attribute) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1449,7 +1659,7 @@ type Schema_Block struct {
 
 func (x *Schema_Block) Reset() {
 	*x = Schema_Block{}
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1671,7 @@ func (x *Schema_Block) String() string {
 func (*Schema_Block) ProtoMessage() {}
 
 func (x *Schema_Block) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1730,7 @@ type GetMetadata_Request struct {
 
 func (x *GetMetadata_Request) Reset() {
 	*x = GetMetadata_Request{}
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1742,7 @@ func (x *GetMetadata_Request) String() string {
 func (*GetMetadata_Request) ProtoMessage() {}
 
 func (x *GetMetadata_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1549,18 +1759,21 @@ func (*GetMetadata_Request) Descriptor() ([]byte, []int) {
 }
 
 type GetMetadata_Response struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          Kind                   `protobuf:"varint,1,opt,name=kind,proto3,enum=sluice.plugin.v1.Kind" json:"kind,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	Types         []*TypeInfo            `protobuf:"bytes,4,rep,name=types,proto3" json:"types,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kind    Kind                   `protobuf:"varint,1,opt,name=kind,proto3,enum=sluice.plugin.v1.Kind" json:"kind,omitempty"`
+	Name    string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Version string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	Types   []*TypeInfo            `protobuf:"bytes,4,rep,name=types,proto3" json:"types,omitempty"`
+	// Protocol features the plugin serves beyond v1.0, so the core can use
+	// them without a version check: "tunnel" (the Tunnel service).
+	Features      []string `protobuf:"bytes,5,rep,name=features,proto3" json:"features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetMetadata_Response) Reset() {
 	*x = GetMetadata_Response{}
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1785,7 @@ func (x *GetMetadata_Response) String() string {
 func (*GetMetadata_Response) ProtoMessage() {}
 
 func (x *GetMetadata_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1616,6 +1829,13 @@ func (x *GetMetadata_Response) GetTypes() []*TypeInfo {
 	return nil
 }
 
+func (x *GetMetadata_Response) GetFeatures() []string {
+	if x != nil {
+		return x.Features
+	}
+	return nil
+}
+
 type ValidateConfig_Request struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Type  string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
@@ -1627,7 +1847,7 @@ type ValidateConfig_Request struct {
 
 func (x *ValidateConfig_Request) Reset() {
 	*x = ValidateConfig_Request{}
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1639,7 +1859,7 @@ func (x *ValidateConfig_Request) String() string {
 func (*ValidateConfig_Request) ProtoMessage() {}
 
 func (x *ValidateConfig_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1678,7 +1898,7 @@ type ValidateConfig_Response struct {
 
 func (x *ValidateConfig_Response) Reset() {
 	*x = ValidateConfig_Response{}
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1690,7 +1910,7 @@ func (x *ValidateConfig_Response) String() string {
 func (*ValidateConfig_Response) ProtoMessage() {}
 
 func (x *ValidateConfig_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1945,7 @@ type Configure_Request struct {
 
 func (x *Configure_Request) Reset() {
 	*x = Configure_Request{}
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1957,7 @@ func (x *Configure_Request) String() string {
 func (*Configure_Request) ProtoMessage() {}
 
 func (x *Configure_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +2010,7 @@ type Configure_Response struct {
 
 func (x *Configure_Response) Reset() {
 	*x = Configure_Response{}
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +2022,7 @@ func (x *Configure_Response) String() string {
 func (*Configure_Response) ProtoMessage() {}
 
 func (x *Configure_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +2054,7 @@ type Unconfigure_Request struct {
 
 func (x *Unconfigure_Request) Reset() {
 	*x = Unconfigure_Request{}
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +2066,7 @@ func (x *Unconfigure_Request) String() string {
 func (*Unconfigure_Request) ProtoMessage() {}
 
 func (x *Unconfigure_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +2097,7 @@ type Unconfigure_Response struct {
 
 func (x *Unconfigure_Response) Reset() {
 	*x = Unconfigure_Response{}
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +2109,7 @@ func (x *Unconfigure_Response) String() string {
 func (*Unconfigure_Response) ProtoMessage() {}
 
 func (x *Unconfigure_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,7 +2135,7 @@ type Drain_Request struct {
 
 func (x *Drain_Request) Reset() {
 	*x = Drain_Request{}
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2147,7 @@ func (x *Drain_Request) String() string {
 func (*Drain_Request) ProtoMessage() {}
 
 func (x *Drain_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2178,7 @@ type Drain_Response struct {
 
 func (x *Drain_Response) Reset() {
 	*x = Drain_Response{}
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2190,7 @@ func (x *Drain_Response) String() string {
 func (*Drain_Response) ProtoMessage() {}
 
 func (x *Drain_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2218,7 @@ type Publish_Request struct {
 
 func (x *Publish_Request) Reset() {
 	*x = Publish_Request{}
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2230,7 @@ func (x *Publish_Request) String() string {
 func (*Publish_Request) ProtoMessage() {}
 
 func (x *Publish_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2285,7 @@ type Publish_Response struct {
 
 func (x *Publish_Response) Reset() {
 	*x = Publish_Response{}
-	mi := &file_plugin_proto_msgTypes[36]
+	mi := &file_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2297,7 @@ func (x *Publish_Response) String() string {
 func (*Publish_Response) ProtoMessage() {}
 
 func (x *Publish_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[36]
+	mi := &file_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2340,7 @@ type Subscribe_Request struct {
 
 func (x *Subscribe_Request) Reset() {
 	*x = Subscribe_Request{}
-	mi := &file_plugin_proto_msgTypes[37]
+	mi := &file_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2352,7 @@ func (x *Subscribe_Request) String() string {
 func (*Subscribe_Request) ProtoMessage() {}
 
 func (x *Subscribe_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[37]
+	mi := &file_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2425,7 @@ type Subscribe_Start struct {
 
 func (x *Subscribe_Start) Reset() {
 	*x = Subscribe_Start{}
-	mi := &file_plugin_proto_msgTypes[38]
+	mi := &file_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2217,7 +2437,7 @@ func (x *Subscribe_Start) String() string {
 func (*Subscribe_Start) ProtoMessage() {}
 
 func (x *Subscribe_Start) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[38]
+	mi := &file_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2498,7 @@ type Subscribe_Ack struct {
 
 func (x *Subscribe_Ack) Reset() {
 	*x = Subscribe_Ack{}
-	mi := &file_plugin_proto_msgTypes[39]
+	mi := &file_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2290,7 +2510,7 @@ func (x *Subscribe_Ack) String() string {
 func (*Subscribe_Ack) ProtoMessage() {}
 
 func (x *Subscribe_Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[39]
+	mi := &file_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2547,7 @@ type Subscribe_Response struct {
 
 func (x *Subscribe_Response) Reset() {
 	*x = Subscribe_Response{}
-	mi := &file_plugin_proto_msgTypes[40]
+	mi := &file_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2339,7 +2559,7 @@ func (x *Subscribe_Response) String() string {
 func (*Subscribe_Response) ProtoMessage() {}
 
 func (x *Subscribe_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[40]
+	mi := &file_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2422,7 +2642,7 @@ type Subscribe_Ready struct {
 
 func (x *Subscribe_Ready) Reset() {
 	*x = Subscribe_Ready{}
-	mi := &file_plugin_proto_msgTypes[41]
+	mi := &file_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2654,7 @@ func (x *Subscribe_Ready) String() string {
 func (*Subscribe_Ready) ProtoMessage() {}
 
 func (x *Subscribe_Ready) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[41]
+	mi := &file_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2686,7 @@ type Subscribe_Batch struct {
 
 func (x *Subscribe_Batch) Reset() {
 	*x = Subscribe_Batch{}
-	mi := &file_plugin_proto_msgTypes[42]
+	mi := &file_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2698,7 @@ func (x *Subscribe_Batch) String() string {
 func (*Subscribe_Batch) ProtoMessage() {}
 
 func (x *Subscribe_Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[42]
+	mi := &file_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2739,7 @@ type Connect_Request struct {
 
 func (x *Connect_Request) Reset() {
 	*x = Connect_Request{}
-	mi := &file_plugin_proto_msgTypes[43]
+	mi := &file_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2531,7 +2751,7 @@ func (x *Connect_Request) String() string {
 func (*Connect_Request) ProtoMessage() {}
 
 func (x *Connect_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[43]
+	mi := &file_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2893,7 @@ type Connect_Open struct {
 
 func (x *Connect_Open) Reset() {
 	*x = Connect_Open{}
-	mi := &file_plugin_proto_msgTypes[44]
+	mi := &file_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2685,7 +2905,7 @@ func (x *Connect_Open) String() string {
 func (*Connect_Open) ProtoMessage() {}
 
 func (x *Connect_Open) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[44]
+	mi := &file_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +2945,7 @@ type Connect_Inbound struct {
 
 func (x *Connect_Inbound) Reset() {
 	*x = Connect_Inbound{}
-	mi := &file_plugin_proto_msgTypes[45]
+	mi := &file_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2957,7 @@ func (x *Connect_Inbound) String() string {
 func (*Connect_Inbound) ProtoMessage() {}
 
 func (x *Connect_Inbound) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[45]
+	mi := &file_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2770,7 +2990,7 @@ type Connect_Frame struct {
 
 func (x *Connect_Frame) Reset() {
 	*x = Connect_Frame{}
-	mi := &file_plugin_proto_msgTypes[46]
+	mi := &file_plugin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +3002,7 @@ func (x *Connect_Frame) String() string {
 func (*Connect_Frame) ProtoMessage() {}
 
 func (x *Connect_Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[46]
+	mi := &file_plugin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2822,7 +3042,7 @@ type Connect_Deliver struct {
 
 func (x *Connect_Deliver) Reset() {
 	*x = Connect_Deliver{}
-	mi := &file_plugin_proto_msgTypes[47]
+	mi := &file_plugin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2834,7 +3054,7 @@ func (x *Connect_Deliver) String() string {
 func (*Connect_Deliver) ProtoMessage() {}
 
 func (x *Connect_Deliver) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[47]
+	mi := &file_plugin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +3088,7 @@ type Connect_Published struct {
 
 func (x *Connect_Published) Reset() {
 	*x = Connect_Published{}
-	mi := &file_plugin_proto_msgTypes[48]
+	mi := &file_plugin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2880,7 +3100,7 @@ func (x *Connect_Published) String() string {
 func (*Connect_Published) ProtoMessage() {}
 
 func (x *Connect_Published) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[48]
+	mi := &file_plugin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2920,7 +3140,7 @@ type Connect_Ready struct {
 
 func (x *Connect_Ready) Reset() {
 	*x = Connect_Ready{}
-	mi := &file_plugin_proto_msgTypes[49]
+	mi := &file_plugin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3152,7 @@ func (x *Connect_Ready) String() string {
 func (*Connect_Ready) ProtoMessage() {}
 
 func (x *Connect_Ready) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[49]
+	mi := &file_plugin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2970,7 +3190,7 @@ type Connect_End struct {
 
 func (x *Connect_End) Reset() {
 	*x = Connect_End{}
-	mi := &file_plugin_proto_msgTypes[50]
+	mi := &file_plugin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3202,7 @@ func (x *Connect_End) String() string {
 func (*Connect_End) ProtoMessage() {}
 
 func (x *Connect_End) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[50]
+	mi := &file_plugin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3248,7 @@ type Connect_Response struct {
 
 func (x *Connect_Response) Reset() {
 	*x = Connect_Response{}
-	mi := &file_plugin_proto_msgTypes[51]
+	mi := &file_plugin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3260,7 @@ func (x *Connect_Response) String() string {
 func (*Connect_Response) ProtoMessage() {}
 
 func (x *Connect_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[51]
+	mi := &file_plugin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3155,7 +3375,7 @@ type Connect_Respond struct {
 
 func (x *Connect_Respond) Reset() {
 	*x = Connect_Respond{}
-	mi := &file_plugin_proto_msgTypes[52]
+	mi := &file_plugin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3167,7 +3387,7 @@ func (x *Connect_Respond) String() string {
 func (*Connect_Respond) ProtoMessage() {}
 
 func (x *Connect_Respond) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[52]
+	mi := &file_plugin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3217,7 +3437,7 @@ type Connect_Write struct {
 
 func (x *Connect_Write) Reset() {
 	*x = Connect_Write{}
-	mi := &file_plugin_proto_msgTypes[53]
+	mi := &file_plugin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3449,7 @@ func (x *Connect_Write) String() string {
 func (*Connect_Write) ProtoMessage() {}
 
 func (x *Connect_Write) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[53]
+	mi := &file_plugin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3496,7 @@ type Connect_PublishBatch struct {
 
 func (x *Connect_PublishBatch) Reset() {
 	*x = Connect_PublishBatch{}
-	mi := &file_plugin_proto_msgTypes[54]
+	mi := &file_plugin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3288,7 +3508,7 @@ func (x *Connect_PublishBatch) String() string {
 func (*Connect_PublishBatch) ProtoMessage() {}
 
 func (x *Connect_PublishBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[54]
+	mi := &file_plugin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3329,7 +3549,7 @@ type Connect_SubscribeStart struct {
 
 func (x *Connect_SubscribeStart) Reset() {
 	*x = Connect_SubscribeStart{}
-	mi := &file_plugin_proto_msgTypes[55]
+	mi := &file_plugin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3341,7 +3561,7 @@ func (x *Connect_SubscribeStart) String() string {
 func (*Connect_SubscribeStart) ProtoMessage() {}
 
 func (x *Connect_SubscribeStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[55]
+	mi := &file_plugin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3391,7 +3611,7 @@ type Connect_Finish struct {
 
 func (x *Connect_Finish) Reset() {
 	*x = Connect_Finish{}
-	mi := &file_plugin_proto_msgTypes[56]
+	mi := &file_plugin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3403,7 +3623,7 @@ func (x *Connect_Finish) String() string {
 func (*Connect_Finish) ProtoMessage() {}
 
 func (x *Connect_Finish) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[56]
+	mi := &file_plugin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3450,7 +3670,7 @@ type OnRequest_Request struct {
 
 func (x *OnRequest_Request) Reset() {
 	*x = OnRequest_Request{}
-	mi := &file_plugin_proto_msgTypes[57]
+	mi := &file_plugin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3462,7 +3682,7 @@ func (x *OnRequest_Request) String() string {
 func (*OnRequest_Request) ProtoMessage() {}
 
 func (x *OnRequest_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[57]
+	mi := &file_plugin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3504,7 +3724,7 @@ type OnRequest_Response struct {
 
 func (x *OnRequest_Response) Reset() {
 	*x = OnRequest_Response{}
-	mi := &file_plugin_proto_msgTypes[58]
+	mi := &file_plugin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +3736,7 @@ func (x *OnRequest_Response) String() string {
 func (*OnRequest_Response) ProtoMessage() {}
 
 func (x *OnRequest_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[58]
+	mi := &file_plugin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3560,7 +3780,7 @@ type OnMessages_Request struct {
 
 func (x *OnMessages_Request) Reset() {
 	*x = OnMessages_Request{}
-	mi := &file_plugin_proto_msgTypes[60]
+	mi := &file_plugin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3572,7 +3792,7 @@ func (x *OnMessages_Request) String() string {
 func (*OnMessages_Request) ProtoMessage() {}
 
 func (x *OnMessages_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[60]
+	mi := &file_plugin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3636,7 +3856,7 @@ type OnMessages_Response struct {
 
 func (x *OnMessages_Response) Reset() {
 	*x = OnMessages_Response{}
-	mi := &file_plugin_proto_msgTypes[61]
+	mi := &file_plugin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3648,7 +3868,7 @@ func (x *OnMessages_Response) String() string {
 func (*OnMessages_Response) ProtoMessage() {}
 
 func (x *OnMessages_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[61]
+	mi := &file_plugin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3801,14 +4021,15 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05match\x18\x06 \x01(\v2\x17.sluice.plugin.v1.MatchR\x05match\x12\x14\n" +
 	"\x05modes\x18\a \x03(\tR\x05modes\x12\x16\n" +
 	"\x06phases\x18\b \x03(\tR\x06phases\x12\"\n" +
-	"\fcapabilities\x18\t \x03(\tR\fcapabilities\"\xb1\x01\n" +
+	"\fcapabilities\x18\t \x03(\tR\fcapabilities\"\xcd\x01\n" +
 	"\vGetMetadata\x1a\t\n" +
-	"\aRequest\x1a\x96\x01\n" +
+	"\aRequest\x1a\xb2\x01\n" +
 	"\bResponse\x12*\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x16.sluice.plugin.v1.KindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x120\n" +
-	"\x05types\x18\x04 \x03(\v2\x1a.sluice.plugin.v1.TypeInfoR\x05types\"\x9c\x01\n" +
+	"\x05types\x18\x04 \x03(\v2\x1a.sluice.plugin.v1.TypeInfoR\x05types\x12\x1a\n" +
+	"\bfeatures\x18\x05 \x03(\tR\bfeatures\"\x9c\x01\n" +
 	"\x0eValidateConfig\x1a>\n" +
 	"\aRequest\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1f\n" +
@@ -3953,7 +4174,23 @@ const file_plugin_proto_rawDesc = "" +
 	"\bResponse\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x125\n" +
 	"\bmessages\x18\x02 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\x127\n" +
-	"\tinterrupt\x18\x03 \x01(\v2\x19.sluice.plugin.v1.FailureR\tinterrupt*F\n" +
+	"\tinterrupt\x18\x03 \x01(\v2\x19.sluice.plugin.v1.FailureR\tinterrupt\"\xe5\x01\n" +
+	"\vTunnelFrame\x12\x12\n" +
+	"\x04call\x18\x01 \x01(\x04R\x04call\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12\x1d\n" +
+	"\amessage\x18\x03 \x01(\fH\x00R\amessage\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"close_send\x18\x04 \x01(\bR\tcloseSend\x120\n" +
+	"\x03end\x18\x05 \x01(\v2\x1e.sluice.plugin.v1.TunnelStatusR\x03end\x12\x16\n" +
+	"\x06window\x18\x06 \x01(\rR\x06window\x12\x16\n" +
+	"\x06cancel\x18\a \x01(\bR\x06cancelB\n" +
+	"\n" +
+	"\b_message\"<\n" +
+	"\fTunnelStatus\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"D\n" +
+	"\vTunnelBatch\x125\n" +
+	"\x06frames\x18\x01 \x03(\v2\x1d.sluice.plugin.v1.TunnelFrameR\x06frames*F\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bENDPOINT\x10\x01\x12\x0e\n" +
@@ -3976,7 +4213,9 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06Policy\x12V\n" +
 	"\tOnRequest\x12#.sluice.plugin.v1.OnRequest.Request\x1a$.sluice.plugin.v1.OnRequest.Response\x12]\n" +
 	"\n" +
-	"OnMessages\x12$.sluice.plugin.v1.OnMessages.Request\x1a%.sluice.plugin.v1.OnMessages.Response(\x010\x01B3Z1github.com/sluice-gw/sluice/sdk/proto/v1;pluginv1b\x06proto3"
+	"OnMessages\x12$.sluice.plugin.v1.OnMessages.Request\x1a%.sluice.plugin.v1.OnMessages.Response(\x010\x012R\n" +
+	"\x06Tunnel\x12H\n" +
+	"\x04Open\x12\x1d.sluice.plugin.v1.TunnelBatch\x1a\x1d.sluice.plugin.v1.TunnelBatch(\x010\x01B3Z1github.com/sluice-gw/sluice/sdk/proto/v1;pluginv1b\x06proto3"
 
 var (
 	file_plugin_proto_rawDescOnce sync.Once
@@ -3991,7 +4230,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_plugin_proto_goTypes = []any{
 	(Kind)(0),                       // 0: sluice.plugin.v1.Kind
 	(Diagnostic_Severity)(0),        // 1: sluice.plugin.v1.Diagnostic.Severity
@@ -4016,138 +4255,145 @@ var file_plugin_proto_goTypes = []any{
 	(*Connect)(nil),                 // 20: sluice.plugin.v1.Connect
 	(*OnRequest)(nil),               // 21: sluice.plugin.v1.OnRequest
 	(*OnMessages)(nil),              // 22: sluice.plugin.v1.OnMessages
-	nil,                             // 23: sluice.plugin.v1.Message.MetadataEntry
-	nil,                             // 24: sluice.plugin.v1.Message.AttributesEntry
-	nil,                             // 25: sluice.plugin.v1.Request.PathParamsEntry
-	nil,                             // 26: sluice.plugin.v1.Context.AttributesEntry
-	(*Schema_Attribute)(nil),        // 27: sluice.plugin.v1.Schema.Attribute
-	(*Schema_Block)(nil),            // 28: sluice.plugin.v1.Schema.Block
-	(*GetMetadata_Request)(nil),     // 29: sluice.plugin.v1.GetMetadata.Request
-	(*GetMetadata_Response)(nil),    // 30: sluice.plugin.v1.GetMetadata.Response
-	(*ValidateConfig_Request)(nil),  // 31: sluice.plugin.v1.ValidateConfig.Request
-	(*ValidateConfig_Response)(nil), // 32: sluice.plugin.v1.ValidateConfig.Response
-	(*Configure_Request)(nil),       // 33: sluice.plugin.v1.Configure.Request
-	(*Configure_Response)(nil),      // 34: sluice.plugin.v1.Configure.Response
-	(*Unconfigure_Request)(nil),     // 35: sluice.plugin.v1.Unconfigure.Request
-	(*Unconfigure_Response)(nil),    // 36: sluice.plugin.v1.Unconfigure.Response
-	(*Drain_Request)(nil),           // 37: sluice.plugin.v1.Drain.Request
-	(*Drain_Response)(nil),          // 38: sluice.plugin.v1.Drain.Response
-	(*Publish_Request)(nil),         // 39: sluice.plugin.v1.Publish.Request
-	(*Publish_Response)(nil),        // 40: sluice.plugin.v1.Publish.Response
-	(*Subscribe_Request)(nil),       // 41: sluice.plugin.v1.Subscribe.Request
-	(*Subscribe_Start)(nil),         // 42: sluice.plugin.v1.Subscribe.Start
-	(*Subscribe_Ack)(nil),           // 43: sluice.plugin.v1.Subscribe.Ack
-	(*Subscribe_Response)(nil),      // 44: sluice.plugin.v1.Subscribe.Response
-	(*Subscribe_Ready)(nil),         // 45: sluice.plugin.v1.Subscribe.Ready
-	(*Subscribe_Batch)(nil),         // 46: sluice.plugin.v1.Subscribe.Batch
-	(*Connect_Request)(nil),         // 47: sluice.plugin.v1.Connect.Request
-	(*Connect_Open)(nil),            // 48: sluice.plugin.v1.Connect.Open
-	(*Connect_Inbound)(nil),         // 49: sluice.plugin.v1.Connect.Inbound
-	(*Connect_Frame)(nil),           // 50: sluice.plugin.v1.Connect.Frame
-	(*Connect_Deliver)(nil),         // 51: sluice.plugin.v1.Connect.Deliver
-	(*Connect_Published)(nil),       // 52: sluice.plugin.v1.Connect.Published
-	(*Connect_Ready)(nil),           // 53: sluice.plugin.v1.Connect.Ready
-	(*Connect_End)(nil),             // 54: sluice.plugin.v1.Connect.End
-	(*Connect_Response)(nil),        // 55: sluice.plugin.v1.Connect.Response
-	(*Connect_Respond)(nil),         // 56: sluice.plugin.v1.Connect.Respond
-	(*Connect_Write)(nil),           // 57: sluice.plugin.v1.Connect.Write
-	(*Connect_PublishBatch)(nil),    // 58: sluice.plugin.v1.Connect.PublishBatch
-	(*Connect_SubscribeStart)(nil),  // 59: sluice.plugin.v1.Connect.SubscribeStart
-	(*Connect_Finish)(nil),          // 60: sluice.plugin.v1.Connect.Finish
-	(*OnRequest_Request)(nil),       // 61: sluice.plugin.v1.OnRequest.Request
-	(*OnRequest_Response)(nil),      // 62: sluice.plugin.v1.OnRequest.Response
-	nil,                             // 63: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
-	(*OnMessages_Request)(nil),      // 64: sluice.plugin.v1.OnMessages.Request
-	(*OnMessages_Response)(nil),     // 65: sluice.plugin.v1.OnMessages.Response
-	(*structpb.Value)(nil),          // 66: google.protobuf.Value
+	(*TunnelFrame)(nil),             // 23: sluice.plugin.v1.TunnelFrame
+	(*TunnelStatus)(nil),            // 24: sluice.plugin.v1.TunnelStatus
+	(*TunnelBatch)(nil),             // 25: sluice.plugin.v1.TunnelBatch
+	nil,                             // 26: sluice.plugin.v1.Message.MetadataEntry
+	nil,                             // 27: sluice.plugin.v1.Message.AttributesEntry
+	nil,                             // 28: sluice.plugin.v1.Request.PathParamsEntry
+	nil,                             // 29: sluice.plugin.v1.Context.AttributesEntry
+	(*Schema_Attribute)(nil),        // 30: sluice.plugin.v1.Schema.Attribute
+	(*Schema_Block)(nil),            // 31: sluice.plugin.v1.Schema.Block
+	(*GetMetadata_Request)(nil),     // 32: sluice.plugin.v1.GetMetadata.Request
+	(*GetMetadata_Response)(nil),    // 33: sluice.plugin.v1.GetMetadata.Response
+	(*ValidateConfig_Request)(nil),  // 34: sluice.plugin.v1.ValidateConfig.Request
+	(*ValidateConfig_Response)(nil), // 35: sluice.plugin.v1.ValidateConfig.Response
+	(*Configure_Request)(nil),       // 36: sluice.plugin.v1.Configure.Request
+	(*Configure_Response)(nil),      // 37: sluice.plugin.v1.Configure.Response
+	(*Unconfigure_Request)(nil),     // 38: sluice.plugin.v1.Unconfigure.Request
+	(*Unconfigure_Response)(nil),    // 39: sluice.plugin.v1.Unconfigure.Response
+	(*Drain_Request)(nil),           // 40: sluice.plugin.v1.Drain.Request
+	(*Drain_Response)(nil),          // 41: sluice.plugin.v1.Drain.Response
+	(*Publish_Request)(nil),         // 42: sluice.plugin.v1.Publish.Request
+	(*Publish_Response)(nil),        // 43: sluice.plugin.v1.Publish.Response
+	(*Subscribe_Request)(nil),       // 44: sluice.plugin.v1.Subscribe.Request
+	(*Subscribe_Start)(nil),         // 45: sluice.plugin.v1.Subscribe.Start
+	(*Subscribe_Ack)(nil),           // 46: sluice.plugin.v1.Subscribe.Ack
+	(*Subscribe_Response)(nil),      // 47: sluice.plugin.v1.Subscribe.Response
+	(*Subscribe_Ready)(nil),         // 48: sluice.plugin.v1.Subscribe.Ready
+	(*Subscribe_Batch)(nil),         // 49: sluice.plugin.v1.Subscribe.Batch
+	(*Connect_Request)(nil),         // 50: sluice.plugin.v1.Connect.Request
+	(*Connect_Open)(nil),            // 51: sluice.plugin.v1.Connect.Open
+	(*Connect_Inbound)(nil),         // 52: sluice.plugin.v1.Connect.Inbound
+	(*Connect_Frame)(nil),           // 53: sluice.plugin.v1.Connect.Frame
+	(*Connect_Deliver)(nil),         // 54: sluice.plugin.v1.Connect.Deliver
+	(*Connect_Published)(nil),       // 55: sluice.plugin.v1.Connect.Published
+	(*Connect_Ready)(nil),           // 56: sluice.plugin.v1.Connect.Ready
+	(*Connect_End)(nil),             // 57: sluice.plugin.v1.Connect.End
+	(*Connect_Response)(nil),        // 58: sluice.plugin.v1.Connect.Response
+	(*Connect_Respond)(nil),         // 59: sluice.plugin.v1.Connect.Respond
+	(*Connect_Write)(nil),           // 60: sluice.plugin.v1.Connect.Write
+	(*Connect_PublishBatch)(nil),    // 61: sluice.plugin.v1.Connect.PublishBatch
+	(*Connect_SubscribeStart)(nil),  // 62: sluice.plugin.v1.Connect.SubscribeStart
+	(*Connect_Finish)(nil),          // 63: sluice.plugin.v1.Connect.Finish
+	(*OnRequest_Request)(nil),       // 64: sluice.plugin.v1.OnRequest.Request
+	(*OnRequest_Response)(nil),      // 65: sluice.plugin.v1.OnRequest.Response
+	nil,                             // 66: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
+	(*OnMessages_Request)(nil),      // 67: sluice.plugin.v1.OnMessages.Request
+	(*OnMessages_Response)(nil),     // 68: sluice.plugin.v1.OnMessages.Response
+	(*structpb.Value)(nil),          // 69: google.protobuf.Value
 }
 var file_plugin_proto_depIdxs = []int32{
 	4,  // 0: sluice.plugin.v1.Message.headers:type_name -> sluice.plugin.v1.Header
-	23, // 1: sluice.plugin.v1.Message.metadata:type_name -> sluice.plugin.v1.Message.MetadataEntry
-	24, // 2: sluice.plugin.v1.Message.attributes:type_name -> sluice.plugin.v1.Message.AttributesEntry
+	26, // 1: sluice.plugin.v1.Message.metadata:type_name -> sluice.plugin.v1.Message.MetadataEntry
+	27, // 2: sluice.plugin.v1.Message.attributes:type_name -> sluice.plugin.v1.Message.AttributesEntry
 	5,  // 3: sluice.plugin.v1.Message.error:type_name -> sluice.plugin.v1.Failure
 	4,  // 4: sluice.plugin.v1.Request.headers:type_name -> sluice.plugin.v1.Header
 	4,  // 5: sluice.plugin.v1.Request.params:type_name -> sluice.plugin.v1.Header
-	25, // 6: sluice.plugin.v1.Request.path_params:type_name -> sluice.plugin.v1.Request.PathParamsEntry
+	28, // 6: sluice.plugin.v1.Request.path_params:type_name -> sluice.plugin.v1.Request.PathParamsEntry
 	7,  // 7: sluice.plugin.v1.Context.request:type_name -> sluice.plugin.v1.Request
-	26, // 8: sluice.plugin.v1.Context.attributes:type_name -> sluice.plugin.v1.Context.AttributesEntry
+	29, // 8: sluice.plugin.v1.Context.attributes:type_name -> sluice.plugin.v1.Context.AttributesEntry
 	1,  // 9: sluice.plugin.v1.Diagnostic.severity:type_name -> sluice.plugin.v1.Diagnostic.Severity
-	27, // 10: sluice.plugin.v1.Schema.attributes:type_name -> sluice.plugin.v1.Schema.Attribute
-	28, // 11: sluice.plugin.v1.Schema.blocks:type_name -> sluice.plugin.v1.Schema.Block
+	30, // 10: sluice.plugin.v1.Schema.attributes:type_name -> sluice.plugin.v1.Schema.Attribute
+	31, // 11: sluice.plugin.v1.Schema.blocks:type_name -> sluice.plugin.v1.Schema.Block
 	10, // 12: sluice.plugin.v1.TypeInfo.config_schema:type_name -> sluice.plugin.v1.Schema
 	11, // 13: sluice.plugin.v1.TypeInfo.match:type_name -> sluice.plugin.v1.Match
-	66, // 14: sluice.plugin.v1.Message.MetadataEntry.value:type_name -> google.protobuf.Value
-	66, // 15: sluice.plugin.v1.Message.AttributesEntry.value:type_name -> google.protobuf.Value
-	66, // 16: sluice.plugin.v1.Context.AttributesEntry.value:type_name -> google.protobuf.Value
-	2,  // 17: sluice.plugin.v1.Schema.Attribute.type:type_name -> sluice.plugin.v1.Schema.Attribute.Type
-	3,  // 18: sluice.plugin.v1.Schema.Block.nesting:type_name -> sluice.plugin.v1.Schema.Block.Nesting
-	10, // 19: sluice.plugin.v1.Schema.Block.schema:type_name -> sluice.plugin.v1.Schema
-	0,  // 20: sluice.plugin.v1.GetMetadata.Response.kind:type_name -> sluice.plugin.v1.Kind
-	12, // 21: sluice.plugin.v1.GetMetadata.Response.types:type_name -> sluice.plugin.v1.TypeInfo
-	9,  // 22: sluice.plugin.v1.ValidateConfig.Response.diagnostics:type_name -> sluice.plugin.v1.Diagnostic
-	9,  // 23: sluice.plugin.v1.Configure.Response.diagnostics:type_name -> sluice.plugin.v1.Diagnostic
-	8,  // 24: sluice.plugin.v1.Publish.Request.context:type_name -> sluice.plugin.v1.Context
-	6,  // 25: sluice.plugin.v1.Publish.Request.messages:type_name -> sluice.plugin.v1.Message
-	5,  // 26: sluice.plugin.v1.Publish.Response.failure:type_name -> sluice.plugin.v1.Failure
-	42, // 27: sluice.plugin.v1.Subscribe.Request.start:type_name -> sluice.plugin.v1.Subscribe.Start
-	43, // 28: sluice.plugin.v1.Subscribe.Request.ack:type_name -> sluice.plugin.v1.Subscribe.Ack
-	8,  // 29: sluice.plugin.v1.Subscribe.Start.context:type_name -> sluice.plugin.v1.Context
-	45, // 30: sluice.plugin.v1.Subscribe.Response.ready:type_name -> sluice.plugin.v1.Subscribe.Ready
-	46, // 31: sluice.plugin.v1.Subscribe.Response.batch:type_name -> sluice.plugin.v1.Subscribe.Batch
-	5,  // 32: sluice.plugin.v1.Subscribe.Response.failure:type_name -> sluice.plugin.v1.Failure
-	6,  // 33: sluice.plugin.v1.Subscribe.Batch.messages:type_name -> sluice.plugin.v1.Message
-	48, // 34: sluice.plugin.v1.Connect.Request.open:type_name -> sluice.plugin.v1.Connect.Open
-	49, // 35: sluice.plugin.v1.Connect.Request.inbound:type_name -> sluice.plugin.v1.Connect.Inbound
-	51, // 36: sluice.plugin.v1.Connect.Request.deliver:type_name -> sluice.plugin.v1.Connect.Deliver
-	52, // 37: sluice.plugin.v1.Connect.Request.published:type_name -> sluice.plugin.v1.Connect.Published
-	53, // 38: sluice.plugin.v1.Connect.Request.ready:type_name -> sluice.plugin.v1.Connect.Ready
-	5,  // 39: sluice.plugin.v1.Connect.Request.endpoint_failure:type_name -> sluice.plugin.v1.Failure
-	54, // 40: sluice.plugin.v1.Connect.Request.end:type_name -> sluice.plugin.v1.Connect.End
-	8,  // 41: sluice.plugin.v1.Connect.Open.context:type_name -> sluice.plugin.v1.Context
-	50, // 42: sluice.plugin.v1.Connect.Inbound.frames:type_name -> sluice.plugin.v1.Connect.Frame
-	6,  // 43: sluice.plugin.v1.Connect.Deliver.messages:type_name -> sluice.plugin.v1.Message
-	5,  // 44: sluice.plugin.v1.Connect.Published.failure:type_name -> sluice.plugin.v1.Failure
-	56, // 45: sluice.plugin.v1.Connect.Response.respond:type_name -> sluice.plugin.v1.Connect.Respond
-	57, // 46: sluice.plugin.v1.Connect.Response.write:type_name -> sluice.plugin.v1.Connect.Write
-	58, // 47: sluice.plugin.v1.Connect.Response.publish:type_name -> sluice.plugin.v1.Connect.PublishBatch
-	59, // 48: sluice.plugin.v1.Connect.Response.subscribe:type_name -> sluice.plugin.v1.Connect.SubscribeStart
-	60, // 49: sluice.plugin.v1.Connect.Response.finish:type_name -> sluice.plugin.v1.Connect.Finish
-	4,  // 50: sluice.plugin.v1.Connect.Respond.headers:type_name -> sluice.plugin.v1.Header
-	6,  // 51: sluice.plugin.v1.Connect.PublishBatch.messages:type_name -> sluice.plugin.v1.Message
-	56, // 52: sluice.plugin.v1.Connect.Finish.respond:type_name -> sluice.plugin.v1.Connect.Respond
-	8,  // 53: sluice.plugin.v1.OnRequest.Request.context:type_name -> sluice.plugin.v1.Context
-	63, // 54: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
-	5,  // 55: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	66, // 56: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
-	8,  // 57: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
-	6,  // 58: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
-	6,  // 59: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
-	5,  // 60: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	29, // 61: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
-	31, // 62: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
-	33, // 63: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
-	35, // 64: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
-	37, // 65: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
-	39, // 66: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
-	41, // 67: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
-	47, // 68: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
-	61, // 69: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
-	64, // 70: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
-	30, // 71: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
-	32, // 72: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
-	34, // 73: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
-	36, // 74: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
-	38, // 75: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
-	40, // 76: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
-	44, // 77: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
-	55, // 78: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
-	62, // 79: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
-	65, // 80: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
-	71, // [71:81] is the sub-list for method output_type
-	61, // [61:71] is the sub-list for method input_type
-	61, // [61:61] is the sub-list for extension type_name
-	61, // [61:61] is the sub-list for extension extendee
-	0,  // [0:61] is the sub-list for field type_name
+	24, // 14: sluice.plugin.v1.TunnelFrame.end:type_name -> sluice.plugin.v1.TunnelStatus
+	23, // 15: sluice.plugin.v1.TunnelBatch.frames:type_name -> sluice.plugin.v1.TunnelFrame
+	69, // 16: sluice.plugin.v1.Message.MetadataEntry.value:type_name -> google.protobuf.Value
+	69, // 17: sluice.plugin.v1.Message.AttributesEntry.value:type_name -> google.protobuf.Value
+	69, // 18: sluice.plugin.v1.Context.AttributesEntry.value:type_name -> google.protobuf.Value
+	2,  // 19: sluice.plugin.v1.Schema.Attribute.type:type_name -> sluice.plugin.v1.Schema.Attribute.Type
+	3,  // 20: sluice.plugin.v1.Schema.Block.nesting:type_name -> sluice.plugin.v1.Schema.Block.Nesting
+	10, // 21: sluice.plugin.v1.Schema.Block.schema:type_name -> sluice.plugin.v1.Schema
+	0,  // 22: sluice.plugin.v1.GetMetadata.Response.kind:type_name -> sluice.plugin.v1.Kind
+	12, // 23: sluice.plugin.v1.GetMetadata.Response.types:type_name -> sluice.plugin.v1.TypeInfo
+	9,  // 24: sluice.plugin.v1.ValidateConfig.Response.diagnostics:type_name -> sluice.plugin.v1.Diagnostic
+	9,  // 25: sluice.plugin.v1.Configure.Response.diagnostics:type_name -> sluice.plugin.v1.Diagnostic
+	8,  // 26: sluice.plugin.v1.Publish.Request.context:type_name -> sluice.plugin.v1.Context
+	6,  // 27: sluice.plugin.v1.Publish.Request.messages:type_name -> sluice.plugin.v1.Message
+	5,  // 28: sluice.plugin.v1.Publish.Response.failure:type_name -> sluice.plugin.v1.Failure
+	45, // 29: sluice.plugin.v1.Subscribe.Request.start:type_name -> sluice.plugin.v1.Subscribe.Start
+	46, // 30: sluice.plugin.v1.Subscribe.Request.ack:type_name -> sluice.plugin.v1.Subscribe.Ack
+	8,  // 31: sluice.plugin.v1.Subscribe.Start.context:type_name -> sluice.plugin.v1.Context
+	48, // 32: sluice.plugin.v1.Subscribe.Response.ready:type_name -> sluice.plugin.v1.Subscribe.Ready
+	49, // 33: sluice.plugin.v1.Subscribe.Response.batch:type_name -> sluice.plugin.v1.Subscribe.Batch
+	5,  // 34: sluice.plugin.v1.Subscribe.Response.failure:type_name -> sluice.plugin.v1.Failure
+	6,  // 35: sluice.plugin.v1.Subscribe.Batch.messages:type_name -> sluice.plugin.v1.Message
+	51, // 36: sluice.plugin.v1.Connect.Request.open:type_name -> sluice.plugin.v1.Connect.Open
+	52, // 37: sluice.plugin.v1.Connect.Request.inbound:type_name -> sluice.plugin.v1.Connect.Inbound
+	54, // 38: sluice.plugin.v1.Connect.Request.deliver:type_name -> sluice.plugin.v1.Connect.Deliver
+	55, // 39: sluice.plugin.v1.Connect.Request.published:type_name -> sluice.plugin.v1.Connect.Published
+	56, // 40: sluice.plugin.v1.Connect.Request.ready:type_name -> sluice.plugin.v1.Connect.Ready
+	5,  // 41: sluice.plugin.v1.Connect.Request.endpoint_failure:type_name -> sluice.plugin.v1.Failure
+	57, // 42: sluice.plugin.v1.Connect.Request.end:type_name -> sluice.plugin.v1.Connect.End
+	8,  // 43: sluice.plugin.v1.Connect.Open.context:type_name -> sluice.plugin.v1.Context
+	53, // 44: sluice.plugin.v1.Connect.Inbound.frames:type_name -> sluice.plugin.v1.Connect.Frame
+	6,  // 45: sluice.plugin.v1.Connect.Deliver.messages:type_name -> sluice.plugin.v1.Message
+	5,  // 46: sluice.plugin.v1.Connect.Published.failure:type_name -> sluice.plugin.v1.Failure
+	59, // 47: sluice.plugin.v1.Connect.Response.respond:type_name -> sluice.plugin.v1.Connect.Respond
+	60, // 48: sluice.plugin.v1.Connect.Response.write:type_name -> sluice.plugin.v1.Connect.Write
+	61, // 49: sluice.plugin.v1.Connect.Response.publish:type_name -> sluice.plugin.v1.Connect.PublishBatch
+	62, // 50: sluice.plugin.v1.Connect.Response.subscribe:type_name -> sluice.plugin.v1.Connect.SubscribeStart
+	63, // 51: sluice.plugin.v1.Connect.Response.finish:type_name -> sluice.plugin.v1.Connect.Finish
+	4,  // 52: sluice.plugin.v1.Connect.Respond.headers:type_name -> sluice.plugin.v1.Header
+	6,  // 53: sluice.plugin.v1.Connect.PublishBatch.messages:type_name -> sluice.plugin.v1.Message
+	59, // 54: sluice.plugin.v1.Connect.Finish.respond:type_name -> sluice.plugin.v1.Connect.Respond
+	8,  // 55: sluice.plugin.v1.OnRequest.Request.context:type_name -> sluice.plugin.v1.Context
+	66, // 56: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
+	5,  // 57: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	69, // 58: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
+	8,  // 59: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
+	6,  // 60: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
+	6,  // 61: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
+	5,  // 62: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	32, // 63: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
+	34, // 64: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
+	36, // 65: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
+	38, // 66: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
+	40, // 67: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
+	42, // 68: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
+	44, // 69: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
+	50, // 70: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
+	64, // 71: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
+	67, // 72: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
+	25, // 73: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
+	33, // 74: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
+	35, // 75: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
+	37, // 76: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
+	39, // 77: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
+	41, // 78: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
+	43, // 79: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
+	47, // 80: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
+	58, // 81: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
+	65, // 82: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
+	68, // 83: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
+	25, // 84: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
+	74, // [74:85] is the sub-list for method output_type
+	63, // [63:74] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -4155,16 +4401,17 @@ func file_plugin_proto_init() {
 	if File_plugin_proto != nil {
 		return
 	}
-	file_plugin_proto_msgTypes[37].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[19].OneofWrappers = []any{}
+	file_plugin_proto_msgTypes[40].OneofWrappers = []any{
 		(*Subscribe_Request_Start)(nil),
 		(*Subscribe_Request_Ack)(nil),
 	}
-	file_plugin_proto_msgTypes[40].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[43].OneofWrappers = []any{
 		(*Subscribe_Response_Ready)(nil),
 		(*Subscribe_Response_Batch)(nil),
 		(*Subscribe_Response_Failure)(nil),
 	}
-	file_plugin_proto_msgTypes[43].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[46].OneofWrappers = []any{
 		(*Connect_Request_Open)(nil),
 		(*Connect_Request_Inbound)(nil),
 		(*Connect_Request_Deliver)(nil),
@@ -4173,7 +4420,7 @@ func file_plugin_proto_init() {
 		(*Connect_Request_EndpointFailure)(nil),
 		(*Connect_Request_End)(nil),
 	}
-	file_plugin_proto_msgTypes[51].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[54].OneofWrappers = []any{
 		(*Connect_Response_Respond)(nil),
 		(*Connect_Response_Write)(nil),
 		(*Connect_Response_Publish)(nil),
@@ -4186,9 +4433,9 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   62,
+			NumMessages:   65,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_plugin_proto_goTypes,
 		DependencyIndexes: file_plugin_proto_depIdxs,

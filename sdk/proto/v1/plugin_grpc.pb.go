@@ -638,3 +638,99 @@ var Policy_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "plugin.proto",
 }
+
+const (
+	Tunnel_Open_FullMethodName = "/sluice.plugin.v1.Tunnel/Open"
+)
+
+// TunnelClient is the client API for Tunnel service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type TunnelClient interface {
+	Open(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TunnelBatch, TunnelBatch], error)
+}
+
+type tunnelClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewTunnelClient(cc grpc.ClientConnInterface) TunnelClient {
+	return &tunnelClient{cc}
+}
+
+func (c *tunnelClient) Open(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TunnelBatch, TunnelBatch], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Tunnel_ServiceDesc.Streams[0], Tunnel_Open_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TunnelBatch, TunnelBatch]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Tunnel_OpenClient = grpc.BidiStreamingClient[TunnelBatch, TunnelBatch]
+
+// TunnelServer is the server API for Tunnel service.
+// All implementations must embed UnimplementedTunnelServer
+// for forward compatibility.
+type TunnelServer interface {
+	Open(grpc.BidiStreamingServer[TunnelBatch, TunnelBatch]) error
+	mustEmbedUnimplementedTunnelServer()
+}
+
+// UnimplementedTunnelServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedTunnelServer struct{}
+
+func (UnimplementedTunnelServer) Open(grpc.BidiStreamingServer[TunnelBatch, TunnelBatch]) error {
+	return status.Errorf(codes.Unimplemented, "method Open not implemented")
+}
+func (UnimplementedTunnelServer) mustEmbedUnimplementedTunnelServer() {}
+func (UnimplementedTunnelServer) testEmbeddedByValue()                {}
+
+// UnsafeTunnelServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to TunnelServer will
+// result in compilation errors.
+type UnsafeTunnelServer interface {
+	mustEmbedUnimplementedTunnelServer()
+}
+
+func RegisterTunnelServer(s grpc.ServiceRegistrar, srv TunnelServer) {
+	// If the following call pancis, it indicates UnimplementedTunnelServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Tunnel_ServiceDesc, srv)
+}
+
+func _Tunnel_Open_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TunnelServer).Open(&grpc.GenericServerStream[TunnelBatch, TunnelBatch]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Tunnel_OpenServer = grpc.BidiStreamingServer[TunnelBatch, TunnelBatch]
+
+// Tunnel_ServiceDesc is the grpc.ServiceDesc for Tunnel service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Tunnel_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "sluice.plugin.v1.Tunnel",
+	HandlerType: (*TunnelServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Open",
+			Handler:       _Tunnel_Open_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
+	Metadata: "plugin.proto",
+}
