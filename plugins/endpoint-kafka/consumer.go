@@ -188,7 +188,7 @@ func (k *Kafka) Subscribe(ctx context.Context, req *endpoint.SubscribeRequest, o
 	var s *subscription
 	if pooled {
 		key = newSessionKey(inst, cfg, qos, group, topics, pattern)
-		s, pooled = k.sessions.take(key)
+		s, pooled = k.sessions.take(p.ctx, key)
 	}
 	if s == nil {
 		s = k.newSubscription(inst, cfg, qos, group, topics, pattern, pooled, key)

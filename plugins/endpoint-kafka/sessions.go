@@ -29,6 +29,14 @@ const (
 	// and when none is idle a poll gets a consumer of its own, closed after
 	// it, as without the cache.
 	defaultMaxSessions = 256
+	// handoverWait bounds how long a poll waits for the busy consumer of
+	// its key. A client paging sequentially sends its next GET as soon as
+	// it has the previous page, often before that poll's consumer is back
+	// in the cache (its last acknowledgement is still on the way): a new
+	// consumer then would join the group, take partitions from the warm
+	// one and leave the page empty until its duration ends. Polls that
+	// really run concurrently get a consumer of their own after the bound.
+	handoverWait = time.Second
 )
 
 // sessionKey says which polls may share a consumer: those of one instance
@@ -57,17 +65,21 @@ func newSessionKey(inst *instance, cfg *Config, qos qosPolicy, group string, top
 }
 
 // sessionCache holds the idle kept consumers. A consumer serves one poll at
-// a time: a poll takes an idle consumer of its key, the most recently used,
-// or gets a new one, which joins the group as a further member. Concurrent
-// polls of one group thus split its partitions between them, as the
+// a time: a poll takes an idle consumer of its key, the most recently used;
+// when every consumer of its key is busy it waits for one (up to
+// handoverWait), then gets a new one, which joins the group as a further
+// member. Sequential polls thus keep finding the same warm consumer, and
+// polls that overlap for longer split the group's partitions, as the
 // reference's consumers per request do, instead of queueing behind each
-// other; sequential polls keep finding the same warm consumer.
+// other.
 type sessionCache struct {
 	idle time.Duration
 	max  int
 
 	mu       sync.Mutex
 	kept     map[sessionKey][]*subscription // idle; most recently used last
+	busy     map[sessionKey]int             // kept consumers serving a poll
+	freed    map[sessionKey]chan struct{}   // closed when a busy one ends its poll
 	open     int                            // kept consumers, idle or busy
 	draining bool
 	janitor  chan struct{} // closed to stop the idle janitor; nil before start
@@ -75,38 +87,77 @@ type sessionCache struct {
 }
 
 func newSessionCache() *sessionCache {
-	return &sessionCache{idle: defaultSessionIdle, max: defaultMaxSessions, kept: map[sessionKey][]*subscription{}}
+	return &sessionCache{
+		idle: defaultSessionIdle, max: defaultMaxSessions, kept: map[sessionKey][]*subscription{},
+		busy: map[sessionKey]int{}, freed: map[sessionKey]chan struct{}{},
+	}
 }
 
 // take returns an idle consumer for key, or nil and whether a new consumer
-// may be kept after its poll.
-func (c *sessionCache) take(key sessionKey) (*subscription, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.draining {
-		return nil, false
-	}
-	for l := c.kept[key]; len(l) > 0; l = c.kept[key] {
-		s := l[len(l)-1]
-		c.setLocked(key, l[:len(l)-1])
-		if s.reusable() {
-			return s, true
+// may be kept after its poll. It waits for a busy consumer of key (up to
+// handoverWait, or until ctx ends).
+func (c *sessionCache) take(ctx context.Context, key sessionKey) (*subscription, bool) {
+	var timeout <-chan time.Time
+	waited := false
+	for {
+		c.mu.Lock()
+		if c.draining {
+			c.mu.Unlock()
+			return nil, false
 		}
-		// Failed while idle (lost cluster, rebalance error): replace it.
-		c.open--
-		c.closeAsync(s)
+		for l := c.kept[key]; len(l) > 0; l = c.kept[key] {
+			s := l[len(l)-1]
+			c.setLocked(key, l[:len(l)-1])
+			if s.reusable() {
+				c.busy[key]++
+				c.mu.Unlock()
+				return s, true
+			}
+			// Failed while idle (lost cluster, rebalance error): replace it.
+			c.open--
+			c.closeAsync(s)
+		}
+		if c.busy[key] == 0 || waited {
+			admitted := c.open < c.max || c.evictOldestLocked()
+			if admitted {
+				c.open++
+				c.busy[key]++
+			}
+			c.mu.Unlock()
+			return nil, admitted
+		}
+		freed := c.freed[key]
+		if freed == nil {
+			freed = make(chan struct{})
+			c.freed[key] = freed
+		}
+		c.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(handoverWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-freed:
+		case <-timeout:
+			waited = true
+		case <-ctx.Done():
+			return nil, false
+		}
 	}
-	if c.open >= c.max && !c.evictOldestLocked() {
-		return nil, false
-	}
-	c.open++
-	return nil, true
 }
 
 // put keeps s for the next poll of its key; false means s must be closed.
 func (c *sessionCache) put(s *subscription) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.busy[s.key]--; c.busy[s.key] <= 0 {
+		delete(c.busy, s.key)
+	}
+	if ch := c.freed[s.key]; ch != nil {
+		close(ch)
+		delete(c.freed, s.key)
+	}
 	if c.draining || s.inst.ctx.Err() != nil || s.inst.retired.Load() || !s.reusable() {
 		c.open--
 		return false
