@@ -127,7 +127,7 @@ type claimBatch struct {
 	recs []recordPos
 }
 
-// Subscribe serves one client subscription until ctx ends (REFERENCE 2).
+// Subscribe serves one client subscription until ctx ends.
 func (k *Kafka) Subscribe(ctx context.Context, req *endpoint.SubscribeRequest, out endpoint.Subscription) error {
 	inst, err := k.instance(req.InstanceID)
 	if err != nil {
@@ -346,7 +346,8 @@ func (s *subscription) attach(p *poll) {
 
 // warmCursorLocked is the starting position of a poll on a live group
 // session: the client's own cursor, or the position before the next record
-// of the first partition (DESIGN 10.2), as Setup computes it for a new one.
+// of the first partition (-1 when nothing precedes it), as Setup computes
+// it for a new one.
 func (s *subscription) warmCursorLocked(p *poll) string {
 	if !s.qos.ids {
 		return ""
