@@ -37,31 +37,35 @@ const (
 // missing topics looks for new topics.
 const defaultMetadataRefresh = 5 * time.Second
 
-// subscription is one client subscription: one consumer group member whose
-// records are batched, tagged and handed to the client side.
+// subscription is one consumer group member: a sarama client and consumer
+// group whose records are batched, tagged and handed to the poll attached
+// to it. A streaming subscription (SSE, WebSocket, webhook) serves one poll
+// and is closed with it; a bounded poll (HTTP GET) may leave it in the
+// session cache, where the next poll of the same group and configuration
+// finds it warm (see sessions.go).
 type subscription struct {
 	k     *Kafka
 	inst  *instance
 	cfg   *Config
-	req   *endpoint.SubscribeRequest
-	out   endpoint.Subscription
 	qos   qosPolicy
 	group string
+	// pooled subscriptions track their positions so a later poll can be
+	// told where it starts without asking the broker.
+	pooled bool
+	key    sessionKey
 
-	// parent is the client's context: done when the client side is gone.
-	parent context.Context
-	// ctx is parent merged with the instance's; cancel ends the
-	// subscription from inside (failure, drain, unconfigure).
-	ctx    context.Context
-	cancel context.CancelFunc
-	// stopInstanceWatch releases the link from the instance's context.
-	stopInstanceWatch func() bool
+	// life ends when the subscription closes; group sessions run under it,
+	// so the last acknowledgements of a poll are marked before it ends.
+	life     context.Context
+	stopLife context.CancelFunc
+	opened   bool
+	done     chan struct{} // closed when the watchers of open have ended
+	loopDone chan struct{} // closed when consumeLoop has ended
 
 	encode  bool
 	strip   bool
 	topics  []string // explicit topics (nil with a pattern)
 	pattern *regexp.Regexp
-	cursor  map[topicPartition]int64
 
 	client sarama.Client
 	cg     sarama.ConsumerGroup
@@ -70,13 +74,51 @@ type subscription struct {
 	batches chan claimBatch
 	acks    *ackTracker
 
+	// Only the sendLoop of the attached poll uses these; polls take turns.
+	leftover claimBatch // fetched past the previous poll's limit
+	tag      uint64     // last tag given; tags increase across polls
+
 	mu            sync.Mutex
-	ready         bool
-	failure       *gateway.Failure
+	poll          *poll // attached poll, nil while idle
+	broken        *gateway.Failure
 	sessCancel    context.CancelFunc
 	present       []string
-	cursorApplied map[topicPartition]bool
 	changed       chan struct{} // closed when present topics change
+	cursor        map[topicPartition]int64
+	cursorApplied map[topicPartition]bool
+	// live is the group session since its Setup, nil after its Cleanup.
+	live sarama.ConsumerGroupSession
+	// claimed are live's partitions in delivery order.
+	claimed []topicPartition
+	// pos is, per claimed partition, the offset of the next record to
+	// deliver (pooled subscriptions only).
+	pos map[topicPartition]int64
+	// joins counts group sessions set up (JoinGroup and SyncGroup rounds).
+	joins    int
+	lastUsed time.Time
+}
+
+// poll is one client's use of a subscription, from Subscribe until its
+// context ends.
+type poll struct {
+	req    *endpoint.SubscribeRequest
+	out    endpoint.Subscription
+	cursor map[topicPartition]int64 // parsed req.LastID, for levels with ids
+	// parent is the client's context: done when the client side is gone.
+	parent context.Context
+	// ctx is parent merged with the instance's; cancel ends the poll from
+	// inside (failure, drain, unconfigure).
+	ctx    context.Context
+	cancel context.CancelFunc
+	// stopInstanceWatch releases the link from the instance's context.
+	stopInstanceWatch func() bool
+	// s is the subscription serving the poll, for tests; guarded by
+	// Kafka.subsMu.
+	s *subscription
+
+	// Guarded by s.mu.
+	ready   bool
+	failure *gateway.Failure
 }
 
 // claimBatch is what a partition's claim hands to the sender.
@@ -85,7 +127,7 @@ type claimBatch struct {
 	recs []recordPos
 }
 
-// Subscribe runs one subscription until ctx ends (REFERENCE 2).
+// Subscribe serves one client subscription until ctx ends.
 func (k *Kafka) Subscribe(ctx context.Context, req *endpoint.SubscribeRequest, out endpoint.Subscription) error {
 	inst, err := k.instance(req.InstanceID)
 	if err != nil {
@@ -111,55 +153,94 @@ func (k *Kafka) Subscribe(ctx context.Context, req *endpoint.SubscribeRequest, o
 		}
 		return nil
 	}
-	s := &subscription{
-		k: k, inst: inst, cfg: cfg, req: req, out: out, qos: qos,
-		encode:        cfg.Consumer.encodeIDs(),
-		strip:         cfg.Consumer.RemoveConfluentHeader,
-		batches:       make(chan claimBatch, 4),
-		acks:          newAckTracker(),
-		cursorApplied: map[topicPartition]bool{},
-		changed:       make(chan struct{}),
-	}
+	p := &poll{req: req, out: out}
 	if qos.ids && req.LastID != "" {
-		ps, err := parseCursor(req.LastID, s.encode)
+		ps, err := parseCursor(req.LastID, cfg.Consumer.encodeIDs())
 		if err != nil {
-			return cursorFailure(req.LastID, s.encode, err)
+			return cursorFailure(req.LastID, cfg.Consumer.encodeIDs(), err)
 		}
-		s.cursor = make(map[topicPartition]int64, len(ps))
-		for _, p := range ps {
-			s.cursor[p.topicPartition] = p.offset
+		p.cursor = make(map[topicPartition]int64, len(ps))
+		for _, c := range ps {
+			p.cursor[c.topicPartition] = c.offset
 		}
 	}
-	s.group = groupID(req.Context)
-	if !k.register(s, ctx) {
+	group := groupID(req.Context)
+	if !k.register(p, ctx, inst) {
 		return &gateway.Failure{Status: 503, Key: keyEndpointConnectionClosed, Message: msgEndpointConnectionClosed, Retriable: true, RequestLevel: true}
 	}
-	defer k.unregister(s)
-	s.run()
+	defer k.unregister(p)
+
+	topics, pattern, err := consumerTopics(req.Context, cfg)
+	if err != nil {
+		s := k.newSubscription(inst, cfg, qos, group, nil, nil, false, sessionKey{})
+		s.attach(p)
+		s.fail(asConfigError(err))
+		s.detach(p)
+		return nil
+	}
+	// Only bounded polls of levels that commit reuse a consumer: their
+	// next poll continues where this one stopped, exactly as a new
+	// consumer reading the committed offsets would. QoS none never
+	// commits, so each request restarts from auto_offset_reset and must
+	// get a fresh consumer.
+	pooled := req.Limit > 0 && (qos.commitAcked || qos.commitBeforeSend)
+	var key sessionKey
+	var s *subscription
+	if pooled {
+		key = newSessionKey(inst, cfg, qos, group, topics, pattern)
+		s, pooled = k.sessions.take(p.ctx, key)
+	}
+	if s == nil {
+		s = k.newSubscription(inst, cfg, qos, group, topics, pattern, pooled, key)
+	}
+	k.subsMu.Lock()
+	p.s = s
+	k.subsMu.Unlock()
+	s.serve(p)
+	if !pooled || !k.sessions.put(s) {
+		s.close()
+	}
 	return nil
 }
 
-// register adds a running subscription so Drain can end it; false when
-// draining.
-func (k *Kafka) register(s *subscription, parent context.Context) bool {
+// newSubscription prepares a subscription; serve opens it.
+func (k *Kafka) newSubscription(inst *instance, cfg *Config, qos qosPolicy, group string, topics []string, pattern *regexp.Regexp, pooled bool, key sessionKey) *subscription {
+	s := &subscription{
+		k: k, inst: inst, cfg: cfg, qos: qos, group: group, pooled: pooled, key: key,
+		encode:   cfg.Consumer.encodeIDs(),
+		strip:    cfg.Consumer.RemoveConfluentHeader,
+		topics:   topics,
+		pattern:  pattern,
+		batches:  make(chan claimBatch, 4),
+		acks:     newAckTracker(),
+		changed:  make(chan struct{}),
+		done:     make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	s.life, s.stopLife = context.WithCancel(context.Background())
+	return s
+}
+
+// register adds a running poll so Drain can end it; false when draining.
+func (k *Kafka) register(p *poll, parent context.Context, inst *instance) bool {
 	k.subsMu.Lock()
 	defer k.subsMu.Unlock()
 	if k.draining {
 		return false
 	}
-	s.parent = parent
-	s.ctx, s.cancel = context.WithCancel(parent)
-	s.stopInstanceWatch = context.AfterFunc(s.inst.ctx, s.cancel)
-	k.subs[s] = struct{}{}
+	p.parent = parent
+	p.ctx, p.cancel = context.WithCancel(parent)
+	p.stopInstanceWatch = context.AfterFunc(inst.ctx, p.cancel)
+	k.subs[p] = struct{}{}
 	k.subsWG.Add(1)
 	return true
 }
 
-func (k *Kafka) unregister(s *subscription) {
-	s.stopInstanceWatch()
-	s.cancel()
+func (k *Kafka) unregister(p *poll) {
+	p.stopInstanceWatch()
+	p.cancel()
 	k.subsMu.Lock()
-	delete(k.subs, s)
+	delete(k.subs, p)
 	k.subsMu.Unlock()
 	k.subsWG.Done()
 }
@@ -179,7 +260,8 @@ func groupID(c *gateway.Context) string {
 	return newUUID()
 }
 
-// fail records the first failure and ends the subscription; run sends it to
+// fail records the first failure, which also makes the subscription unfit
+// for another poll, and ends the attached poll; serve sends the failure to
 // the client as an error message.
 func (s *subscription) fail(err error) {
 	f := classify(err)
@@ -188,52 +270,160 @@ func (s *subscription) fail(err error) {
 		f.Message = msgEndpointConfigurationInvalid + ": " + err.Error()
 	}
 	s.mu.Lock()
-	if s.failure == nil {
-		s.failure = f
-		s.k.log.Warn("subscription failed", "instance", s.req.InstanceID, "group", s.group, "key", f.Key, "error", err)
+	if s.broken == nil {
+		s.broken = f
+		s.k.log.Warn("subscription failed", "instance", s.inst.id, "group", s.group, "key", f.Key, "error", err)
+	}
+	p := s.poll
+	if p != nil && p.failure == nil {
+		p.failure = f
 	}
 	s.mu.Unlock()
-	s.cancel()
+	if p != nil {
+		p.cancel()
+	}
 }
 
-// signalReady reports the starting position once.
-func (s *subscription) signalReady(cursor string) error {
+// signalReady reports the poll's starting position once.
+func (s *subscription) signalReady(p *poll, cursor string) error {
 	s.mu.Lock()
-	if s.ready {
+	if p.ready {
 		s.mu.Unlock()
 		return nil
 	}
-	s.ready = true
+	p.ready = true
 	s.mu.Unlock()
-	return s.out.Ready(cursor)
+	return p.out.Ready(cursor)
 }
 
-// run connects, consumes until the subscription ends, commits what was
-// acknowledged, leaves the group and reports a failure if there was one.
-func (s *subscription) run() {
-	s.consume()
-	s.report()
-}
-
-// report sends the failure that ended the subscription, if any, while the
-// client side is there to be told.
-func (s *subscription) report() {
+// attach makes p the poll served. On a warm subscription it reports the
+// starting position at once: the client's cursor when it matches where
+// the subscription stands, else the position before the next record. A
+// cursor elsewhere ends the group session, and the next one starts the
+// claims at the cursor (sarama seeks only when a claim starts); its Setup
+// reports the position then.
+func (s *subscription) attach(p *poll) {
+	s.acks.reopen()
 	s.mu.Lock()
-	f := s.failure
+	s.poll = p
+	s.lastUsed = time.Now()
+	s.cursor, s.cursorApplied = p.cursor, map[topicPartition]bool{}
+	if f := s.broken; f != nil {
+		p.failure = f
+		s.mu.Unlock()
+		p.cancel()
+		return
+	}
+	var ready string
+	readyNow := false
+	switch {
+	case s.live != nil:
+		seek := false
+		for tp, off := range p.cursor {
+			if pos, ok := s.pos[tp]; ok {
+				if pos != off+1 {
+					seek = true
+				}
+				s.cursorApplied[tp] = true
+			}
+		}
+		if seek {
+			clear(s.cursorApplied)
+			if s.sessCancel != nil {
+				s.sessCancel()
+			}
+		} else {
+			readyNow, ready = true, s.warmCursorLocked(p)
+		}
+	case s.opened && len(s.present) == 0:
+		readyNow, ready = true, s.readyEcho(p)
+	}
 	s.mu.Unlock()
-	if f != nil && s.parent.Err() == nil {
+	if readyNow && s.signalReady(p, ready) != nil {
+		p.cancel()
+	}
+}
+
+// warmCursorLocked is the starting position of a poll on a live group
+// session: the client's own cursor, or the position before the next record
+// of the first partition (-1 when nothing precedes it), as Setup computes
+// it for a new one.
+func (s *subscription) warmCursorLocked(p *poll) string {
+	if !s.qos.ids {
+		return ""
+	}
+	if p.req.LastID != "" || len(s.claimed) == 0 {
+		return p.req.LastID
+	}
+	first := s.claimed[0]
+	return encodeID(first.topic, first.partition, s.pos[first]-1, s.encode)
+}
+
+// detach ends p's use of the subscription.
+func (s *subscription) detach(p *poll) {
+	s.mu.Lock()
+	if s.poll == p {
+		s.poll = nil
+		s.cursor, s.cursorApplied = nil, nil
+	}
+	s.lastUsed = time.Now()
+	s.mu.Unlock()
+	s.report(p)
+}
+
+// serve runs one poll: opens the subscription if it is new, hands records
+// over until the poll ends, and waits for the acknowledgements of what it
+// delivered.
+func (s *subscription) serve(p *poll) {
+	s.attach(p)
+	defer s.detach(p)
+	if p.ctx.Err() != nil {
+		return
+	}
+	if !s.opened {
+		if err := s.open(); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+	senderDone := make(chan struct{})
+	go func() { defer close(senderDone); s.sendLoop(p) }()
+	ackStop := make(chan struct{})
+	ackDone := make(chan struct{})
+	go func() { defer close(ackDone); s.ackLoop(p, ackStop) }()
+
+	<-p.ctx.Done()
+	<-senderDone
+	if s.pollFailed(p) {
+		close(ackStop)
+	} else {
+		t := time.AfterFunc(ackDrainTimeout, func() { close(ackStop) })
+		defer t.Stop()
+	}
+	<-ackDone
+}
+
+// report sends the failure that ended the poll, if any, while the client
+// side is there to be told.
+func (s *subscription) report(p *poll) {
+	s.mu.Lock()
+	f := p.failure
+	s.mu.Unlock()
+	if f != nil && p.parent.Err() == nil {
 		// Only our own cancel fired: the client side is still there to be
 		// told, as an error message (REFERENCE 2.9).
-		if s.signalReady(s.readyEcho()) == nil {
-			_ = s.out.Send([]*gateway.Message{errorMessage(f)})
+		if s.signalReady(p, s.readyEcho(p)) == nil {
+			_ = p.out.Send([]*gateway.Message{errorMessage(f)})
 		}
 	}
 }
 
-func (s *subscription) consume() {
+// open connects, checks the topics and starts consuming.
+func (s *subscription) open() error {
+	s.opened = true
 	if err := s.connect(); err != nil {
-		s.fail(err)
-		return
+		s.client = nil
+		return err
 	}
 	present, missing, err := s.resolvePresent()
 	err = setupError(err)
@@ -241,48 +431,34 @@ func (s *subscription) consume() {
 		if err == nil {
 			err = asConfigError(fmt.Errorf("%w: %s", errMissingTopics, strings.Join(missing, ", ")))
 		}
-		s.fail(err)
 		s.closeClients()
-		return
+		s.client = nil
+		return err
 	}
 	s.setPresent(present)
 
-	errorsDone := make(chan struct{})
-	go func() { defer close(errorsDone); s.watchErrors() }()
-	senderDone := make(chan struct{})
-	go func() { defer close(senderDone); s.sendLoop() }()
-	ackStop := make(chan struct{})
-	ackDone := make(chan struct{})
-	go func() { defer close(ackDone); s.ackLoop(ackStop) }()
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		if s.pattern != nil || len(missing) > 0 {
-			s.watchTopics()
-		}
-	}()
-
-	// Sessions run under base, which outlives s.ctx: when the client goes
-	// away the last acknowledgements are marked first, then base ends and
-	// the session commits them as it is released.
-	base, stopSessions := context.WithCancel(context.Background())
-	loopDone := make(chan struct{})
-	go func() { defer close(loopDone); s.consumeLoop(base) }()
-
-	<-s.ctx.Done()
-	<-senderDone
-	if s.hasFailure() {
-		close(ackStop)
-	} else {
-		t := time.AfterFunc(ackDrainTimeout, func() { close(ackStop) })
-		defer t.Stop()
+	var wg sync.WaitGroup
+	wg.Go(s.watchErrors)
+	if s.pattern != nil || len(missing) > 0 {
+		wg.Go(s.watchTopics)
 	}
-	<-ackDone
-	stopSessions()
-	<-loopDone
+	go func() { wg.Wait(); close(s.done) }()
+	go func() { defer close(s.loopDone); s.consumeLoop() }()
+	return nil
+}
+
+// close ends the group session (committing what was acknowledged), leaves
+// the group and closes the connections.
+func (s *subscription) close() {
+	s.stopLife()
+	if !s.opened || s.client == nil {
+		return
+	}
+	// The group session commits what was acknowledged as it is released;
+	// then the group is left and the watchers end with the connections.
+	<-s.loopDone
 	s.closeClients()
-	<-errorsDone
-	<-watchDone
+	<-s.done
 }
 
 // closeClients leaves the group and closes the connections.
@@ -294,10 +470,24 @@ func (s *subscription) closeClients() {
 	}
 }
 
-func (s *subscription) hasFailure() bool {
+// pollFailed reports whether p ended with a failure.
+func (s *subscription) pollFailed(p *poll) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.failure != nil
+	return p.failure != nil
+}
+
+// reusable reports whether the subscription may serve another poll: it is
+// healthy and everything it delivered was acknowledged. A delivered record
+// still unacknowledged (the client went away before its page was written)
+// must be read again, so its consumer, already past it, cannot be kept.
+func (s *subscription) reusable() bool {
+	if s.life.Err() != nil || !s.opened || s.client == nil || s.acks.pendingCount() > 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.broken == nil && s.poll == nil
 }
 
 // errMissingTopics reports topics that do not exist when
@@ -310,11 +500,6 @@ func (s *subscription) connect() error {
 	if err != nil {
 		return asConfigError(err)
 	}
-	topics, pattern, err := consumerTopics(s.req.Context, s.cfg)
-	if err != nil {
-		return asConfigError(err)
-	}
-	s.topics, s.pattern = topics, pattern
 	sc, err := newSaramaConfig(s.cfg, clientID("gio-apim-consumer-"))
 	if err != nil {
 		return err
@@ -435,7 +620,7 @@ func (s *subscription) watchTopics() {
 	defer t.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-s.life.Done():
 			return
 		case <-t.C:
 		}
@@ -464,35 +649,33 @@ func (s *subscription) watchErrors() {
 }
 
 // consumeLoop joins the group and consumes, session after session, until
-// base ends. A cluster unreachable for connectionWatchdog fails the
-// subscription.
-func (s *subscription) consumeLoop(base context.Context) {
+// the subscription closes. A cluster unreachable for connectionWatchdog
+// fails the subscription.
+func (s *subscription) consumeLoop() {
 	var failingSince time.Time
-	for base.Err() == nil && s.ctx.Err() == nil {
+	for s.life.Err() == nil {
 		s.mu.Lock()
-		present, changed := s.present, s.changed
+		present, changed, p := s.present, s.changed, s.poll
 		s.mu.Unlock()
 		if len(present) == 0 {
 			// Nothing to consume yet: report the client's position and wait
 			// for a topic to appear.
-			if err := s.signalReady(s.readyEcho()); err != nil {
-				s.cancel()
-				return
+			if p != nil && s.signalReady(p, s.readyEcho(p)) != nil {
+				p.cancel()
 			}
 			select {
 			case <-changed:
-			case <-base.Done():
-			case <-s.ctx.Done():
+			case <-s.life.Done():
 			}
 			continue
 		}
-		sessCtx, cancel := context.WithCancel(base)
+		sessCtx, cancel := context.WithCancel(s.life)
 		s.mu.Lock()
 		s.sessCancel = cancel
 		s.mu.Unlock()
 		err := s.cg.Consume(sessCtx, present, s)
 		cancel()
-		if base.Err() != nil || s.ctx.Err() != nil {
+		if s.life.Err() != nil {
 			return
 		}
 		if err == nil {
@@ -512,17 +695,16 @@ func (s *subscription) consumeLoop(base context.Context) {
 		s.k.log.Debug("consumer group session failed, retrying", "group", s.group, "error", err)
 		select {
 		case <-time.After(time.Second):
-		case <-base.Done():
-		case <-s.ctx.Done():
+		case <-s.life.Done():
 		}
 	}
 }
 
 // readyEcho is the cursor reported when no partition is assigned: the
 // client's own cursor, if it may use one.
-func (s *subscription) readyEcho() string {
+func (s *subscription) readyEcho(p *poll) string {
 	if s.qos.ids {
-		return s.req.LastID
+		return p.req.LastID
 	}
 	return ""
 }
@@ -531,8 +713,10 @@ func (s *subscription) readyEcho() string {
 // without committed offset (Java's NoOffsetForPartitionException).
 var errNoCommittedOffset = asConfigError(errors.New("auto_offset_reset is none and a partition has no committed offset"))
 
-// Setup positions a new session (sarama.ConsumerGroupHandler): cursor positions on partitions seen for
-// the first time, the auto_offset_reset = none check, and the Ready cursor.
+// Setup positions a new group session (sarama.ConsumerGroupHandler):
+// cursor positions on partitions not yet positioned for the attached poll,
+// the auto_offset_reset = none check, the positions of a pooled
+// subscription, and the attached poll's Ready cursor.
 func (s *subscription) Setup(sess sarama.ConsumerGroupSession) error {
 	claims := sess.Claims()
 	var tps []topicPartition
@@ -542,7 +726,9 @@ func (s *subscription) Setup(sess sarama.ConsumerGroupSession) error {
 		}
 	}
 	s.sortPartitions(tps)
-	fromCursor := map[topicPartition]bool{}
+	s.mu.Lock()
+	p := s.poll
+	fromCursor := map[topicPartition]int64{}
 	for _, tp := range tps {
 		off, ok := s.cursor[tp]
 		if !ok || s.cursorApplied[tp] {
@@ -554,15 +740,14 @@ func (s *subscription) Setup(sess sarama.ConsumerGroupSession) error {
 		sess.MarkOffset(tp.topic, tp.partition, off+1, "")
 		sess.ResetOffset(tp.topic, tp.partition, off+1, "")
 		s.cursorApplied[tp] = true
-		fromCursor[tp] = true
+		fromCursor[tp] = off + 1
 	}
-	s.mu.Lock()
-	needReady := !s.ready
+	needReady := p != nil && !p.ready
 	s.mu.Unlock()
 	resetNone := s.cfg.Consumer.AutoOffsetReset == "none"
-	computeCursor := needReady && s.qos.ids && s.req.LastID == "" && len(tps) > 0
+	computeCursor := needReady && s.qos.ids && p.req.LastID == "" && len(tps) > 0
 	var committed map[topicPartition]int64
-	if (resetNone || computeCursor) && len(tps) > 0 {
+	if (resetNone || computeCursor || s.pooled) && len(tps) > 0 {
 		var err error
 		if committed, err = s.fetchCommitted(tps); err != nil {
 			return err
@@ -570,33 +755,63 @@ func (s *subscription) Setup(sess sarama.ConsumerGroupSession) error {
 	}
 	if resetNone {
 		for _, tp := range tps {
-			if committed[tp] < 0 && !fromCursor[tp] {
+			if _, ok := fromCursor[tp]; committed[tp] < 0 && !ok {
 				return fmt.Errorf("%w (%s partition %d)", errNoCommittedOffset, tp.topic, tp.partition)
 			}
 		}
 	}
+	// next is where a partition starts: the cursor, the committed offset,
+	// or auto_offset_reset. A pooled subscription knows it for every
+	// partition, so later polls need no round trip for their cursor.
+	next := func(tp topicPartition) (int64, error) {
+		if o, ok := fromCursor[tp]; ok {
+			return o, nil
+		}
+		if o := committed[tp]; o >= 0 {
+			return o, nil
+		}
+		ts := sarama.OffsetNewest
+		if s.cfg.Consumer.AutoOffsetReset == "earliest" {
+			ts = sarama.OffsetOldest
+		}
+		return s.client.GetOffset(tp.topic, tp.partition, ts)
+	}
+	var pos map[topicPartition]int64
+	if s.pooled {
+		pos = make(map[topicPartition]int64, len(tps))
+		for _, tp := range tps {
+			o, err := next(tp)
+			if err != nil {
+				return err
+			}
+			pos[tp] = o
+		}
+	}
+	s.mu.Lock()
+	s.live, s.claimed, s.pos = sess, tps, pos
+	s.joins++
+	s.mu.Unlock()
 	if !needReady {
 		return nil
 	}
-	cursor := s.readyEcho()
+	cursor := s.readyEcho(p)
 	if computeCursor {
 		first := tps[0]
-		next := committed[first]
-		if next < 0 {
-			ts := sarama.OffsetNewest
-			if s.cfg.Consumer.AutoOffsetReset == "earliest" {
-				ts = sarama.OffsetOldest
-			}
+		o, ok := pos[first]
+		if !ok {
 			var err error
-			if next, err = s.client.GetOffset(first.topic, first.partition, ts); err != nil {
+			if o, err = next(first); err != nil {
 				return err
 			}
 		}
 		// The position before the first record to deliver; -1 when nothing
 		// precedes it (DESIGN 10.2).
-		cursor = encodeID(first.topic, first.partition, next-1, s.encode)
+		cursor = encodeID(first.topic, first.partition, o-1, s.encode)
 	}
-	return s.signalReady(cursor)
+	if s.signalReady(p, cursor) != nil {
+		p.cancel()
+	}
+	return nil
 }
 
 // sortPartitions orders partitions by the configured topic order (name
@@ -658,6 +873,11 @@ func (s *subscription) fetchCommitted(tps []topicPartition) (map[topicPartition]
 // it waits (bounded) for the records this session delivered to be
 // acknowledged, so their offsets are committed before the partitions move.
 func (s *subscription) Cleanup(sess sarama.ConsumerGroupSession) error {
+	s.mu.Lock()
+	if s.live == sess {
+		s.live, s.claimed, s.pos = nil, nil, nil
+	}
+	s.mu.Unlock()
 	if !s.qos.commitAcked {
 		return nil
 	}
@@ -778,19 +998,32 @@ func stripConfluentHeader(b []byte) []byte {
 }
 
 // sendLoop merges the claims' batches, applies the QoS and the limit, tags
-// messages and hands them to the client side. Send blocks while the client
-// is slow, which stalls the claims and, through sarama's bounded channels,
-// the fetches.
-func (s *subscription) sendLoop() {
-	var tag uint64
+// messages and hands them to p. Send blocks while the client is slow, which
+// stalls the claims and, through sarama's bounded channels, the fetches.
+//
+// Records fetched past p's limit are kept in s.leftover, never delivered
+// nor committed by p, and are the first the next poll gets: no record is
+// lost or read twice across polls of a kept subscription.
+func (s *subscription) sendLoop(p *poll) {
 	var sent int64
-	done := s.ctx.Done()
+	limit := p.req.Limit
+	done := p.ctx.Done()
 	for {
-		var b claimBatch
-		select {
-		case b = <-s.batches:
-		case <-done:
+		if limit > 0 && sent >= limit {
+			// The page is full: what is fetched stays buffered (and the
+			// fetches stall once the bounded buffers are full).
+			<-done
 			return
+		}
+		var b claimBatch
+		if len(s.leftover.msgs) > 0 {
+			b, s.leftover = s.leftover, claimBatch{}
+		} else {
+			select {
+			case b = <-s.batches:
+			case <-done:
+				return
+			}
 		}
 	gather:
 		for len(b.msgs) < maxBatch {
@@ -803,23 +1036,20 @@ func (s *subscription) sendLoop() {
 			}
 		}
 		b = s.dropStale(b)
-		if s.req.Limit > 0 {
-			left := s.req.Limit - sent
-			if left <= 0 {
-				continue
-			}
-			if int64(len(b.msgs)) > left {
-				// Records past the limit are never delivered, so never committed.
-				b.msgs, b.recs = b.msgs[:left], b.recs[:left]
-			}
+		if limit > 0 && int64(len(b.msgs)) > limit-sent {
+			left := limit - sent
+			// Kept for the next poll; the three-index slices stop an
+			// append to this batch from writing over them.
+			s.leftover = claimBatch{msgs: b.msgs[left:], recs: b.recs[left:]}
+			b.msgs, b.recs = b.msgs[:left:left], b.recs[:left:left]
 		}
 		if len(b.msgs) == 0 {
 			continue
 		}
-		first := tag + 1
+		first := s.tag + 1
 		for _, m := range b.msgs {
-			tag++
-			m.Tag = tag
+			s.tag++
+			m.Tag = s.tag
 		}
 		switch {
 		case s.qos.commitBeforeSend:
@@ -827,7 +1057,8 @@ func (s *subscription) sendLoop() {
 				// Not committed, so not delivered: rejoin and re-read from
 				// the committed offsets.
 				s.k.log.Warn("at-most-once commit failed, rejoining", "group", s.group, "error", err)
-				tag = first - 1
+				s.tag = first - 1
+				s.leftover = claimBatch{}
 				s.rejoin()
 				continue
 			}
@@ -835,14 +1066,27 @@ func (s *subscription) sendLoop() {
 			s.acks.add(b.recs, first)
 		}
 		for _, chunk := range splitBySize(b.msgs, maxSendBytes) {
-			if err := s.out.Send(chunk); err != nil {
-				s.sendFailed(err)
+			if err := p.out.Send(chunk); err != nil {
+				s.sendFailed(p, err)
 				return
 			}
 		}
 		sent += int64(len(b.msgs))
-		if s.req.Limit > 0 && sent >= s.req.Limit {
-			s.cg.PauseAll()
+		s.advance(b.recs)
+	}
+}
+
+// advance records delivered positions, so the next poll's starting cursor
+// and cursor checks need no broker round trip.
+func (s *subscription) advance(recs []recordPos) {
+	if !s.pooled {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range recs {
+		if r.sess == s.live {
+			s.pos[topicPartition{r.topic, r.partition}] = r.offset + 1
 		}
 	}
 }
@@ -892,15 +1136,15 @@ func estimatedSize(m *gateway.Message) int {
 	return n
 }
 
-// sendFailed ends the subscription after a failed Send. When the client
+// sendFailed ends the poll after a failed Send. When the client
 // side is gone that is the normal end and nothing is reported. Any other
 // failure (a batch the client side cannot take) is reported as
 // FAILURE_ENDPOINT_UNKNOWN_ERROR: ending quietly would look like a clean end
 // of stream, and a client resuming from its last id would meet the same
 // record and end again, forever.
-func (s *subscription) sendFailed(err error) {
-	if s.parent.Err() != nil {
-		s.cancel()
+func (s *subscription) sendFailed(p *poll, err error) {
+	if p.parent.Err() != nil {
+		p.cancel()
 		return
 	}
 	// The cause is kept as text only: classify must not read a transport
@@ -932,9 +1176,9 @@ func (s *subscription) dropStale(b claimBatch) claimBatch {
 
 // ackLoop applies the client side's acknowledgements until the channel
 // closes (the client side went away) or stop is closed.
-func (s *subscription) ackLoop(stop <-chan struct{}) {
+func (s *subscription) ackLoop(p *poll, stop <-chan struct{}) {
 	defer s.acks.close()
-	acks := s.out.Acks()
+	acks := p.out.Acks()
 	for {
 		select {
 		case t, ok := <-acks:

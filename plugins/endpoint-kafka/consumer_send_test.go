@@ -99,27 +99,29 @@ func TestSendFailure(t *testing.T) {
 				out.goneOnFail = cancelParent
 			}
 			s := &subscription{
-				k: NewKafka(testLogger(t)), req: &endpoint.SubscribeRequest{InstanceID: "i"}, out: out, group: "g",
-				parent: parent, batches: make(chan claimBatch, 1), acks: newAckTracker(),
+				k: NewKafka(testLogger(t)), inst: &instance{id: "i"}, group: "g",
+				batches: make(chan claimBatch, 1), acks: newAckTracker(),
 			}
-			s.ctx, s.cancel = context.WithCancel(parent)
-			defer s.cancel()
+			p := &poll{req: &endpoint.SubscribeRequest{InstanceID: "i"}, out: out, parent: parent}
+			p.ctx, p.cancel = context.WithCancel(parent)
+			defer p.cancel()
+			s.poll = p
 			s.batches <- claimBatch{msgs: []*gateway.Message{{Content: []byte("x")}}, recs: []recordPos{{topic: "t"}}}
 
-			s.sendLoop() // returns once the Send failed
-			if s.ctx.Err() == nil {
+			s.sendLoop(p) // returns once the Send failed
+			if p.ctx.Err() == nil {
 				t.Fatal("the subscription goes on after a failed Send")
 			}
-			s.report()
+			s.report(p)
 
 			if tc.wantKey == "" {
-				if s.hasFailure() || len(out.sent) != 0 {
-					t.Fatalf("client gone: failure %v, sent %v", s.failure, out.sent)
+				if s.pollFailed(p) || len(out.sent) != 0 {
+					t.Fatalf("client gone: failure %v, sent %v", p.failure, out.sent)
 				}
 				return
 			}
-			if s.failure == nil || s.failure.Key != tc.wantKey || s.failure.Status != 500 {
-				t.Fatalf("failure %+v, want key %s", s.failure, tc.wantKey)
+			if p.failure == nil || p.failure.Key != tc.wantKey || p.failure.Status != 500 {
+				t.Fatalf("failure %+v, want key %s", p.failure, tc.wantKey)
 			}
 			if len(out.sent) != 1 || len(out.sent[0]) != 1 || out.sent[0][0].Error == nil ||
 				out.sent[0][0].Metadata["key"] != tc.wantKey || string(out.sent[0][0].Content) != msgEndpointUnknownError {

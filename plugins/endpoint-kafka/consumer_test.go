@@ -381,10 +381,10 @@ func waitAcksApplied(t *testing.T, k *Kafka) {
 	for {
 		pending := 0
 		k.subsMu.Lock()
-		for s := range k.subs {
-			s.acks.mu.Lock()
-			pending += len(s.acks.pending)
-			s.acks.mu.Unlock()
+		for p := range k.subs {
+			if p.s != nil {
+				pending += p.s.acks.pendingCount()
+			}
 		}
 		k.subsMu.Unlock()
 		if pending == 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-gw/sluice/sdk/endpoint"
@@ -32,8 +33,9 @@ type logger interface {
 }
 
 // Kafka is the Kafka endpoint: publish through shared sarama producers,
-// subscribe through one consumer group member per subscription. The zero
-// value is not usable; see NewKafka.
+// subscribe through one consumer group member per subscription, kept
+// between the bounded polls of one group (HTTP GET). The zero value is not
+// usable; see NewKafka.
 type Kafka struct {
 	log logger
 
@@ -41,9 +43,10 @@ type Kafka struct {
 	instances map[string]*instance
 
 	producers *producerCache
+	sessions  *sessionCache
 
 	subsMu   sync.Mutex
-	subs     map[*subscription]struct{}
+	subs     map[*poll]struct{}
 	subsWG   sync.WaitGroup
 	draining bool
 
@@ -63,7 +66,8 @@ func NewKafka(log logger) *Kafka {
 		log:       log,
 		instances: map[string]*instance{},
 		producers: newProducerCache(),
-		subs:      map[*subscription]struct{}{},
+		sessions:  newSessionCache(),
+		subs:      map[*poll]struct{}{},
 
 		metadataRefresh: defaultMetadataRefresh,
 		commitInterval:  time.Second,
@@ -87,6 +91,9 @@ type instance struct {
 	// ctx ends when the instance is unconfigured, ending its subscriptions.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// retired is set when a reload replaced the instance: its kept
+	// consumers are closed instead of serving another poll.
+	retired atomic.Bool
 }
 
 // Metadata describes the plugin: one endpoint type, "kafka".
@@ -142,8 +149,15 @@ func (k *Kafka) Configure(_ context.Context, req *lifecycle.ConfigureRequest, re
 		return
 	}
 	k.mu.Lock()
+	old := k.instances[req.InstanceID]
 	k.instances[req.InstanceID] = inst
 	k.mu.Unlock()
+	if old != nil {
+		// Running subscriptions keep their configuration, but no poll may
+		// reuse a consumer of the old one.
+		old.retired.Store(true)
+		k.sessions.closeInstance(old)
+	}
 }
 
 func newInstance(id, apiID string, cfg *Config) (*instance, error) {
@@ -163,8 +177,8 @@ func newInstance(id, apiID string, cfg *Config) (*instance, error) {
 	return inst, nil
 }
 
-// Unconfigure removes an instance and ends its subscriptions (they commit
-// what was delivered and leave their groups).
+// Unconfigure removes an instance and ends its subscriptions and kept
+// consumers (they commit what was delivered and leave their groups).
 func (k *Kafka) Unconfigure(_ context.Context, instanceID string) {
 	k.mu.Lock()
 	inst := k.instances[instanceID]
@@ -172,13 +186,15 @@ func (k *Kafka) Unconfigure(_ context.Context, instanceID string) {
 	k.mu.Unlock()
 	if inst != nil {
 		inst.cancel()
+		k.sessions.closeInstance(inst)
 	}
 }
 
-// Drain ends every subscription (committing delivered offsets and leaving
-// groups), then flushes and closes the shared producers, before ctx's
-// deadline.
+// Drain ends every subscription and kept consumer (committing delivered
+// offsets and leaving groups), then flushes and closes the shared
+// producers, before ctx's deadline.
 func (k *Kafka) Drain(ctx context.Context) error {
+	k.sessions.stop()
 	k.subsMu.Lock()
 	k.draining = true
 	for s := range k.subs {
@@ -192,6 +208,9 @@ func (k *Kafka) Drain(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("subscriptions still closing: %w", ctx.Err()))
+	}
+	if err := k.sessions.wait(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("kept consumers still closing: %w", err))
 	}
 	if err := k.producers.drain(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("producers still flushing: %w", err))

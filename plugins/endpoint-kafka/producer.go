@@ -275,29 +275,17 @@ func (c *producerCache) drain(ctx context.Context) error {
 	}
 }
 
-// newSharedProducer connects a producer with the reference's settings
-// (REFERENCE 3): acks from all replicas, 1 s retry backoff, the Java
-// client's murmur2 partitioner, compression per configuration.
+// newSharedProducer connects a producer configured by
+// producerSaramaConfig.
 func newSharedProducer(cfg *Config, key producerKey) (*sharedProducer, error) {
 	addrs, err := bootstrapAddrs(cfg.BootstrapServers)
 	if err != nil {
 		return nil, asConfigError(err)
 	}
-	sc, err := newSaramaConfig(cfg, clientID("gio-apim-producer-"))
+	sc, err := producerSaramaConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	sc.Producer.RequiredAcks = sarama.WaitForAll
-	sc.Producer.Idempotent = false
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
-	sc.Producer.Retry.Backoff = time.Second
-	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
-	sc.Producer.Compression = compressionCodec(cfg.Producer.CompressionType)
-	// Java's max.request.size: sarama also sizes its batches by this bound,
-	// and a larger batch is refused by brokers at their default
-	// message.max.bytes (about 1 MB) as "Message was too large".
-	sc.Producer.MaxMessageBytes = 1 << 20
 	client, err := sarama.NewClient(addrs, sc)
 	if err != nil {
 		return nil, setupError(err)
@@ -331,6 +319,74 @@ func newSharedProducer(cfg *Config, key producerKey) (*sharedProducer, error) {
 	})
 	go func() { wg.Wait(); close(p.closed) }()
 	return p, nil
+}
+
+// Producer batching. Records of concurrent requests (POSTs, WebSocket
+// publishers) share produce requests without any timer: sarama (v1.61,
+// async_producer.go) keeps one request in flight per partition, and a
+// broker producer with every flush trigger at zero sends what it has as
+// soon as the partition is free. A lone record therefore leaves at once,
+// while records arriving during a round trip accumulate and leave together
+// in the next request: the busier the partition, the larger the batch.
+const (
+	// producerFlushFrequency is zero: a non-zero frequency holds a lone
+	// record for up to that long (Java's linger.ms), which is the latency
+	// the gateway must not add.
+	producerFlushFrequency = 0
+	// producerFlushBytes and producerFlushMessages are zero: with no
+	// frequency, a threshold would strand a lone record until others
+	// arrive; and sarama only applies "send at once" when all three are
+	// zero.
+	producerFlushBytes    = 0
+	producerFlushMessages = 0
+	// producerFlushMaxMessages is zero: a batch is bounded by bytes
+	// (MaxMessageBytes per partition, MaxRequestSize per request), not by
+	// a count, so a backlog drains in as few requests as the bytes allow.
+	producerFlushMaxMessages = 0
+	// producerMaxOpenRequests is Java's max.in.flight.requests.per.connection
+	// default. Sarama's per-partition muting keeps each partition's order,
+	// so this only lets requests for different partitions of one broker
+	// overlap instead of queueing behind each other's acks=all round trip.
+	producerMaxOpenRequests = 5
+	// producerChannelBuffer is the capacity of sarama's internal channels
+	// (sarama's default). Records waiting for a busy partition are held in
+	// the accumulating batch, not in these channels, so a larger value
+	// would only let more records queue ahead of the batch (memory, no
+	// throughput); Publish blocks when it is full, which is the
+	// backpressure the publish stream wants.
+	producerChannelBuffer = 256
+)
+
+// producerSaramaConfig is the configuration of a shared producer, with the
+// reference's settings (REFERENCE 3): acks from all replicas, 1 s retry
+// backoff, the Java client's murmur2 partitioner, compression per
+// configuration; and the batching above.
+func producerSaramaConfig(cfg *Config) (*sarama.Config, error) {
+	sc, err := newSaramaConfig(cfg, clientID("gio-apim-producer-"))
+	if err != nil {
+		return nil, err
+	}
+	sc.Producer.RequiredAcks = sarama.WaitForAll
+	sc.Producer.Idempotent = false
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	sc.Producer.Retry.Backoff = time.Second
+	sc.Producer.Partitioner = sarama.NewMurmur2Partitioner
+	sc.Producer.Compression = compressionCodec(cfg.Producer.CompressionType)
+	// Java's max.request.size: sarama also sizes its batches by this bound,
+	// and a larger batch is refused by brokers at their default
+	// message.max.bytes (about 1 MB) as "Message was too large".
+	sc.Producer.MaxMessageBytes = 1 << 20
+	sc.Producer.Flush.Frequency = producerFlushFrequency
+	sc.Producer.Flush.Bytes = producerFlushBytes
+	sc.Producer.Flush.Messages = producerFlushMessages
+	sc.Producer.Flush.MaxMessages = producerFlushMaxMessages
+	sc.Net.MaxOpenRequests = producerMaxOpenRequests
+	sc.ChannelBufferSize = producerChannelBuffer
+	if err := sc.Validate(); err != nil {
+		return nil, asConfigError(err)
+	}
+	return sc, nil
 }
 
 func compressionCodec(t string) sarama.CompressionCodec {

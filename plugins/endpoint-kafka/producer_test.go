@@ -210,3 +210,28 @@ func mustAcquire(t *testing.T, k *Kafka, cfg *Config) *sharedProducer {
 	}
 	return p
 }
+
+// The producer batches across requests without a timer (see
+// producerSaramaConfig): every flush trigger is zero, so sarama sends as
+// soon as a partition is free, and acks=all is kept.
+func TestProducerBatchingSettings(t *testing.T) {
+	sc, err := producerSaramaConfig(&Config{BootstrapServers: "localhost:9092"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct{ got, want any }{
+		"acks":               {sc.Producer.RequiredAcks, sarama.WaitForAll},
+		"flush frequency":    {sc.Producer.Flush.Frequency, time.Duration(0)},
+		"flush bytes":        {sc.Producer.Flush.Bytes, 0},
+		"flush messages":     {sc.Producer.Flush.Messages, 0},
+		"flush max messages": {sc.Producer.Flush.MaxMessages, 0},
+		"max open requests":  {sc.Net.MaxOpenRequests, 5},
+		"channel buffer":     {sc.ChannelBufferSize, 256},
+		"max message bytes":  {sc.Producer.MaxMessageBytes, 1 << 20},
+	}
+	for name, tc := range tests {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", name, tc.got, tc.want)
+		}
+	}
+}

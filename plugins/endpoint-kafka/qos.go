@@ -118,6 +118,20 @@ func (t *ackTracker) ack(through uint64) {
 	}
 }
 
+// reopen says a new poll will acknowledge what it is delivered.
+func (t *ackTracker) reopen() {
+	t.mu.Lock()
+	t.closed = false
+	t.mu.Unlock()
+}
+
+// pendingCount is the number of delivered records not yet acknowledged.
+func (t *ackTracker) pendingCount() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
 // close says no acknowledgement will arrive any more.
 func (t *ackTracker) close() {
 	t.mu.Lock()
