@@ -114,6 +114,9 @@ func (p *patcher) Visit(node *ast.Node) {
 }
 
 func (p *patcher) member(node *ast.Node, n *ast.MemberNode) {
+	if n.Method {
+		return // a method call: see patcher.method
+	}
 	if id, ok := n.Node.(*ast.IdentifierNode); ok {
 		if prop, ok := n.Property.(*ast.StringNode); ok && id.Value != "$env" {
 			if p.accessed == nil {
@@ -225,8 +228,14 @@ func (p *patcher) binary(node *ast.Node, n *ast.BinaryNode) {
 }
 
 func isStringNode(n ast.Node, t reflect.Type) bool {
-	if _, ok := n.(*ast.NilNode); ok {
+	switch x := n.(type) {
+	case *ast.NilNode:
 		return false
+	case *ast.CallNode:
+		// Patched in this pass, so not type-checked yet ('a' + 1 + 2).
+		if calleeName(x) == fnConcat {
+			return true
+		}
 	}
 	return t != nil && t.Kind() == reflect.String
 }

@@ -100,8 +100,8 @@ type requestView struct {
 	Params           map[string][]string `expr:"params"`
 	PathParams       map[string]string   `expr:"pathParams"`
 	RemoteAddress    string              `expr:"remoteAddress"`
-	// Content is a string held in an interface (see stringCell), so that
-	// reading it costs neither a copy of the body nor a boxing allocation.
+	// Content is a string held in an interface (see cell), so that reading
+	// it costs neither a copy of the body nor a boxing allocation.
 	Content any `expr:"content"`
 }
 
@@ -114,8 +114,10 @@ type messageView struct {
 	// so {#message.id != null} means what it says.
 	ID any `expr:"id"`
 	// Content is held like requestView.Content.
-	Content        any             `expr:"content"`
-	ContentLength  int             `expr:"contentLength"`
+	Content any `expr:"content"`
+	// ContentLength is an int held like Content: per-message conditions
+	// compare it, and a large int would otherwise be boxed on every read.
+	ContentLength  any             `expr:"contentLength"`
 	Headers        gateway.Headers `expr:"headers"`
 	Metadata       map[string]any  `expr:"metadata"`
 	Attributes     map[string]any  `expr:"attributes"`
@@ -123,15 +125,16 @@ type messageView struct {
 	Error          bool            `expr:"error"`
 }
 
-// stringCell is a string-typed interface value whose data word points at a
-// string header the frame owns. Setting the header changes what the
-// interface holds without the allocation a fresh conversion to any makes;
-// expr then reads the content field like any other interface. This is safe
-// because the frame is only reset after its evaluation returned, and
-// frame.detach re-boxes any result that still refers to the cell.
-type stringCell struct {
+// cell is an interface value whose data word points at a T the frame owns.
+// Setting *p changes what the interface holds without the allocation a
+// fresh conversion to any makes (strings, and ints beyond 255, are copied
+// to the heap when converted); expr then reads the field like any other
+// interface. This is safe because the frame is only reset after its
+// evaluation returned, and frame.detach re-boxes any result that still is
+// the cell.
+type cell[T any] struct {
 	box any
-	p   *string
+	p   *T
 }
 
 // eface is the layout of an empty interface.
@@ -140,15 +143,21 @@ type eface struct {
 	data unsafe.Pointer
 }
 
-func newStringCell() stringCell {
-	p := new(string)
-	var box any = "" // only the type word is kept
+func newCell[T any]() cell[T] {
+	p := new(T)
+	var box any = *p // only the type word is kept
 	(*eface)(unsafe.Pointer(&box)).data = unsafe.Pointer(p)
-	return stringCell{box: box, p: p}
+	return cell[T]{box: box, p: p}
+}
+
+// set stores v in the cell and returns the interface that holds it.
+func (c *cell[T]) set(v T) any {
+	*c.p = v
+	return c.box
 }
 
 // holds reports whether v is this cell's interface value.
-func (c *stringCell) holds(v any) bool {
+func (c *cell[T]) holds(v any) bool {
 	return (*eface)(unsafe.Pointer(&v)).data == unsafe.Pointer(c.p)
 }
 
@@ -159,8 +168,9 @@ type frame struct {
 	root    root
 	req     requestView
 	msg     messageView
-	reqCell stringCell
-	msgCell stringCell
+	reqCell cell[string]
+	msgCell cell[string]
+	lenCell cell[int]
 	// reqBody and msgBody are the byte slices the content strings view,
 	// kept to recognise results that still point into them.
 	reqBody []byte
@@ -168,7 +178,7 @@ type frame struct {
 }
 
 var framePool = sync.Pool{New: func() any {
-	return &frame{reqCell: newStringCell(), msgCell: newStringCell()}
+	return &frame{reqCell: newCell[string](), msgCell: newCell[string](), lenCell: newCell[int]()}
 }}
 
 // usage records which roots and costly fields a template reads, so an
@@ -220,14 +230,13 @@ func newFrame(env *Env, u usage) *frame {
 		}
 		if u.reqContent {
 			f.reqBody = r.Body
-			*f.reqCell.p = bytesView(r.Body)
-			f.req.Content = f.reqCell.box
+			f.req.Content = f.reqCell.set(bytesView(r.Body))
 		}
 		f.root.Request = &f.req
 	}
 	if m := env.Message; m != nil && u.message {
 		f.msg = messageView{
-			ContentLength: len(m.Content),
+			ContentLength: f.lenCell.set(len(m.Content)),
 			Headers:       m.Headers,
 			Metadata:      m.Metadata,
 			Attributes:    m.Attributes,
@@ -238,8 +247,7 @@ func newFrame(env *Env, u usage) *frame {
 		}
 		if u.msgContent {
 			f.msgBody = m.Content
-			*f.msgCell.p = bytesView(m.Content)
-			f.msg.Content = f.msgCell.box
+			f.msg.Content = f.msgCell.set(bytesView(m.Content))
 		}
 		if u.msgNames {
 			// A fresh slice: the result may be this very list.
@@ -256,8 +264,9 @@ func (f *frame) release() {
 	f.root = root{}
 	f.req = requestView{}
 	f.msg = messageView{}
-	*f.reqCell.p = ""
-	*f.msgCell.p = ""
+	f.reqCell.set("")
+	f.msgCell.set("")
+	f.lenCell.set(0)
 	f.reqBody, f.msgBody = nil, nil
 	framePool.Put(f)
 }
@@ -270,6 +279,9 @@ func (f *frame) detach(v any, depth int) (any, bool) {
 	if depth > maxDepth {
 		return v, false
 	}
+	if f.lenCell.holds(v) {
+		return *f.lenCell.p, true // a new conversion copies the value out
+	}
 	switch x := v.(type) {
 	case nil:
 		return nil, false
@@ -278,7 +290,7 @@ func (f *frame) detach(v any, depth int) (any, bool) {
 			return strings.Clone(x), true
 		}
 		if f.reqCell.holds(v) || f.msgCell.holds(v) {
-			return x, true // a new conversion copies the header out of the cell
+			return x, true
 		}
 	case []string:
 		var out []string
@@ -323,14 +335,24 @@ func (f *frame) detach(v any, depth int) (any, bool) {
 			return out, true
 		}
 	case *requestView:
+		if x == nil {
+			return v, false
+		}
 		c := *x
 		c.Content, _ = f.detach(c.Content, depth+1)
 		return &c, true
 	case *messageView:
+		if x == nil {
+			return v, false
+		}
 		c := *x
 		c.Content, _ = f.detach(c.Content, depth+1)
+		c.ContentLength, _ = f.detach(c.ContentLength, depth+1)
 		return &c, true
 	case *root:
+		if x == nil {
+			return v, false
+		}
 		c := *x
 		if c.Request != nil {
 			r, _ := f.detach(c.Request, depth+1)
