@@ -18,7 +18,16 @@
 // mod and or not (any case), matches (whole-string, as in Java), ?: (Elvis),
 // ?. (safe navigation), 'single' and "double" quoted strings with doubled
 // quotes as escapes, inline lists {1,2} and maps {a:1}, and Java number
-// suffixes. Everything else follows expr, including its builtins.
+// suffixes, string concatenation with + when either side is a string, and
+// the Java String and collection methods templates call (startsWith,
+// endsWith, contains, matches, equals, equalsIgnoreCase, toUpperCase,
+// toLowerCase, trim, length, isEmpty, substring, indexOf, lastIndexOf,
+// replace, split, toString, size, containsKey, get). Everything else follows
+// expr, including its builtins. docs/el.md describes every form.
+//
+// Evaluation reuses pooled environments and reads bodies without copying
+// them, so a per-message condition allocates nothing; results that would
+// still refer to that memory are copied before Eval returns.
 package el
 
 import (

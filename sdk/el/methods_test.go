@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
 )
 
 // TestForms covers every EL form the reference lists and the Java methods
@@ -361,4 +360,3 @@ func TestSplitJava(t *testing.T) {
 		})
 	}
 }
-
