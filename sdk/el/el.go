@@ -18,7 +18,16 @@
 // mod and or not (any case), matches (whole-string, as in Java), ?: (Elvis),
 // ?. (safe navigation), 'single' and "double" quoted strings with doubled
 // quotes as escapes, inline lists {1,2} and maps {a:1}, and Java number
-// suffixes. Everything else follows expr, including its builtins.
+// suffixes, string concatenation with + when either side is a string, and
+// the Java String and collection methods templates call (startsWith,
+// endsWith, contains, matches, equals, equalsIgnoreCase, toUpperCase,
+// toLowerCase, trim, length, isEmpty, substring, indexOf, lastIndexOf,
+// replace, split, toString, size, containsKey, get). Everything else follows
+// expr, including its builtins. docs/el.md describes every form.
+//
+// Evaluation reuses pooled environments and reads bodies without copying
+// them, so a per-message condition allocates nothing; results that would
+// still refer to that memory are copied before Eval returns.
 package el
 
 import (
@@ -112,14 +121,7 @@ func newError(src, exprText string, off int, msg string) *Error {
 
 // baseOptions are the expr options shared by every compilation; the patcher,
 // which keeps per-expression state, is added per call.
-var baseOptions = []expr.Option{
-	expr.Env(root{}),
-	expr.Function(fnHeader, headerLookup, new(func(gateway.Headers, string) any)),
-	expr.Function(fnList, listLookup, new(func(map[string][]string, string) any)),
-	expr.Function(fnString, stringLookup, new(func(map[string]string, string) any)),
-	expr.Function(fnAnchor, anchorFn, new(func(string) string)),
-	expr.Function(fnJSON, jsonPathFn, new(func(any, string) any)),
-}
+var baseOptions = append([]expr.Option{expr.Env(root{})}, methodOptions...)
 
 // HasEL reports whether s contains the start of a {#...} segment. An
 // unterminated segment counts, so that callers who skip compiling plain
@@ -185,7 +187,9 @@ func compileSegment(src string, s segment) (part, usage, error) {
 	p := &patcher{}
 	opts := append(baseOptions[:len(baseOptions):len(baseOptions)], expr.Patch(p))
 	prog, err := expr.Compile(tr.code, opts...)
-	if err == nil && p.err != nil {
+	if p.err != nil {
+		// The patcher's finding says the problem in SpEL terms, and any
+		// error expr then raised is a consequence of it.
 		return part{}, usage{}, newError(src, s.text, bodyStart+bodyOffset(tr.pos, p.err.from, len(s.body)), p.err.msg)
 	}
 	if err != nil {
@@ -249,8 +253,14 @@ func (t *Template) Eval(env Env) (any, error) {
 		return t.src, nil
 	}
 	f := newFrame(&env, t.use)
+	defer f.release()
 	if t.single {
-		return t.run(&t.parts[0], f)
+		v, err := t.run(&t.parts[0], f)
+		if err != nil {
+			return nil, err
+		}
+		v, _ = f.detach(v, 0)
+		return v, nil
 	}
 	var b strings.Builder
 	b.Grow(len(t.src))
@@ -264,6 +274,8 @@ func (t *Template) Eval(env Env) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The builder copies what it writes, so the value need not be
+		// detached from the frame.
 		writeValue(&b, v, 0)
 	}
 	return b.String(), nil

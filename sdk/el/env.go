@@ -3,153 +3,71 @@ package el
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/sluice-gw/sluice/sdk/gateway"
 )
 
-// root is the environment expr compiles against. A struct rather than a map
-// lets expr resolve fields by index at compile time and reject misspelt
-// fields (#request.headres) before any request arrives.
-type root struct {
-	Request *requestView   `expr:"request"`
-	Context contextView    `expr:"context"`
-	Message *messageView   `expr:"message"`
-	API     map[string]any `expr:"api"`
-}
-
-type requestView struct {
-	ID               string              `expr:"id"`
-	TransactionID    string              `expr:"transactionId"`
-	ClientIdentifier string              `expr:"clientIdentifier"`
-	Method           string              `expr:"method"`
-	Path             string              `expr:"path"`
-	ContextPath      string              `expr:"contextPath"`
-	PathInfo         string              `expr:"pathInfo"`
-	Headers          gateway.Headers     `expr:"headers"`
-	Params           map[string][]string `expr:"params"`
-	PathParams       map[string]string   `expr:"pathParams"`
-	RemoteAddress    string              `expr:"remoteAddress"`
-	Content          string              `expr:"content"`
-}
-
-type contextView struct {
-	Attributes map[string]any `expr:"attributes"`
-}
-
-type messageView struct {
-	// ID is nil rather than "" when the QoS gives no ids, as in the reference,
-	// so {#message.id != null} means what it says.
-	ID             any             `expr:"id"`
-	Content        string          `expr:"content"`
-	ContentLength  int             `expr:"contentLength"`
-	Headers        gateway.Headers `expr:"headers"`
-	Metadata       map[string]any  `expr:"metadata"`
-	Attributes     map[string]any  `expr:"attributes"`
-	AttributeNames []string        `expr:"attributeNames"`
-	Error          bool            `expr:"error"`
-}
-
-// frame holds the environment of one evaluation; the request view shares its
-// allocation because nearly every template reads the request.
-type frame struct {
-	root root
-	req  requestView
-}
-
-// usage records which roots and costly fields a template reads, so an
-// evaluation builds only the views it needs, converts bodies to strings only
-// when read and lists attribute names only when asked for.
-type usage struct {
-	request    bool
-	message    bool
-	reqContent bool
-	msgContent bool
-	msgNames   bool
-}
-
-func (u *usage) merge(o usage) {
-	u.request = u.request || o.request
-	u.message = u.message || o.message
-	u.reqContent = u.reqContent || o.reqContent
-	u.msgContent = u.msgContent || o.msgContent
-	u.msgNames = u.msgNames || o.msgNames
-}
-
-func newFrame(env *Env, u usage) *frame {
-	f := &frame{}
-	f.root.Context.Attributes = env.Attributes
-	f.root.API = env.API
-	if r := env.Request; r != nil && u.request {
-		f.req = requestView{
-			ID:               r.ID,
-			TransactionID:    r.TransactionID,
-			ClientIdentifier: r.ClientIdentifier,
-			Method:           r.Method,
-			Path:             r.Path,
-			ContextPath:      r.ContextPath,
-			PathInfo:         r.PathInfo,
-			Headers:          r.Headers,
-			Params:           r.Params,
-			PathParams:       r.PathParams,
-			RemoteAddress:    r.RemoteAddress,
-		}
-		if u.reqContent {
-			f.req.Content = string(r.Body)
-		}
-		f.root.Request = &f.req
-	}
-	if m := env.Message; m != nil && u.message {
-		mv := &messageView{
-			ContentLength: len(m.Content),
-			Headers:       m.Headers,
-			Metadata:      m.Metadata,
-			Attributes:    m.Attributes,
-			Error:         m.Error != nil,
-		}
-		if m.ID != "" {
-			mv.ID = m.ID
-		}
-		if u.msgContent {
-			mv.Content = string(m.Content)
-		}
-		if u.msgNames {
-			names := make([]string, 0, len(m.Attributes))
-			for k := range m.Attributes {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			mv.AttributeNames = names
-		}
-		f.root.Message = mv
-	}
-	return f
-}
-
 // Names of the helper functions the patcher calls; they are not meant to be
-// written by hand, hence the unusual spelling.
+// written by hand, hence the unusual spelling. Each is a field of root.
 const (
-	fnHeader = "__elHeader"
-	fnList   = "__elList"
-	fnString = "__elString"
-	fnAnchor = "__elAnchor"
-	fnJSON   = "jsonPath"
+	fnHeader      = "__elHeader"
+	fnHeaderFirst = "__elHeader0"
+	fnHeaderHas   = "__elHeaderHas"
+	fnList        = "__elList"
+	fnListFirst   = "__elList0"
+	fnListHas     = "__elListHas"
+	fnString      = "__elString"
+	fnStringHas   = "__elStringHas"
+	fnAnchor      = "__elAnchor"
+	fnMatches     = "__elMatches"
+	fnConcat      = "__elConcat"
+	fnMap         = "__elMap"
+	fnJSON        = "jsonPath"
 )
 
-// lookupFns names, for each map-valued field, the function that indexes it.
+var mapType = reflect.TypeOf(map[string]any(nil))
+
+// lookup names the functions that index one map-valued field.
+type lookup struct {
+	get, first, has string
+	what            string // for error messages
+}
+
+// lookupFns names, for each map-valued field, the functions that index it.
 // Headers must ignore case, and every lookup must give nil for a missing key
 // (expr would otherwise give the zero value of the map's element type: an
 // empty string for pathParams, which makes "!= null" tests always true).
-var lookupFns = map[string]map[string]string{
-	"request": {"headers": fnHeader, "params": fnList, "pathParams": fnString},
-	"message": {"headers": fnHeader},
+var lookupFns = map[string]map[string]lookup{
+	"request": {
+		"headers":    {get: fnHeader, first: fnHeaderFirst, has: fnHeaderHas, what: "headers"},
+		"params":     {get: fnList, first: fnListFirst, has: fnListHas, what: "params"},
+		"pathParams": {get: fnString, has: fnStringHas, what: "pathParams"},
+	},
+	"message": {
+		"headers": {get: fnHeader, first: fnHeaderFirst, has: fnHeaderHas, what: "headers"},
+	},
+}
+
+// lookupByGet finds the lookup whose get function is name.
+func lookupByGet(name string) (lookup, bool) {
+	for _, fields := range lookupFns {
+		for _, l := range fields {
+			if l.get == name {
+				return l, true
+			}
+		}
+	}
+	return lookup{}, false
 }
 
 // patcher rewrites the parsed expr tree into SpEL semantics and records what
-// the expression reads. It runs once per compiled expression.
+// the expression reads. It runs once per compiled expression; expr has
+// type-checked the tree before, so node types are known where the source
+// gives them.
 type patcher struct {
 	use      usage
 	roots    []*ast.IdentifierNode
@@ -161,6 +79,12 @@ type patcher struct {
 type bodyErrorAt struct {
 	from int
 	msg  string
+}
+
+func (p *patcher) fail(n ast.Node, format string, args ...any) {
+	if p.err == nil {
+		p.err = &bodyErrorAt{from: n.Location().From, msg: fmt.Sprintf(format, args...)}
+	}
 }
 
 func (p *patcher) Visit(node *ast.Node) {
@@ -180,15 +104,19 @@ func (p *patcher) Visit(node *ast.Node) {
 	case *ast.MemberNode:
 		p.member(node, n)
 	case *ast.BinaryNode:
-		if n.Operator == "matches" {
-			p.matches(n)
-		}
+		p.binary(node, n)
 	case *ast.CallNode:
+		if p.method(node, n) {
+			return
+		}
 		p.call(n)
 	}
 }
 
 func (p *patcher) member(node *ast.Node, n *ast.MemberNode) {
+	if n.Method {
+		return // a method call: see patcher.method
+	}
 	if id, ok := n.Node.(*ast.IdentifierNode); ok {
 		if prop, ok := n.Property.(*ast.StringNode); ok && id.Value != "$env" {
 			if p.accessed == nil {
@@ -204,6 +132,23 @@ func (p *patcher) member(node *ast.Node, n *ast.MemberNode) {
 				p.use.msgNames = true
 			}
 		}
+		return
+	}
+	// headers['X'][0], the reference's most common form, becomes one call
+	// that returns the string itself: no list is boxed on the way.
+	if c, ok := n.Node.(*ast.CallNode); ok && !n.Optional {
+		if i, ok := n.Property.(*ast.IntegerNode); ok && i.Value == 0 {
+			if l, ok := lookupByGet(calleeName(c)); ok && l.first != "" {
+				ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: l.first}, Arguments: c.Arguments})
+			}
+		}
+		return
+	}
+	// Attributes and metadata are map[string]any: a direct lookup returns
+	// the stored interface, where expr's reflective one copies it to the
+	// heap.
+	if !n.Optional && n.Node.Type() == mapType && isStringNode(n.Property, n.Property.Type()) {
+		ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: fnMap}, Arguments: []ast.Node{n.Node, n.Property}})
 		return
 	}
 	base := n.Node
@@ -222,19 +167,84 @@ func (p *patcher) member(node *ast.Node, n *ast.MemberNode) {
 	if !ok {
 		return
 	}
-	fn := lookupFns[id.Value][prop.Value]
-	if fn == "" {
+	l, ok := lookupFns[id.Value][prop.Value]
+	if !ok {
+		return
+	}
+	if k := n.Property.Type(); k.Kind() != reflect.String && k.Kind() != reflect.Interface {
+		p.fail(n.Property, "cannot use %s to index %s", k, l.what)
 		return
 	}
 	ast.Patch(node, &ast.CallNode{
-		Callee:    &ast.IdentifierNode{Value: fn},
+		Callee:    &ast.IdentifierNode{Value: l.get},
 		Arguments: []ast.Node{n.Node, n.Property},
 	})
 }
 
+func calleeName(c *ast.CallNode) string {
+	if id, ok := c.Callee.(*ast.IdentifierNode); ok {
+		return id.Value
+	}
+	return ""
+}
+
+func (p *patcher) binary(node *ast.Node, n *ast.BinaryNode) {
+	switch n.Operator {
+	case "matches":
+		p.matches(node, n)
+	case "==", "!=":
+		// headers['X'] != null asks whether the header exists; answering
+		// that directly spares boxing the list only to compare it.
+		call, other := n.Left, n.Right
+		if _, ok := other.(*ast.NilNode); !ok {
+			call, other = n.Right, n.Left
+		}
+		if _, ok := other.(*ast.NilNode); !ok {
+			return
+		}
+		c, ok := call.(*ast.CallNode)
+		if !ok {
+			return
+		}
+		l, ok := lookupByGet(calleeName(c))
+		if !ok {
+			return
+		}
+		var has ast.Node = &ast.CallNode{Callee: &ast.IdentifierNode{Value: l.has}, Arguments: c.Arguments}
+		if n.Operator == "==" {
+			has = &ast.UnaryNode{Operator: "!", Node: has}
+		}
+		ast.Patch(node, has)
+	case "+":
+		// SpEL concatenates when either side is a string, writing the other
+		// side as text ('n=' + 1 is "n=1"); expr refuses mixed operands.
+		l, r := n.Left.Type(), n.Right.Type()
+		ls, rs := isStringNode(n.Left, l), isStringNode(n.Right, r)
+		if (ls && rs) || (!ls && !rs) {
+			return
+		}
+		ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: fnConcat}, Arguments: []ast.Node{n.Left, n.Right}})
+	}
+}
+
+func isStringNode(n ast.Node, t reflect.Type) bool {
+	switch x := n.(type) {
+	case *ast.NilNode:
+		return false
+	case *ast.CallNode:
+		// Patched in this pass, so not type-checked yet ('a' + 1 + 2).
+		if calleeName(x) == fnConcat {
+			return true
+		}
+	}
+	return t != nil && t.Kind() == reflect.String
+}
+
 // matches gives SpEL's whole-string semantics to expr's find-anywhere
-// matches operator: Java's String.matches must match the entire input.
-func (p *patcher) matches(n *ast.BinaryNode) {
+// matches operator: Java's String.matches must match the entire input. A
+// constant pattern stays expr's operator, which compiles it once; a
+// computed one goes through a cache so it is not recompiled per message.
+func (p *patcher) matches(node *ast.Node, n *ast.BinaryNode) {
 	if s, ok := n.Right.(*ast.StringNode); ok {
 		if _, err := regexp.Compile(s.Value); err != nil {
 			return // let expr report the pattern as written
@@ -242,7 +252,7 @@ func (p *patcher) matches(n *ast.BinaryNode) {
 		s.Value = anchor(s.Value)
 		return
 	}
-	n.Right = &ast.CallNode{Callee: &ast.IdentifierNode{Value: fnAnchor}, Arguments: []ast.Node{n.Right}}
+	ast.Patch(node, &ast.CallNode{Callee: &ast.IdentifierNode{Value: fnMatches}, Arguments: []ast.Node{n.Left, n.Right}})
 }
 
 func anchor(re string) string { return `\A(?:` + re + `)\z` }
@@ -250,16 +260,15 @@ func anchor(re string) string { return `\A(?:` + re + `)\z` }
 // call checks constant JSONPath arguments at compile time, so a bad path is
 // reported with its position before the first request instead of per request.
 func (p *patcher) call(n *ast.CallNode) {
-	id, ok := n.Callee.(*ast.IdentifierNode)
-	if !ok || id.Value != fnJSON || len(n.Arguments) != 2 {
+	if calleeName(n) != fnJSON || len(n.Arguments) != 2 {
 		return
 	}
 	s, ok := n.Arguments[1].(*ast.StringNode)
 	if !ok {
 		return
 	}
-	if _, err := parsePath(s.Value); err != nil && p.err == nil {
-		p.err = &bodyErrorAt{from: s.Location().From, msg: err.Error()}
+	if _, err := parsePath(s.Value); err != nil {
+		p.fail(s, "%s", err.Error())
 	}
 }
 
@@ -282,64 +291,113 @@ func (p *patcher) finish() usage {
 	return p.use
 }
 
-func headerLookup(args ...any) (any, error) {
-	h, _ := args[0].(gateway.Headers)
-	name, err := keyString(args[1])
-	if err != nil {
-		return nil, err
+// The lookups below return nil for a missing key, and panic (which expr
+// turns into an error at the expression's position) on a key that is not a
+// string, as a Java map of strings would throw.
+
+func headerGet(m, k any) any {
+	if v := headerValues(m, k); v != nil {
+		return v
 	}
-	if v := h.Values(name); v != nil {
-		return v, nil
-	}
-	return nil, nil
+	return nil
 }
 
-func listLookup(args ...any) (any, error) {
-	m, _ := args[0].(map[string][]string)
-	name, err := keyString(args[1])
-	if err != nil {
-		return nil, err
+func headerFirst(m, k any) any {
+	v := headerValues(m, k)
+	if len(v) == 0 {
+		panic(fmt.Sprintf("cannot fetch 0 from %s", lookupDesc(v)))
 	}
-	if v, ok := m[name]; ok {
-		return v, nil
-	}
-	return nil, nil
+	return v[0]
 }
 
-func stringLookup(args ...any) (any, error) {
-	m, _ := args[0].(map[string]string)
-	name, err := keyString(args[1])
-	if err != nil {
-		return nil, err
-	}
-	if v, ok := m[name]; ok {
-		return v, nil
-	}
-	return nil, nil
+func headerHas(m, k any) bool { return headerValues(m, k) != nil }
+
+func headerValues(m, k any) []string {
+	h, _ := m.(gateway.Headers)
+	return h.Values(keyString(k, "headers"))
 }
 
-func keyString(k any) (string, error) {
+func listGet(m, k any) any {
+	if v, ok := listValues(m, k); ok {
+		return v
+	}
+	return nil
+}
+
+func listFirst(m, k any) any {
+	v, ok := listValues(m, k)
+	if len(v) == 0 {
+		if !ok {
+			v = nil
+		}
+		panic(fmt.Sprintf("cannot fetch 0 from %s", lookupDesc(v)))
+	}
+	return v[0]
+}
+
+func listHas(m, k any) bool {
+	_, ok := listValues(m, k)
+	return ok
+}
+
+func listValues(m, k any) ([]string, bool) {
+	l, _ := m.(map[string][]string)
+	v, ok := l[keyString(k, "params")]
+	return v, ok
+}
+
+func lookupDesc(v []string) string {
+	if v == nil {
+		return "null"
+	}
+	return "an empty list"
+}
+
+func mapGet(m, k any) any {
+	a, _ := m.(map[string]any)
+	return a[k.(string)]
+}
+
+func stringGet(m, k any) any {
+	s, _ := m.(map[string]string)
+	if v, ok := s[keyString(k, "pathParams")]; ok {
+		return v
+	}
+	return nil
+}
+
+func stringHas(m, k any) bool {
+	s, _ := m.(map[string]string)
+	_, ok := s[keyString(k, "pathParams")]
+	return ok
+}
+
+func keyString(k any, what string) string {
 	s, ok := k.(string)
 	if !ok {
-		return "", fmt.Errorf("map key must be a string, got %s", typeName(k))
+		panic(fmt.Sprintf("cannot use %s to index %s", typeName(k), what))
 	}
-	return s, nil
+	return s
 }
 
-func anchorFn(args ...any) (any, error) {
-	s, ok := args[0].(string)
+func anchorFn(pattern any) any {
+	s, ok := pattern.(string)
 	if !ok {
-		return nil, fmt.Errorf("matches needs a string pattern, got %s", typeName(args[0]))
+		panic(fmt.Sprintf("matches needs a string pattern, got %s", typeName(pattern)))
 	}
-	return anchor(s), nil
+	return anchor(s)
 }
 
-func jsonPathFn(args ...any) (any, error) {
-	path, ok := args[1].(string)
+func jsonPathFn(content, path any) any {
+	p, ok := path.(string)
 	if !ok {
-		return nil, errors.New("jsonPath: path must be a string")
+		panic(errors.New("jsonPath: path must be a string"))
 	}
-	return evalJSONPath(args[0], path)
+	v, err := evalJSONPath(content, p)
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func typeName(v any) string {
@@ -359,10 +417,7 @@ var friendlyTypes = strings.NewReplacer(
 	"el.contextView", "#context",
 	"*el.root", "the environment",
 	"el.root", "the environment",
-	"call "+fnHeader, "index headers",
-	"call "+fnList, "index params",
-	"call "+fnString, "index pathParams",
-	"call "+fnAnchor, "use matches",
+	"interface {}", "any",
 )
 
 func friendly(msg string) string {

@@ -18,6 +18,9 @@ func FuzzCompile(f *testing.F) {
 		"{#filter(request.headers['x-key'], # matches 'k.')}", "{#1e999}", "{#0x}",
 		"{#let r = request; r?.headers}", "{#context.attributes['tok'] + 1}",
 		"x required access_token=\"{#context.attributes['tok']}\";",
+		"{#message.content.startsWith('vip:')}", "{#message.content?.substring(1, 2)}",
+		"{#request.path.split('/')[1].toUpperCase()}", "{#'a' + 1 + null}",
+		"{#let m = message; m}", "{#message.metadata.get('k').trim()}",
 	} {
 		f.Add(s)
 	}
