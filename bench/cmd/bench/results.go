@@ -96,9 +96,10 @@ func renderMarkdown(w io.Writer, rep Report, withChart bool) {
 
 	if t := cpuTable(rep); t != nil {
 		fmt.Fprintf(w, "\n## %s\n\n", t.title)
-		fmt.Fprintln(w, "User + system CPU from /proc/<pid>/stat over the timed part of each run, divided by the requests, messages")
-		fmt.Fprintln(w, "or streams it moved. `sluice` includes the embedded broker: in a sarama half it is the broker alone. `bench` is")
-		fmt.Fprintln(w, "the load generator: the HTTP, SSE and WebSocket clients, or sarama itself in a sarama half.")
+		fmt.Fprintln(w, "User + system CPU from /proc/<pid>/stat over each run (without the warm-up messages of ws-publish and")
+		fmt.Fprintln(w, "http-post), divided by the requests, messages or streams it moved. `sluice` includes the embedded broker: in a")
+		fmt.Fprintln(w, "sarama half it is the broker alone. `bench` is the load generator: the HTTP, SSE and WebSocket clients, or")
+		fmt.Fprintln(w, "sarama itself in a sarama half.")
 		fmt.Fprintln(w)
 		t.markdown(w)
 	}

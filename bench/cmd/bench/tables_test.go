@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"image/png"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gonum.org/v1/plot"
 )
@@ -219,5 +221,29 @@ func TestWriteResults(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, sweepChartFile)); !os.IsNotExist(err) {
 		t.Fatalf("stale chart kept: %v", err)
+	}
+}
+
+func TestRSSShortfall(t *testing.T) {
+	first := errors.New("stream bench-rss-1: SSE answered 503")
+	cases := map[string]struct {
+		got  string
+		want string
+	}{
+		"time ran out": {
+			rssShortfall(10000, 4402, 0, 100, 5498, 150*time.Second+400*time.Millisecond, nil),
+			"4402 of 10000 streams held their records when RSS was read; 100 still opening and 5498 not started when the opening limit (2m30s) ran out",
+		},
+		"failures": {
+			rssShortfall(1000, 998, 2, 0, 0, time.Minute, &first),
+			"998 of 1000 streams held their records when RSS was read; 2 failed (first: stream bench-rss-1: SSE answered 503)",
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if c.got != c.want {
+				t.Fatalf("got  %s\nwant %s", c.got, c.want)
+			}
+		})
 	}
 }
