@@ -37,7 +37,7 @@ test-kafka: build
 	./scripts/kafka/run-tests.sh
 
 bench: build
-	$(GO) run ./bench/cmd/bench
+	$(GO) run ./bench/cmd/bench -results bench/results -label '$(VERSION)' $(BENCH_FLAGS)
 
 proto:
 	./sdk/gen.sh

@@ -168,9 +168,10 @@ func wsPublishSarama(ctx context.Context, e *env) (Measure, error) {
 	return m, nil
 }
 
-// httpPostSarama is the http-post baseline: -c goroutines each sending one
-// message at a time through one shared SyncProducer, as the gateway shares
-// one producer among its requests.
+// httpPostSarama is the http-post baseline: as many goroutines as the
+// sweep point has clients, each sending one message at a time through one
+// shared SyncProducer, as the gateway shares one producer among its
+// requests.
 func httpPostSarama(ctx context.Context, e *env) (Measure, error) {
 	p, err := sarama.NewSyncProducer([]string{e.bootstrap}, producerConfig())
 	if err != nil {
@@ -181,13 +182,15 @@ func httpPostSarama(ctx context.Context, e *env) (Measure, error) {
 		_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: e.topics.pub, Value: sarama.ByteEncoder(e.payload)})
 		return err
 	}
-	return closedLoop(ctx, tenthN(e.opts), e.opts.concurrency, send)
+	return closedLoop(ctx, tenthN(e.opts), e.clients, send, e.markTimed)
 }
 
 // closedLoop runs total calls of do on conc workers, each starting its next
 // call when the previous one returned, after one untimed warm-up call per
-// worker. It returns the rate and latency percentiles.
-func closedLoop(ctx context.Context, total, conc int, do func() error) (Measure, error) {
+// worker. It returns the rate and latency percentiles. timed, when not nil,
+// is called with true just before the timed calls and with false just
+// after them.
+func closedLoop(ctx context.Context, total, conc int, do func() error, timed func(begin bool)) (Measure, error) {
 	var wg sync.WaitGroup
 	warm := make([]error, conc)
 	for w := 0; w < conc; w++ {
@@ -206,6 +209,9 @@ func closedLoop(ctx context.Context, total, conc int, do func() error) (Measure,
 		firstErr atomic.Pointer[error]
 		lats     = make([][]time.Duration, conc)
 	)
+	if timed != nil {
+		timed(true)
+	}
 	start := time.Now()
 	for w := 0; w < conc; w++ {
 		wg.Add(1)
@@ -225,6 +231,9 @@ func closedLoop(ctx context.Context, total, conc int, do func() error) (Measure,
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	if timed != nil {
+		timed(false)
+	}
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -79,7 +80,7 @@ func TestBaselinesMoveExactRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{opts: o, logf: t.Logf, runID: "test", payload: makePayload(o.payload), topics: topicNames(false, "")}
+	e := &env{opts: o, logf: t.Logf, runID: "test", payload: makePayload(o.payload), topics: topicNames(false, ""), clients: 3}
 	addr, stop, err := startKfake(t.TempDir(), e.topics.all())
 	if err != nil {
 		t.Fatal(err)
@@ -318,6 +319,8 @@ func TestParseFlags(t *testing.T) {
 		"n too small":          {[]string{"-n", "3"}, nil, "-n 3 is too small"},
 		"bad qos":              {[]string{"-qos", "none"}, nil, `-qos "none"`},
 		"positional arguments": {[]string{"extra"}, nil, "unexpected arguments"},
+		"bad sweep":            {[]string{"-c", "8,0"}, nil, `-c: "0" is not a whole number`},
+		"bad stream count":     {[]string{"-rss-streams", "many"}, nil, `-rss-streams: "many" is not a whole number`},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -345,6 +348,12 @@ func TestGeneratedConfigValidates(t *testing.T) {
 	if bin == "" {
 		bin = "../../../bin"
 	}
+	// Absolute: the configuration lives in a temporary directory, and a
+	// relative plugin_dir is read from there.
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
 	exe := filepath.Join(bin, "sluice")
 	if _, err := os.Stat(exe); err != nil {
 		t.Skipf("no %s: run `make build` to check the generated configuration", exe)
@@ -366,28 +375,202 @@ func TestGeneratedConfigValidates(t *testing.T) {
 }
 
 func TestParseProcStat(t *testing.T) {
+	const tick = 10 * time.Millisecond
 	cases := map[string]struct {
 		in   string
 		want procStat
 		ok   bool
 	}{
-		"plain": {
+		"plain: utime + stime, not the children's": {
 			in:   "1234 (sluice) S 1000 1234 1000 0 -1 4194560 100 0 0 0 150 50 7 3 20 0 12 0 500 1000 200",
-			want: procStat{ppid: 1000, cpu: 210 * clockTick}, ok: true,
+			want: procStat{ppid: 1000, cpu: 200 * tick}, ok: true,
 		},
 		"name with spaces and parentheses": {
 			in:   "77 (a (b) c) R 1234 77 1 0 -1 0 0 0 0 0 1 2 3 4 20 0 1 0 5 6 7",
-			want: procStat{ppid: 1234, cpu: 10 * clockTick}, ok: true,
+			want: procStat{ppid: 1234, cpu: 3 * tick}, ok: true,
 		},
-		"truncated":  {in: "77 (x) R 1234 77 1", ok: false},
-		"no name":    {in: "77 x R 1234", ok: false},
-		"bad number": {in: "77 (x) R 1234 77 1 0 -1 0 0 0 0 0 a 2 3 4 20", ok: false},
+		"a real line of a plugin": {
+			in:   "4242 (sluice-plugin-e) S 4200 4200 4100 0 -1 1077936192 2713 0 0 0 1234 567 0 0 20 0 9 0 123456 1300000000 5000 18446744073709551615 1 1 0 0 0 0 0 0 2143420159 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+			want: procStat{ppid: 4200, cpu: 1801 * tick}, ok: true,
+		},
+		"stops at stime": {in: "77 (x) R 1234 77 1 0 -1 0 0 0 0 0 5 6", want: procStat{ppid: 1234, cpu: 11 * tick}, ok: true},
+		"truncated":      {in: "77 (x) R 1234 77 1", ok: false},
+		"no name":        {in: "77 x R 1234", ok: false},
+		"bad number":     {in: "77 (x) R 1234 77 1 0 -1 0 0 0 0 0 a 2 3 4 20", ok: false},
+		"negative ticks": {in: "77 (x) R 1234 77 1 0 -1 0 0 0 0 0 -1 2 3 4 20", ok: false},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, ok := parseProcStat(c.in)
+			got, ok := parseProcStat(c.in, tick)
 			if ok != c.ok || got != c.want {
 				t.Fatalf("got %+v %v, want %+v %v", got, ok, c.want, c.ok)
+			}
+		})
+	}
+}
+
+func TestParseProcStatTick(t *testing.T) {
+	got, ok := parseProcStat("1 (x) S 0 1 1 0 -1 0 0 0 0 0 3 1 0 0", time.Second/250)
+	if !ok || got.cpu != 16*time.Millisecond {
+		t.Fatalf("4 ticks at 250 Hz = %v %v, want 16ms", got.cpu, ok)
+	}
+}
+
+func TestClockTickFromAuxv(t *testing.T) {
+	cases := map[string]struct {
+		v    [][2]uintptr
+		want time.Duration
+	}{
+		"100 Hz":          {[][2]uintptr{{6, 4096}, {17, 100}, {0, 0}}, 10 * time.Millisecond},
+		"250 Hz":          {[][2]uintptr{{17, 250}}, 4 * time.Millisecond},
+		"1024 Hz (alpha)": {[][2]uintptr{{17, 1024}}, 976562 * time.Nanosecond},
+		"absent":          {[][2]uintptr{{6, 4096}, {0, 0}}, 10 * time.Millisecond},
+		"zero":            {[][2]uintptr{{17, 0}}, 10 * time.Millisecond},
+		"no vector":       {nil, 10 * time.Millisecond},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := clockTickFromAuxv(c.v); got != c.want {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestProcessNames(t *testing.T) {
+	cmdlines := map[string]struct {
+		in, want string
+	}{
+		"plugin path":     {"/work/bin/plugins/sluice-plugin-endpoint-kafka\x00", "sluice-plugin-endpoint-kafka"},
+		"with arguments":  {"/usr/bin/sluice\x00run\x00gateway.hcl\x00", "sluice"},
+		"bare name":       {"sluice-plugin-entrypoint-sse\x00", "sluice-plugin-entrypoint-sse"},
+		"kernel thread":   {"", ""},
+		"no trailing NUL": {"./x", "x"},
+	}
+	for name, c := range cmdlines {
+		t.Run("cmdline "+name, func(t *testing.T) {
+			if got := nameFromCmdline([]byte(c.in)); got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+	comms := map[string]struct {
+		in, want string
+	}{
+		"plain":       {"1 (sluice) S 0", "sluice"},
+		"parentheses": {"77 (a (b) c) R 1", "a (b) c"},
+		"broken":      {"77 x R", ""},
+	}
+	for name, c := range comms {
+		t.Run("comm "+name, func(t *testing.T) {
+			if got := commOf(c.in); got != c.want {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestCPUSampleSub(t *testing.T) {
+	before := cpuSample{"sluice": 100 * time.Millisecond, "gone": time.Second, "restarted": time.Second}
+	after := cpuSample{"sluice": 350 * time.Millisecond, "new": 20 * time.Millisecond, "restarted": 10 * time.Millisecond}
+	got := after.sub(before)
+	want := cpuSample{"sluice": 250 * time.Millisecond, "new": 20 * time.Millisecond, "restarted": 0}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	got.add(cpuSample{"sluice": 50 * time.Millisecond, "bench": time.Millisecond})
+	want = cpuSample{"sluice": 300 * time.Millisecond, "new": 20 * time.Millisecond, "restarted": 0, "bench": time.Millisecond}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after add: got %v, want %v", got, want)
+	}
+}
+
+func TestCPUPerUnit(t *testing.T) {
+	total := cpuSample{
+		"bench":                         900 * time.Millisecond,
+		"sluice-plugin-entrypoint-http": 300 * time.Millisecond,
+		"sluice":                        1200 * time.Millisecond,
+		"sluice-plugin-endpoint-kafka":  600 * time.Millisecond,
+	}
+	got := cpuPerUnit(total, 3, 5000, 10)
+	want := []ProcCPU{
+		{Process: "sluice", Seconds: 0.4, PerUnitUS: 80, PerRequestUS: 40000},
+		{Process: "sluice-plugin-endpoint-kafka", Seconds: 0.2, PerUnitUS: 40, PerRequestUS: 20000},
+		{Process: "sluice-plugin-entrypoint-http", Seconds: 0.1, PerUnitUS: 20, PerRequestUS: 10000},
+		{Process: "bench", Seconds: 0.3, PerUnitUS: 60, PerRequestUS: 30000},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got  %v\nwant %v", got, want)
+	}
+	if cpuPerUnit(total, 0, 1, 0) != nil {
+		t.Fatal("zero runs must give no figures")
+	}
+}
+
+func TestParseVmRSS(t *testing.T) {
+	cases := map[string]struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		"status": {
+			in:   "Name:\tsluice\nUmask:\t0022\nState:\tS (sleeping)\nVmPeak:\t 2000000 kB\nVmHWM:\t  150000 kB\nVmRSS:\t  123456 kB\nRssAnon:\t   100000 kB\nThreads:\t12\n",
+			want: 123456, ok: true,
+		},
+		"kernel thread has none": {in: "Name:\tkthreadd\nState:\tS (sleeping)\n", ok: false},
+		"bad unit":               {in: "VmRSS:\t 12 MB\n", ok: false},
+		"bad number":             {in: "VmRSS:\t 1x2 kB\n", ok: false},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, ok := parseVmRSS(c.in)
+			if got != c.want || ok != c.ok {
+				t.Fatalf("got %d %v, want %d %v", got, ok, c.want, c.ok)
+			}
+		})
+	}
+}
+
+func TestRSSMeasure(t *testing.T) {
+	var m Measure
+	before := map[string]int64{"sluice": 102400, "sluice-plugin-endpoint-kafka": 20480, "sluice-plugin-entrypoint-sse": 10240}
+	with := map[string]int64{"sluice": 204800, "sluice-plugin-endpoint-kafka": 51200, "sluice-plugin-entrypoint-sse": 30720}
+	rssMeasure(&m, before, with, 1000)
+	if m.Streams != 1000 || m.RSSMiB != 280 || m.RSSBeforeMiB != 130 || m.RSSKiBPerStream != 153.6 {
+		t.Fatalf("got %+v", m)
+	}
+	want := "[{sluice 200} {sluice-plugin-endpoint-kafka 50} {sluice-plugin-entrypoint-sse 30}]"
+	if got := fmt.Sprint(m.RSS); got != want {
+		t.Fatalf("per process %s, want %s", got, want)
+	}
+}
+
+func TestParseCounts(t *testing.T) {
+	cases := map[string]struct {
+		in      string
+		want    string
+		wantErr string
+	}{
+		"sweep":            {in: "1,8,64,256", want: "[1 8 64 256]"},
+		"spaces and dups":  {in: " 8, 1 ,8,", want: "[8 1]"},
+		"one":              {in: "4096", want: "[4096]"},
+		"zero":             {in: "0,8", wantErr: `"0" is not a whole number between 1 and 4096`},
+		"too many":         {in: "5000", wantErr: `"5000" is not a whole number between 1 and 4096`},
+		"not a number":     {in: "8,x", wantErr: `"x" is not a whole number between 1 and 4096`},
+		"empty":            {in: " , ", wantErr: `no value in " , "`},
+		"not a whole one ": {in: "1.5", wantErr: `"1.5" is not a whole number between 1 and 4096`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := parseCounts(c.in, 1, 4096)
+			if c.wantErr != "" {
+				if err == nil || err.Error() != c.wantErr {
+					t.Fatalf("error %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || fmt.Sprint(got) != c.want {
+				t.Fatalf("got %v %v, want %s", got, err, c.want)
 			}
 		})
 	}

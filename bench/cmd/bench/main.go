@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -48,11 +49,14 @@ type options struct {
 	timeout       time.Duration
 	readyTimeout  time.Duration
 	minTime       time.Duration
-	concurrency   int
+	concurrency   []int
+	rssStreams    []int
 	fanoutClients int
 	payload       int
 	qos           string
 	keep          bool
+	resultsDir    string
+	label         string
 }
 
 // parseFlags reads the flags; errors are reported on stderr by the flag set.
@@ -64,7 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if defBin == "" {
 		defBin = "bin"
 	}
-	var scen string
+	var scen, conc, rss string
 	fs.IntVar(&o.n, "n", 50000, "messages per scenario: ws-publish, sse and http-get move n records; http-post sends n/10 requests; each sse-fanout client reads n/10 records")
 	fs.StringVar(&scen, "scenarios", strings.Join(scenarioNames(), ","), "comma-separated scenarios to run, in this order")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON on stdout instead of a table")
@@ -74,11 +78,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 60*time.Second, "limit for each half of each scenario")
 	fs.DurationVar(&o.minTime, "min-time", time.Second, "repeat a half (up to 5 runs) until its timed spans add up to this; the figure is the median run")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 60*time.Second, "how long to wait for the gateway's /ready")
-	fs.IntVar(&o.concurrency, "c", 8, "concurrent clients in http-post (and sarama SyncProducer senders in its baseline)")
+	fs.StringVar(&conc, "c", "1,8,64,256", "comma-separated concurrencies of the http-post sweep: keep-alive clients (and sarama SyncProducer senders in its baseline)")
+	fs.StringVar(&rss, "rss-streams", "1000", "comma-separated SSE stream counts of fanout-rss; each point may take max(-timeout, 15ms per stream) and needs several open files per stream, which the bench raises where it may")
 	fs.IntVar(&o.fanoutClients, "fanout-clients", 20, "SSE clients in sse-fanout (and consumer groups in its baseline)")
 	fs.IntVar(&o.payload, "payload", 256, "payload size in bytes")
 	fs.StringVar(&o.qos, "qos", "at-least-once", "QoS of the sse and http-get entrypoints: auto, at-most-once or at-least-once")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, gateway.log, broker data) and print its path")
+	fs.StringVar(&o.resultsDir, "results", "", "also write results.md, results.json and post-sweep.png into this directory (make bench: bench/results)")
+	fs.StringVar(&o.label, "label", "", "names the code measured in results.md (make bench passes git describe)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: bench [flags]\n\nScenarios:\n")
 		for _, s := range allScenarios {
@@ -105,13 +112,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			o.scenarios = append(o.scenarios, s)
 		}
 	}
+	var err error
+	if o.concurrency, err = parseCounts(conc, 1, 4096); err != nil {
+		return nil, fmt.Errorf("-c: %w", err)
+	}
+	if o.rssStreams, err = parseCounts(rss, 1, 100000); err != nil {
+		return nil, fmt.Errorf("-rss-streams: %w", err)
+	}
 	switch {
 	case len(o.scenarios) == 0:
 		return nil, fmt.Errorf("-scenarios names no scenario")
 	case o.n < 10:
 		return nil, fmt.Errorf("-n %d is too small (minimum 10)", o.n)
-	case o.concurrency < 1:
-		return nil, fmt.Errorf("-c must be at least 1")
 	case o.fanoutClients < 1:
 		return nil, fmt.Errorf("-fanout-clients must be at least 1")
 	case o.payload < 1 || o.payload > 1<<20:
@@ -129,6 +141,29 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
+// parseCounts parses a comma-separated list of whole numbers between lo
+// and hi; duplicates are dropped, the order is kept.
+func parseCounts(s string, lo, hi int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		v, err := strconv.Atoi(f)
+		if err != nil || v < lo || v > hi {
+			return nil, fmt.Errorf("%q is not a whole number between %d and %d", f, lo, hi)
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no value in %q", s)
+	}
+	return out, nil
+}
+
 // current is the running gateway, for the second-interrupt handler.
 var current atomic.Pointer[gateway]
 
@@ -144,6 +179,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", a...) }
+	started := time.Now().UTC()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -200,6 +236,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		e.bootstrap = addr
 		logf("in-process kfake broker at %s", addr)
 	}
+	rss := !o.baselineOnly && slices.Contains(o.scenarios, "fanout-rss")
+	if rss {
+		// Before the gateway starts: it and its plugins inherit the limit.
+		want := uint64(8*slices.Max(o.rssStreams) + 4096)
+		if got, err := raiseNoFile(want); err != nil {
+			logf("fanout-rss: %v", err)
+		} else {
+			logf("open-file limit %d", got)
+		}
+	}
 	if !o.baselineOnly {
 		g, err := startGateway(ctx, e)
 		if g != nil {
@@ -245,17 +291,42 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if rss {
+		sctx, scancel := context.WithTimeout(ctx, o.timeout)
+		_, err := produceAsync(sctx, e.bootstrap, e.topics.rss, e.payload, rssRecords, false)
+		scancel()
+		if err != nil {
+			logf("seeding %s: %v", e.topics.rss, err)
+			if ctx.Err() != nil {
+				return 130
+			}
+			return 1
+		}
+	}
+
 	var results []Result
 	for _, name := range o.scenarios {
-		if ctx.Err() != nil {
-			break
+		s := findScenario(name)
+		if s.sarama == nil && o.baselineOnly {
+			logf("%s: skipped, it has no sarama half", name)
+			continue
 		}
-		results = append(results, e.runScenario(ctx, findScenario(name)))
+		points := []int{0}
+		if s.points != nil {
+			points = s.points(o)
+		}
+		for _, p := range points {
+			if ctx.Err() != nil {
+				break
+			}
+			results = append(results, e.runScenario(ctx, s, p))
+		}
 	}
 	if ctx.Err() != nil {
 		logf("interrupted; results so far:")
 	}
 	rep := Report{
+		Label: o.label, Date: started.Format("2006-01-02 15:04 UTC"), Args: args,
 		N: o.n, PayloadBytes: o.payload, QoS: o.qos, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Broker: brokerKind(o), BaselineOnly: o.baselineOnly, Results: results,
 	}
@@ -267,6 +338,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		logf("%v", err)
 		return 1
+	}
+	if o.resultsDir != "" {
+		if err := writeResults(o.resultsDir, rep); err != nil {
+			logf("writing results: %v", err)
+			return 1
+		}
+		logf("wrote %s", filepath.Join(o.resultsDir, resultsMarkdown))
 	}
 	if e.gw != nil && e.gw.exitedErr() != nil {
 		fmt.Fprintf(stderr, "bench: the gateway exited during the run: %v\n--- gateway log tail ---\n%s\n--- end of gateway log ---\n", e.gw.exitedErr(), e.gw.tail(60))
@@ -294,38 +372,68 @@ func brokerKind(o *options) string {
 	}
 }
 
-// runScenario runs both halves of s, each bounded by the scenario timeout.
-func (e *env) runScenario(ctx context.Context, s *scenario) Result {
-	r := Result{Scenario: s.name, Unit: s.unit, Count: s.count(e.opts)}
-	half := func(label string, fn func(context.Context, *env) (Measure, error)) *Measure {
-		e.logf("%s: %s ...", s.name, label)
-		hctx, cancel := context.WithTimeout(ctx, e.opts.timeout)
+// runScenario runs both halves of s at sweep point clients (zero outside
+// a sweep), each bounded by the scenario timeout.
+func (e *env) runScenario(ctx context.Context, s *scenario, clients int) Result {
+	e.clients = clients
+	r := Result{Scenario: s.name, Unit: s.unit, Per: s.per, Clients: clients}
+	if s.count != nil {
+		r.Count = s.count(e.opts)
+	} else {
+		r.Count = clients
+	}
+	label := r.Label()
+	half := func(name string, fn func(context.Context, *env) (Measure, error)) *Measure {
+		e.logf("%s: %s ...", label, name)
+		limit := e.opts.timeout
+		if s.per == "stream" {
+			// Opening streams takes time in proportion to their number:
+			// 10,000 would not fit in the limit made for the other scenarios.
+			limit = max(limit, time.Duration(clients)*rssOpenBudget+rssSampleTime)
+		}
+		hctx, cancel := context.WithTimeout(ctx, limit)
 		defer cancel()
-		gw0, self0 := e.gatewayCPU(), selfCPU()
+		cpu := cpuSample{}
 		var runs []Measure
 		var timed time.Duration
 		for {
+			e.timedFrom, e.timedTo = nil, nil
+			c0 := e.sampleCPU()
 			m, err := fn(hctx, e)
+			c1 := e.sampleCPU()
+			if e.timedFrom != nil && e.timedTo != nil {
+				c0, c1 = e.timedFrom, e.timedTo
+			}
+			cpu.add(c1.sub(c0))
 			if err != nil {
 				if hctx.Err() == context.DeadlineExceeded {
-					err = fmt.Errorf("timed out after %s: %w", e.opts.timeout, err)
+					err = fmt.Errorf("timed out after %s: %w", limit, err)
 				}
 				m.Error = err.Error()
-				e.logf("%s: %s failed: %v", s.name, label, err)
+				e.logf("%s: %s failed: %v", label, name, err)
+				if m.RSSMiB > 0 {
+					// A partial memory reading still says something.
+					m.CPU = cpuPerUnit(cpu, 1, m.Count, 0)
+				}
 				return &m
 			}
 			runs = append(runs, m)
 			timed += time.Duration(m.Seconds * float64(time.Second))
-			if len(runs) >= maxRuns || timed >= e.opts.minTime {
+			if s.once || len(runs) >= maxRuns || timed >= e.opts.minTime {
 				break
 			}
 		}
 		m := medianRun(runs)
 		m.Runs = len(runs)
-		per := time.Duration(len(runs))
-		m.CPUGatewayS = (max(e.gatewayCPU()-gw0, 0) / per).Seconds()
-		m.CPUBenchS = (max(selfCPU()-self0, 0) / per).Seconds()
-		e.logf("%s: %s %s", s.name, label, m.summary(s.unit))
+		m.CPU = cpuPerUnit(cpu, len(runs), m.Count, m.Requests)
+		for _, c := range m.CPU {
+			if c.Process == benchName {
+				m.CPUBenchS = c.Seconds
+			} else {
+				m.CPUGatewayS += c.Seconds
+			}
+		}
+		e.logf("%s: %s %s", label, name, m.summary(s.unit))
 		return &m
 	}
 	if !e.opts.baselineOnly {
@@ -334,21 +442,44 @@ func (e *env) runScenario(ctx context.Context, s *scenario) Result {
 			r.Gateway.Error = fmt.Sprintf("gateway exited: %v", e.gw.exitedErr())
 		}
 	}
-	if ctx.Err() == nil {
+	if ctx.Err() == nil && s.sarama != nil {
 		r.Sarama = half("sarama", s.sarama)
 	}
-	if r.Gateway != nil && r.Sarama != nil && r.Gateway.Error == "" && r.Sarama.Error == "" && r.Sarama.Rate > 0 {
+	if r.Gateway.ok() && r.Sarama.ok() && r.Sarama.Rate > 0 {
 		r.Ratio = r.Gateway.Rate / r.Sarama.Rate
+	}
+	if hasAddedP99(r) {
+		r.AddedP99Ms = r.Gateway.P99Ms - r.Sarama.P99Ms
 	}
 	return r
 }
 
-// gatewayCPU is the gateway tree's CPU time so far; zero without one.
-func (e *env) gatewayCPU() time.Duration {
-	if e.gw == nil {
-		return 0
+// cpuPerUnit turns the CPU time each process used over runs runs into
+// seconds per run and microseconds per unit (count per run), and per
+// request where requests carry many units; the gateway first, the bench
+// last.
+func cpuPerUnit(total cpuSample, runs, count, requests int) []ProcCPU {
+	if runs < 1 {
+		return nil
 	}
-	return treeCPU(e.gw.cmd.Process.Pid)
+	names := make([]string, 0, len(total))
+	for name := range total {
+		names = append(names, name)
+	}
+	slices.SortFunc(names, processOrder)
+	out := make([]ProcCPU, 0, len(names))
+	for _, name := range names {
+		perRun := total[name] / time.Duration(runs)
+		c := ProcCPU{Process: name, Seconds: perRun.Seconds()}
+		if count > 0 {
+			c.PerUnitUS = float64(perRun.Microseconds()) / float64(count)
+		}
+		if requests > 0 {
+			c.PerRequestUS = float64(perRun.Microseconds()) / float64(requests)
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func randomHex(n int) string {

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -42,20 +41,78 @@ type Measure struct {
 	// CPUBenchS is the CPU time of the bench process itself per run:
 	// the clients, or sarama (and the in-process broker with -baseline-only).
 	CPUBenchS float64 `json:"cpu_bench_s,omitempty"`
+	// CPU is the CPU time of each process per run, and per request or
+	// message: the gateway, each plugin process, the bench.
+	CPU []ProcCPU `json:"cpu,omitempty"`
+	// Streams is how many SSE streams were open when the RSS was read
+	// (fanout-rss).
+	Streams int `json:"streams,omitempty"`
+	// RSSMiB is the resident memory of the gateway and its plugins,
+	// summed, with Streams streams open; RSSBeforeMiB the same just before
+	// the first stream was opened.
+	RSSMiB       float64 `json:"rss_mib,omitempty"`
+	RSSBeforeMiB float64 `json:"rss_before_mib,omitempty"`
+	// RSSKiBPerStream is (RSSMiB - RSSBeforeMiB) / Streams, in KiB.
+	RSSKiBPerStream float64 `json:"rss_kib_per_stream,omitempty"`
+	// RSS is each process's share of RSSMiB.
+	RSS []ProcRSS `json:"rss,omitempty"`
 	// Error says why this half failed; its figures are then meaningless.
 	Error string `json:"error,omitempty"`
 }
 
+// ProcCPU is the CPU time one process used in one half of a scenario.
+type ProcCPU struct {
+	// Process is sluice (the gateway, with dev_kafka the broker too), the
+	// base name of a plugin executable, or bench (the load generator, or
+	// sarama in a sarama half).
+	Process string `json:"process"`
+	// Seconds is user + system CPU time per run.
+	Seconds float64 `json:"seconds"`
+	// PerUnitUS is microseconds of CPU per request, message or stream (the
+	// result's Per), the timed part of a run divided by its count.
+	PerUnitUS float64 `json:"us_per_unit"`
+	// PerRequestUS is microseconds of CPU per HTTP request where a request
+	// carries many messages (the gateway half of http-get).
+	PerRequestUS float64 `json:"us_per_request,omitempty"`
+}
+
+// ProcRSS is the resident memory of one process.
+type ProcRSS struct {
+	Process string  `json:"process"`
+	MiB     float64 `json:"mib"`
+}
+
 // Result is one scenario: both halves and their ratio.
 type Result struct {
-	Scenario string   `json:"scenario"`
-	Unit     string   `json:"unit"`
-	Count    int      `json:"count"`
-	Gateway  *Measure `json:"gateway,omitempty"`
-	Sarama   *Measure `json:"sarama,omitempty"`
+	Scenario string `json:"scenario"`
+	Unit     string `json:"unit"`
+	// Per names what Count counts and what CPU is divided by: req, msg or
+	// stream.
+	Per string `json:"per"`
+	// Clients is the concurrency of one point of a sweep: keep-alive
+	// clients of http-post, streams of fanout-rss; zero elsewhere.
+	Clients int      `json:"clients,omitempty"`
+	Count   int      `json:"count"`
+	Gateway *Measure `json:"gateway,omitempty"`
+	Sarama  *Measure `json:"sarama,omitempty"`
 	// Ratio is Gateway.Rate / Sarama.Rate; zero when either half failed or
 	// did not run.
 	Ratio float64 `json:"ratio,omitempty"`
+	// AddedP99Ms is the gateway's p99 latency minus sarama's, where both
+	// halves measure a latency per request (http-post).
+	AddedP99Ms float64 `json:"added_p99_ms,omitempty"`
+}
+
+// Label is the scenario as the tables name it: with its sweep point.
+func (r Result) Label() string {
+	switch {
+	case r.Clients == 0:
+		return r.Scenario
+	case r.Per == "stream":
+		return fmt.Sprintf("%s %s", r.Scenario, thousands(float64(r.Clients)))
+	default:
+		return fmt.Sprintf("%s c=%d", r.Scenario, r.Clients)
+	}
 }
 
 func (r Result) failed() bool {
@@ -64,6 +121,12 @@ func (r Result) failed() bool {
 
 // Report is the whole run, as printed by -json.
 type Report struct {
+	// Label names the code measured (make bench passes git describe).
+	Label string `json:"label,omitempty"`
+	// Date is when the run started, UTC.
+	Date string `json:"date,omitempty"`
+	// Args are the bench's command-line arguments.
+	Args         []string `json:"args"`
 	N            int      `json:"n"`
 	PayloadBytes int      `json:"payload_bytes"`
 	QoS          string   `json:"qos"`
@@ -139,8 +202,15 @@ func (m *Measure) summary(unit string) string {
 	if m == nil {
 		return "-"
 	}
-	if m.Error != "" {
+	if m.Error != "" && m.RSSMiB == 0 {
 		return "FAILED"
+	}
+	if m.RSSMiB > 0 {
+		s := fmt.Sprintf("RSS %.0f MiB, %.0f KiB/stream", m.RSSMiB, m.RSSKiBPerStream)
+		if m.Error != "" {
+			s += fmt.Sprintf(" (FAILED, %s open)", thousands(float64(m.Streams)))
+		}
+		return s
 	}
 	s := thousands(m.Rate) + " " + unit
 	if m.P50Ms > 0 || m.P99Ms > 0 {
@@ -152,21 +222,36 @@ func (m *Measure) summary(unit string) string {
 	return s
 }
 
+// writeTable prints the report for a terminal: the same tables as
+// results.md, aligned with spaces, and one line of detail per half.
 func writeTable(w io.Writer, rep Report) error {
-	fmt.Fprintf(w, "sluice bench: n=%d, payload %d B, qos %s, %d CPUs, %s, broker: %s\n\n",
+	fmt.Fprintf(w, "sluice bench: n=%d, payload %d B, qos %s, %d CPUs, %s, broker: %s\n",
 		rep.N, rep.PayloadBytes, rep.QoS, rep.CPUs, rep.GoVersion, rep.Broker)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tcount\tgateway\tsarama\tratio")
-	for _, r := range rep.Results {
-		ratio := "-"
-		if r.Ratio > 0 {
-			ratio = fmt.Sprintf("%.2f", r.Ratio)
+	for _, t := range []*table{mainTable(rep), cpuTable(rep), rssTable(rep)} {
+		if t == nil {
+			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Scenario, thousands(float64(r.Count)), r.Gateway.summary(r.Unit), r.Sarama.summary(r.Unit), ratio)
+		fmt.Fprintln(w)
+		if t.title != "" {
+			fmt.Fprintln(w, t.title)
+		}
+		if err := t.text(w); err != nil {
+			return err
+		}
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	if notes := halfNotes(rep); len(notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range notes {
+			fmt.Fprintln(w, n)
+		}
 	}
+	fmt.Fprintln(w, "\nratio = gateway / sarama on the same broker in this run; higher is better, 1.00 means no overhead.")
+	return nil
+}
+
+// halfNotes is one line per half: its count and span, repetitions,
+// duplicates and CPU seconds, or its error.
+func halfNotes(rep Report) []string {
 	var notes []string
 	for _, r := range rep.Results {
 		for _, h := range []struct {
@@ -176,9 +261,9 @@ func writeTable(w io.Writer, rep Report) error {
 			switch {
 			case h.m == nil:
 			case h.m.Error != "":
-				notes = append(notes, fmt.Sprintf("%s %s: %s", r.Scenario, h.label, h.m.Error))
+				notes = append(notes, fmt.Sprintf("%s %s: %s", r.Label(), h.label, h.m.Error))
 			default:
-				note := fmt.Sprintf("%s %s: %s in %.2fs", r.Scenario, h.label, thousands(float64(h.m.Count)), h.m.Seconds)
+				note := fmt.Sprintf("%s %s: %s in %.2fs", r.Label(), h.label, thousands(float64(h.m.Count)), h.m.Seconds)
 				if h.m.Runs > 1 {
 					note += fmt.Sprintf(" (median of %d runs)", h.m.Runs)
 				}
@@ -189,7 +274,7 @@ func writeTable(w io.Writer, rep Report) error {
 					note += fmt.Sprintf(", %d extra records", h.m.Extra)
 				}
 				if h.m.CPUGatewayS > 0 {
-					note += fmt.Sprintf(", CPU: sluice %.2fs", h.m.CPUGatewayS)
+					note += fmt.Sprintf(", CPU: sluice tree %.2fs", h.m.CPUGatewayS)
 				} else {
 					note += ", CPU:"
 				}
@@ -198,14 +283,7 @@ func writeTable(w io.Writer, rep Report) error {
 			}
 		}
 	}
-	if len(notes) > 0 {
-		fmt.Fprintln(w)
-		for _, n := range notes {
-			fmt.Fprintln(w, n)
-		}
-	}
-	fmt.Fprintln(w, "\nratio = gateway / sarama on the same broker in this run; higher is better, 1.00 means no overhead.")
-	return nil
+	return notes
 }
 
 func writeJSON(w io.Writer, rep Report) error {

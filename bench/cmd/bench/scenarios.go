@@ -13,14 +13,25 @@ import (
 type scenario struct {
 	name string
 	unit string
+	// per is what count counts, and what CPU time is divided by: req, msg
+	// or stream.
+	per  string
 	what string
-	// count is how many records (or requests) each half moves.
+	// count is how many records (or requests) each half moves; nil in a
+	// sweep whose point is the count.
 	count func(*options) int
 	// seed is how many records the scenario reads from the seeded topic;
 	// zero for publishing scenarios.
-	seed    func(*options) int
+	seed func(*options) int
+	// points, when set, makes the scenario a sweep: one result per value,
+	// which the halves read as env.clients.
+	points func(*options) []int
+	// once runs each half once, whatever -min-time says: a memory reading
+	// is not made more precise by repeating the set-up it measures.
+	once    bool
 	gateway func(context.Context, *env) (Measure, error)
-	sarama  func(context.Context, *env) (Measure, error)
+	// sarama is nil where there is nothing to compare with.
+	sarama func(context.Context, *env) (Measure, error)
 }
 
 func fullN(o *options) int  { return o.n }
@@ -30,7 +41,7 @@ func noSeed(*options) int   { return 0 }
 // allScenarios are the DESIGN.md section 8 scenarios in their default order.
 var allScenarios = []*scenario{
 	{
-		name: "ws-publish", unit: "msg/s",
+		name: "ws-publish", unit: "msg/s", per: "msg",
 		what:    "one WebSocket client sends n binary frames; records landed in Kafka per second (baseline: sarama AsyncProducer)",
 		count:   fullN,
 		seed:    noSeed,
@@ -38,15 +49,16 @@ var allScenarios = []*scenario{
 		sarama:  wsPublishSarama,
 	},
 	{
-		name: "http-post", unit: "req/s",
-		what:    "-c keep-alive clients POST n/10 single messages, each answered 202 after the ack; p50/p99 latency (baseline: sarama SyncProducer, -c senders)",
+		name: "http-post", unit: "req/s", per: "req",
+		what:    "for each -c concurrency, as many keep-alive clients POST n/10 single messages, each answered 202 after the ack; p50/p99 latency (baseline: sarama SyncProducer, as many senders)",
 		count:   tenthN,
 		seed:    noSeed,
+		points:  func(o *options) []int { return o.concurrency },
 		gateway: httpPostGateway,
 		sarama:  httpPostSarama,
 	},
 	{
-		name: "sse", unit: "msg/s",
+		name: "sse", unit: "msg/s", per: "msg",
 		what:    "one SSE client reads n seeded records; msg/s from the first record to the last, start-up shown apart (baseline: one sarama consumer group)",
 		count:   fullN,
 		seed:    fullN,
@@ -54,7 +66,7 @@ var allScenarios = []*scenario{
 		sarama:  consumeSarama(fullN, true),
 	},
 	{
-		name: "sse-fanout", unit: "msg/s",
+		name: "sse-fanout", unit: "msg/s", per: "msg",
 		what:    "-fanout-clients SSE clients, each with its own client identifier, each read n/10 records; aggregate msg/s from the first record to the last (baseline: as many consumer groups)",
 		count:   func(o *options) int { return tenthN(o) * o.fanoutClients },
 		seed:    tenthN,
@@ -62,12 +74,20 @@ var allScenarios = []*scenario{
 		sarama:  fanoutSarama,
 	},
 	{
-		name: "http-get", unit: "msg/s",
+		name: "http-get", unit: "msg/s", per: "msg",
 		what:    "repeated GETs (messages_limit_count = 500) by one client drain n seeded records; msg/s including every request's start-up (baseline: one sarama consumer group, including its start-up)",
 		count:   fullN,
 		seed:    fullN,
 		gateway: httpGetGateway,
 		sarama:  consumeSarama(fullN, false),
+	},
+	{
+		name: "fanout-rss", unit: "streams/s", per: "stream",
+		what:    "for each -rss-streams count, as many SSE streams (QoS none, each its own client identifier) read the same few records and stay open; RSS of the gateway and its plugins (no sarama half; skipped with -baseline-only)",
+		seed:    noSeed,
+		points:  func(o *options) []int { return o.rssStreams },
+		once:    true,
+		gateway: fanoutRSSGateway,
 	},
 }
 
@@ -94,9 +114,11 @@ type topics struct {
 	pub string
 	// sub holds the seeded records the consuming scenarios read.
 	sub string
+	// rss holds the few records every fanout-rss stream reads.
+	rss string
 }
 
-func (t topics) all() []string { return []string{t.pub, t.sub} }
+func (t topics) all() []string { return []string{t.pub, t.sub, t.rss} }
 
 // partitions is the partition count of every bench topic.
 const partitions = 3
@@ -104,10 +126,11 @@ const partitions = 3
 // topicNames are the fixed names on the fresh embedded broker; an external
 // broker may hold earlier runs' records, so there each run gets its own.
 func topicNames(external bool, runID string) topics {
-	t := topics{pub: "bench-pub", sub: "bench-sub"}
+	t := topics{pub: "bench-pub", sub: "bench-sub", rss: "bench-rss"}
 	if external {
 		t.pub += "-" + runID
 		t.sub += "-" + runID
+		t.rss += "-" + runID
 	}
 	return t
 }
@@ -127,6 +150,21 @@ type env struct {
 	client sarama.Client
 	// seq numbers the client identifiers and consumer groups of this run.
 	seq int
+	// clients is the sweep point being measured (see scenario.points).
+	clients int
+	// timedFrom and timedTo are CPU samples a half takes around its timed
+	// part (markTimed); nil when it takes none, and the whole run counts.
+	timedFrom, timedTo cpuSample
+}
+
+// markTimed samples CPU at the start (begin) or end of a run's timed part,
+// so that warm-up requests and set-up stay out of CPU per request.
+func (e *env) markTimed(begin bool) {
+	if begin {
+		e.timedFrom = e.sampleCPU()
+	} else {
+		e.timedTo = e.sampleCPU()
+	}
 }
 
 func (e *env) connect(ctx context.Context) error {
@@ -231,6 +269,26 @@ api %q {
     messages_limit_count       = %d
     messages_limit_duration_ms = 5000
   }`, e.opts.qos, getPageSize))
+	// fanout-rss: QoS none, the level at which streams reading the same
+	// records from the same position need no state of their own.
+	fmt.Fprintf(&b, `
+api "bench-rss" {
+  context_path = "/bench-rss"
+  plan "keyless" {}
+  entrypoint "sse" {
+    qos                      = "none"
+    heartbeat_interval_in_ms = 5000
+  }
+  endpoint "kafka" "default" {
+    bootstrap_servers = %q
+    consumer {
+      enabled           = true
+      topics            = [%q]
+      auto_offset_reset = "earliest"
+    }
+  }
+}
+`, e.bootstrap, e.topics.rss)
 	return b.String()
 }
 

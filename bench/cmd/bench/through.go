@@ -64,6 +64,7 @@ func wsPublishGateway(ctx context.Context, e *env) (Measure, error) {
 	if _, err := waitWatermark(ctx, e, topic, base, readErr); err != nil {
 		return Measure{}, fmt.Errorf("warm-up frame: %w", err)
 	}
+	e.markTimed(true)
 	start := time.Now()
 	writeErr := make(chan error, 1)
 	go func() {
@@ -77,6 +78,7 @@ func wsPublishGateway(ctx context.Context, e *env) (Measure, error) {
 	}()
 	landed, err := waitWatermark(ctx, e, topic, base+int64(n), readErr, writeErr)
 	elapsed := time.Since(start)
+	e.markTimed(false)
 	if err != nil {
 		return Measure{}, fmt.Errorf("%d of %d records landed: %w", landed-base, n, err)
 	}
@@ -119,10 +121,10 @@ func waitWatermark(ctx context.Context, e *env, topic string, want int64, errs .
 	}
 }
 
-// httpPostGateway is the http-post scenario: -c keep-alive clients, each
-// POSTing one payload at a time and expecting 202.
+// httpPostGateway is the http-post scenario: as many keep-alive clients as
+// the sweep point says, each POSTing one payload at a time and expecting 202.
 func httpPostGateway(ctx context.Context, e *env) (Measure, error) {
-	conc := e.opts.concurrency
+	conc := e.clients
 	client := &fasthttp.Client{
 		MaxConnsPerHost:     conc,
 		ReadTimeout:         30 * time.Second,
@@ -156,7 +158,7 @@ func httpPostGateway(ctx context.Context, e *env) (Measure, error) {
 		}
 		return nil
 	}
-	return closedLoop(ctx, tenthN(e.opts), conc, post)
+	return closedLoop(ctx, tenthN(e.opts), conc, post, e.markTimed)
 }
 
 // streamClient is the net/http client of the SSE and GET scenarios: no
