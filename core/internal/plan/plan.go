@@ -218,6 +218,7 @@ type plan interface {
 // Authenticator holds one API's compiled plans.
 type Authenticator struct {
 	plans []plan
+	docs  []PlanDoc
 	log   *slog.Logger
 }
 
@@ -290,6 +291,7 @@ func Build(apis map[string][]Config, opts Options) (map[string]*Authenticator, e
 				continue
 			}
 			a.plans = append(a.plans, p)
+			a.docs = append(a.docs, describe(c))
 		}
 		out[api] = a
 	}
