@@ -1,11 +1,14 @@
 package server
 
 import (
+	"crypto/tls"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -87,14 +90,50 @@ func (l *limitListener) release(ip string) {
 // limitedConn gives its slot back once, on the first Close.
 type limitedConn struct {
 	net.Conn
-	l    *limitListener
-	ip   string
-	once sync.Once
+	l      *limitListener
+	ip     string
+	once   sync.Once
+	linger atomic.Bool
 }
 
-// Close closes the connection and releases its slot.
+// Lingering bounds how long and how much a connection refused mid-request
+// is drained.
+const (
+	lingerTime  = 5 * time.Second
+	lingerBytes = 64 << 20
+)
+
+// Close closes the connection and releases its slot. A connection whose
+// request was refused before its body was read (413, 431) lingers: its
+// write side is closed and what the client still sends is read and dropped
+// for a while. Closing at once, with unread data, makes the kernel send a
+// reset, and the client loses the answer it has not read yet.
 func (c *limitedConn) Close() error {
+	if c.linger.Load() {
+		c.once.Do(func() {
+			go func() {
+				defer c.l.release(c.ip)
+				defer c.Conn.Close()
+				if tc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+					_ = tc.CloseWrite()
+				}
+				_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+				_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
+			}()
+		})
+		return nil
+	}
 	err := c.Conn.Close()
 	c.once.Do(func() { c.l.release(c.ip) })
 	return err
+}
+
+// lingerOnClose marks the connection under c (plain or TLS) to linger.
+func lingerOnClose(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if lc, ok := c.(*limitedConn); ok {
+		lc.linger.Store(true)
+	}
 }

@@ -109,6 +109,9 @@ func (s *Server) readError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	writeFailure(ctx, accept, status, http.StatusText(status))
 	s.metrics.request("", "", status)
+	// fasthttp closes the connection after this answer, with the rest of
+	// the request unread.
+	lingerOnClose(ctx.Conn())
 }
 
 // listener wraps the public listener with the connection limits and, when
