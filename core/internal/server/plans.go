@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -123,4 +124,22 @@ func (s *Server) listener(ln net.Listener) net.Listener {
 		ln = tls.NewListener(ln, s.opts.TLS)
 	}
 	return ln
+}
+
+// redactArgs cuts fasthttp's error texts at their first quote: parse errors
+// quote a snippet of the raw request, which can hold an API key or a token.
+func redactArgs(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		if err, ok := a.(error); ok {
+			a = err.Error()
+		}
+		if s, ok := a.(string); ok {
+			if j := strings.IndexByte(s, '"'); j >= 0 {
+				a = s[:j] + "(request bytes redacted)"
+			}
+		}
+		out[i] = a
+	}
+	return out
 }

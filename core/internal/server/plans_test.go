@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -181,5 +182,12 @@ func TestConnectionLimits(t *testing.T) {
 			break
 		}
 		// The server notices the close asynchronously; try again.
+	}
+}
+
+func TestFasthttpLogRedaction(t *testing.T) {
+	args := redactArgs([]any{errors.New(`cannot parse "GET /?api-key=secret HTTP/1.1"`), 3, "plain"})
+	if args[0] != "cannot parse (request bytes redacted)" || args[1] != 3 || args[2] != "plain" {
+		t.Fatalf("%v", args)
 	}
 }

@@ -422,6 +422,6 @@ type fasthttpLogger struct{ log *slog.Logger }
 // connections (malformed requests, resets), not the gateway's health.
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug("http", "msg", fmt.Sprintf(format, args...))
+		l.log.Debug("http", "msg", fmt.Sprintf(format, redactArgs(args)...))
 	}
 }
