@@ -60,7 +60,9 @@ type identity struct {
 	Claims            map[string]any
 }
 
-// identify applies REFERENCE.md 2.3. subscription is the accepting plan's
+// identify applies the reference gateway's client identification (Gravitee
+// APIM's SubscriptionProcessor; docs/hcl.md, "Client identifier and
+// consumer group"). subscription is the accepting plan's
 // subscription id, "" for keyless (which identifies the client by its
 // remote address). transaction and provided are the header (or else query
 // parameter) values, "" when absent.
