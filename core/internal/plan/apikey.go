@@ -33,11 +33,18 @@ func newAPIKey(api string, c Config, keys map[[sha256.Size]byte][]string) (*apiK
 	if len(c.Subscriptions) == 0 {
 		return nil, errors.New("an api-key plan needs at least one subscription")
 	}
+	ids := map[[sha256.Size]byte]string{}
 	for _, s := range c.Subscriptions {
 		if s.APIKey == "" {
 			return nil, errors.New("subscription " + s.ID + " has an empty api_key")
 		}
-		p.subs = append(p.subs, keySub{digest: sha256.Sum256([]byte(s.APIKey)), id: s.ID, app: application(s)})
+		d := sha256.Sum256([]byte(s.APIKey))
+		if prev, dup := ids[d]; dup {
+			// One key naming two subscriptions would pick one silently.
+			return nil, errors.New("subscriptions " + prev + " and " + s.ID + " have the same api_key")
+		}
+		ids[d] = s.ID
+		p.subs = append(p.subs, keySub{digest: d, id: s.ID, app: application(s)})
 	}
 	for d, apis := range keys {
 		for _, a := range apis {

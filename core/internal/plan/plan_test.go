@@ -159,6 +159,7 @@ func TestBuildErrors(t *testing.T) {
 		"unknown type":        {Type: "oauth2"},
 		"api key no subs":     {Type: TypeAPIKey},
 		"empty key":           {Type: TypeAPIKey, Subscriptions: []Subscription{{ID: "a"}}},
+		"dup key":             {Type: TypeAPIKey, Subscriptions: []Subscription{{ID: "a", APIKey: "k"}, {ID: "b", APIKey: "k"}}},
 		"jwt short secret":    {Type: TypeJWT, JWT: &JWTConfig{Signature: "HS256", Secret: "short"}, Subscriptions: []Subscription{{ID: "a", ClientID: "a"}}},
 		"jwt hs512 secret":    {Type: TypeJWT, JWT: &JWTConfig{Signature: "HS512", Secret: strings.Repeat("s", 32)}, Subscriptions: []Subscription{{ID: "a", ClientID: "a"}}},
 		"jwt two sources":     {Type: TypeJWT, JWT: &JWTConfig{Signature: "RS256", PublicKey: rsaPub, JWKSURL: "http://x"}, Subscriptions: []Subscription{{ID: "a", ClientID: "a"}}},

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -81,7 +82,11 @@ func (id identity) planAttributes(m map[string]*structpb.Value) {
 // requestConfig gives each request its API's body limit, once the headers
 // are read and before the body is: a body over the limit is never read.
 func (s *Server) requestConfig(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	api, _, _ := s.dep.Load().router.match(string(h.RequestURI()))
+	uri := h.RequestURI()
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	api, _, _ := s.dep.Load().router.match(string(uri))
 	if api == nil || api.MaxRequestBodySize <= 0 {
 		return fasthttp.RequestConfig{}
 	}

@@ -121,6 +121,10 @@ func TestRequestLimits(t *testing.T) {
 	if resp.StatusCode != 413 || body != `{"message":"Request Entity Too Large","http_status_code":413}` {
 		t.Fatalf("large body: %d %s", resp.StatusCode, body)
 	}
+	resp, body = do(t, "POST", e.base+"/demo/x?q=1", strings.Repeat("x", 1001), "Accept", "application/json")
+	if resp.StatusCode != 413 {
+		t.Fatalf("large body with a query string: %d %s", resp.StatusCode, body)
+	}
 	resp, body = do(t, "POST", e.base+"/demo", "x", "X-Big", strings.Repeat("h", 4096))
 	if resp.StatusCode != 431 || body != `{"message":"Request Header Fields Too Large","http_status_code":431}` {
 		t.Fatalf("large header: %d %s", resp.StatusCode, body)
