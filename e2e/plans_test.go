@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -750,5 +751,78 @@ func testSharedGroup(t *testing.T, e *plansEnv) {
 		if n != 1 {
 			t.Errorf("%s delivered %d times", v, n)
 		}
+	}
+}
+
+// SIGHUP reloads the listener's certificate: a connection opened before
+// keeps working, new handshakes get the new certificate.
+func TestPlansTLSReloadOnSIGHUP(t *testing.T) {
+	oldCA, newCA := newTestCA(t, "old server CA"), newTestCA(t, "new server CA")
+	clientsCA := newTestCA(t, "clients CA")
+	_, oldCert, oldKey := oldCA.issue(t, "gateway", true)
+	_, newCert, newKey := newCA.issue(t, "gateway", true)
+	g := startPlansGateway(t, `
+api "open" {
+  context_path = "/open"
+  entrypoint "http-post" {}
+  endpoint "kafka" "default" {
+    bootstrap_servers = "{{.Kafka}}"
+    producer {
+      enabled = true
+      topics  = ["reload-open"]
+    }
+  }
+}`, map[string]int{"reload-open": 1}, map[string][]byte{
+		"server.pem": oldCert, "server-key.pem": oldKey, "clients-ca.pem": clientsCA.pem,
+	})
+	pool := func(ca *testCA) *x509.CertPool {
+		p := x509.NewCertPool()
+		p.AddCert(ca.cert)
+		return p
+	}
+	postOn := func(c *http.Client) (int, bool, error) {
+		reused := false
+		req, _ := http.NewRequest(http.MethodPost, "https://"+g.Listen+"/open", strings.NewReader("m"))
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, false, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, reused, nil
+	}
+	kept := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(oldCA)}}}
+	if status, _, err := postOn(kept); err != nil || status != 202 {
+		t.Fatalf("before the reload: %d %v", status, err)
+	}
+
+	if err := os.WriteFile(filepath.Join(g.Dir, "server.pem"), newCert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(g.Dir, "server-key.pem"), newKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(g.Logs(), "gateway certificates reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload logged:\n%s", g.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	if status, reused, err := postOn(kept); err != nil || status != 202 || !reused {
+		t.Fatalf("the connection opened before the reload: %d reused=%v %v", status, reused, err)
+	}
+	fresh := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(newCA)}, DisableKeepAlives: true}}
+	if status, _, err := postOn(fresh); err != nil || status != 202 {
+		t.Fatalf("a new connection trusting the new certificate: %d %v", status, err)
+	}
+	stale := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(oldCA)}, DisableKeepAlives: true}}
+	if _, _, err := postOn(stale); err == nil {
+		t.Fatal("a new connection still got the old certificate")
 	}
 }
