@@ -63,3 +63,31 @@ api "demo" {
     }
   }
 }
+
+# The same topic behind an API key: send it as the X-Gravitee-Api-Key header
+# (or ?api-key=...). The subscription id "demo-client" is the client
+# identifier, so every reader with this key shares one consumer group.
+# Set DEMO_API_KEY for anything but a local try-out.
+api "demo-keyed" {
+  context_path = "/demo-keyed"
+  plan "api-key" {
+    subscription "demo-client" { api_key = env("DEMO_API_KEY", "demo-key-change-me") }
+  }
+
+  entrypoint "http-post" {}
+  entrypoint "http-get" { qos = "at-least-once" }
+  entrypoint "sse" { qos = "at-least-once" }
+
+  endpoint "kafka" "default" {
+    bootstrap_servers = "127.0.0.1:9092"
+    producer {
+      enabled = true
+      topics  = ["demo"]
+    }
+    consumer {
+      enabled           = true
+      topics            = ["demo"]
+      auto_offset_reset = "earliest"
+    }
+  }
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-gw/sluice/core/internal/admin"
 	"github.com/sluice-gw/sluice/core/internal/config"
 	"github.com/sluice-gw/sluice/core/internal/devkafka"
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	"github.com/sluice-gw/sluice/core/internal/pluginhost"
 	"github.com/sluice-gw/sluice/core/internal/server"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
@@ -95,7 +96,17 @@ func runGateway(path string, stderr io.Writer) int {
 		log.Error("metrics", "err", err)
 		return 1
 	}
-	srv := server.New(server.Options{Logger: log, Metrics: metrics})
+	opts := serverOptions(f.Gateway.Limits)
+	opts.Logger, opts.Metrics = log, metrics
+	var certs *certStore
+	if t := f.Gateway.TLS; t != nil {
+		if certs, err = newCertStore(t); err != nil {
+			log.Error("gateway tls", "err", err)
+			return 1
+		}
+		opts.TLS = certs.config()
+	}
+	srv := server.New(opts)
 	if err := srv.Deploy(apis); err != nil {
 		log.Error("deployment rejected", "err", err)
 		return 1
@@ -124,7 +135,7 @@ func runGateway(path string, stderr io.Writer) int {
 			log.Error("listener failed", "err", err)
 			return 1
 		case <-hup:
-			if next, ok := reload(ctx, path, f, loader, host, srv, current, stderr, log); ok {
+			if next, ok := reload(ctx, path, f, loader, host, srv, current, certs, stderr, log); ok {
 				current = next
 			}
 		}
@@ -136,7 +147,7 @@ func runGateway(path string, stderr io.Writer) int {
 // and the running APIs keep serving. Listeners, the plugin directory and the
 // embedded broker are read at start-up only; a change to them is reported.
 func reload(ctx context.Context, path string, running *config.File, loader *config.Loader, host *pluginhost.Host,
-	srv *server.Server, current instances, stderr io.Writer, log *slog.Logger) (instances, bool) {
+	srv *server.Server, current instances, certs *certStore, stderr io.Writer, log *slog.Logger) (instances, bool) {
 	log.Info("reloading configuration", "file", path)
 	f, diags := loader.Load(path)
 	if !diags.HasErrors() {
@@ -152,6 +163,21 @@ func reload(ctx context.Context, path string, running *config.File, loader *conf
 	if f.Gateway.Listen != running.Gateway.Listen || f.Gateway.AdminListen != running.Gateway.AdminListen ||
 		f.Gateway.PluginDir != running.Gateway.PluginDir || (f.DevKafka == nil) != (running.DevKafka == nil) {
 		log.Warn("reload: listen, admin_listen, plugin_dir and dev_kafka take effect at the next start")
+	}
+	if f.Gateway.Limits != running.Gateway.Limits {
+		log.Warn("reload: gateway limits take effect at the next start")
+	}
+	// The certificate files are read again on every SIGHUP (renewed
+	// certificates); turning TLS on or off needs a restart.
+	switch {
+	case (f.Gateway.TLS == nil) != (certs == nil):
+		log.Warn("reload: adding or removing gateway tls takes effect at the next start")
+	case certs != nil:
+		if err := certs.reload(f.Gateway.TLS); err != nil {
+			log.Error("reload: the certificates were not reloaded; the loaded ones stay", "err", err)
+		} else {
+			log.Info("gateway certificates reloaded")
+		}
 	}
 	apis, next, err := deploy(ctx, f, host, current, log)
 	if err == nil {
@@ -220,8 +246,16 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 		configured[instanceID] = p
 		return p, ti, instanceID
 	}
+	plans := map[string][]plan.Config{}
 	for _, a := range f.APIs {
-		api := &server.API{Name: a.Name, ContextPath: a.ContextPath}
+		plans[a.Name] = a.Plans
+	}
+	auths, err := plan.Build(plans, plan.Options{Logger: log})
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	for _, a := range f.APIs {
+		api := &server.API{Name: a.Name, ContextPath: a.ContextPath, Plans: auths[a.Name], MaxRequestBodySize: a.MaxRequestBodyBytes}
 		if c := a.CORS; c != nil {
 			cors, err := server.NewCORS(server.CORSOptions{
 				AllowOrigins:     c.AllowOrigins,
@@ -309,5 +343,19 @@ func pluginInfos(host *pluginhost.Host) func() []admin.PluginInfo {
 			out = append(out, info)
 		}
 		return out
+	}
+}
+
+// serverOptions turns the gateway's limits into the data path's options.
+func serverOptions(l config.Limits) server.Options {
+	return server.Options{
+		MaxRequestBodySize:  l.MaxRequestBodyBytes,
+		MaxHeaderBytes:      l.MaxHeaderBytes,
+		MaxConnections:      l.MaxConnections,
+		MaxConnectionsPerIP: l.MaxConnectionsPerIP,
+		ReadTimeout:         l.ReadTimeout,
+		WriteTimeout:        l.WriteTimeout,
+		IdleTimeout:         l.IdleTimeout,
+		WebSocket:           server.WebSocketOptions{ReadLimit: int64(l.WebSocketMaxMessageBytes)},
 	}
 }

@@ -4,8 +4,9 @@
 //	GET /health   200 {"status":"UP"} while the process serves.
 //	GET /ready    200 when every API is deployed and every plugin it uses is
 //	              up, else 503 with the reasons.
-//	GET /apis     the deployed APIs, their entrypoints, endpoint, flows and
-//	              plugin instance ids.
+//	GET /apis     the deployed APIs, their plans (secrets shown as
+//	              "(sensitive)"), entrypoints, endpoint, flows and plugin
+//	              instance ids.
 //	GET /plugins  the plugins: kind, version, types, up, restarts.
 //	GET /metrics  Prometheus metrics.
 package admin
@@ -24,6 +25,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	"github.com/sluice-gw/sluice/core/internal/server"
 )
 
@@ -217,6 +219,9 @@ type (
 		Entrypoints []entrypointDoc `json:"entrypoints"`
 		Endpoint    *endpointDoc    `json:"endpoint"`
 		Flows       flowsDoc        `json:"flows"`
+		// Plans show every secret as "(sensitive)".
+		Plans              []plan.PlanDoc `json:"plans"`
+		MaxRequestBodySize int            `json:"max_request_body_bytes,omitempty"`
 	}
 	entrypointDoc struct {
 		Type       string    `json:"type"`
@@ -274,7 +279,7 @@ func (a *Admin) apis() []apiDoc {
 		return out
 	}
 	for _, api := range a.opts.Server.APIs() {
-		d := apiDoc{Name: api.Name, ContextPath: api.ContextPath, Entrypoints: []entrypointDoc{}}
+		d := apiDoc{Name: api.Name, ContextPath: api.ContextPath, Entrypoints: []entrypointDoc{}, Plans: api.Plans.Describe(), MaxRequestBodySize: api.MaxRequestBodySize}
 		for _, e := range api.Entrypoints {
 			name, up := pluginName(e.Plugin)
 			ed := entrypointDoc{Type: e.Type, InstanceID: e.InstanceID, Plugin: name, Up: up}

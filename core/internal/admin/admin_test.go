@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	"github.com/sluice-gw/sluice/core/internal/server"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 	"github.com/sluice-gw/sluice/sdk/serve"
@@ -130,7 +131,8 @@ func TestAPIsAndPlugins(t *testing.T) {
 	want := `{"apis":[{"name":"demo","context_path":"/demo",` +
 		`"entrypoints":[{"type":"sse","instance_id":"demo/entrypoint/sse","plugin":"entrypoint-sse","up":true,"match":{"methods":["GET"],"accept":"text/event-stream","websocket":false,"criteria_count":2}}],` +
 		`"endpoint":{"type":"kafka","name":"default","instance_id":"demo/endpoint/default","plugin":"endpoint-kafka","up":true,"qos":["auto"]},` +
-		`"flows":{"request":[],"publish":[{"type":"assign-attributes","instance_id":"demo/flow/keys/publish/0","plugin":"policy-assign-attributes","up":true}],"subscribe":[]}}]}` + "\n"
+		`"flows":{"request":[],"publish":[{"type":"assign-attributes","instance_id":"demo/flow/keys/publish/0","plugin":"policy-assign-attributes","up":true}],"subscribe":[]},` +
+		`"plans":[{"type":"keyless"}]}]}` + "\n"
 	if body != want {
 		t.Fatalf("/apis:\n%s\nwant:\n%s", body, want)
 	}
@@ -177,5 +179,34 @@ func TestMethodNotAllowed(t *testing.T) {
 	f.admin.Handler()(&ctx)
 	if ctx.Response.StatusCode() != 405 {
 		t.Fatalf("POST /health = %d", ctx.Response.StatusCode())
+	}
+}
+
+// /apis shows which plans an API has, never their secrets.
+func TestAPIsHideSecrets(t *testing.T) {
+	f := newFixture(t, nil)
+	const key, secret = "acme-api-key-value", "0123456789abcdef0123456789abcdef-hmac"
+	auths, err := plan.Build(map[string][]plan.Config{"demo": {
+		{Type: plan.TypeAPIKey, Subscriptions: []plan.Subscription{{ID: "acme", APIKey: key}}},
+		{Type: plan.TypeJWT, JWT: &plan.JWTConfig{Signature: "HS256", Secret: secret}, Subscriptions: []plan.Subscription{{ID: "m", ClientID: "mobile"}}},
+	}}, plan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.apis[0].Plans = auths["demo"]
+	if err := f.srv.Deploy(f.apis); err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := get(t, f.admin, "/apis")
+	if strings.Contains(body, key) || strings.Contains(body, secret) {
+		t.Fatalf("/apis shows a secret:\n%s", body)
+	}
+	for _, want := range []string{
+		`{"type":"api-key","header":"X-Gravitee-Api-Key","query_param":"api-key","subscriptions":[{"id":"acme","application":"acme","api_key":"(sensitive)"}]}`,
+		`"jwt":{"signature":"HS256","secret":"(sensitive)","clock_skew_seconds":0}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/apis lacks %s:\n%s", want, body)
+		}
 	}
 }

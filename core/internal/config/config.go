@@ -22,6 +22,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
@@ -41,9 +42,8 @@ const (
 	// DefaultDevKafkaDataDir is where the embedded broker keeps its data,
 	// relative to the config file's directory.
 	DefaultDevKafkaDataDir = ".sluice/kafka"
-	// PlanKeyless is the only plan type that exists today; an API without a
-	// plan block gets it.
-	PlanKeyless = "keyless"
+	// PlanKeyless is the plan an API without a plan block gets.
+	PlanKeyless = plan.TypeKeyless
 )
 
 // The policy phases a flow may hold, in the order the gateway runs them for a
@@ -96,6 +96,12 @@ type Gateway struct {
 	// Pins maps a plugin name (e.g. "endpoint-kafka") to the lowercase hex
 	// sha256 its binary must have. Optional. Default: no pins.
 	Pins map[string]string
+	// TLS serves the public listener over HTTPS. Optional. Default: nil,
+	// plain HTTP.
+	TLS *TLS
+	// Limits bound what one client can take; every field has its default
+	// filled in.
+	Limits Limits
 }
 
 // DevKafka is the dev_kafka block: the embedded Kafka-compatible broker.
@@ -117,8 +123,12 @@ type API struct {
 	Name string
 	// ContextPath is the path prefix the API serves, unique in the file.
 	ContextPath string
-	// Plans are the plan types in file order; ["keyless"] when the block has none.
-	Plans []string
+	// Plans are the plan blocks in file order; a keyless plan when the API
+	// has none.
+	Plans []plan.Config
+	// MaxRequestBodyBytes bounds a request body (413 beyond). Optional.
+	// Default: the gateway's limits { max_request_body_bytes }.
+	MaxRequestBodyBytes int
 	// Entrypoints are the entrypoint blocks in file order.
 	Entrypoints []*PluginBlock
 	// Endpoints are the endpoint blocks in file order. A valid file has

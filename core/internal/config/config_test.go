@@ -186,6 +186,7 @@ func TestFullFile(t *testing.T) {
 		AdminListen: "127.0.0.1:18082",
 		PluginDir:   filepath.Join(dir, "bin/plugins"),
 		Pins:        map[string]string{"endpoint-kafka": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+		Limits:      DefaultLimits(),
 	}
 	if !reflect.DeepEqual(f.Gateway, wantGateway) {
 		t.Errorf("gateway = %+v, want %+v", f.Gateway, wantGateway)
@@ -202,13 +203,13 @@ func TestFullFile(t *testing.T) {
 		t.Fatalf("got %d APIs, want 2", len(f.APIs))
 	}
 	demo, orders := f.APIs[0], f.APIs[1]
-	if demo.Name != "demo" || demo.ContextPath != "/demo" || !reflect.DeepEqual(demo.Plans, []string{"keyless"}) {
+	if demo.Name != "demo" || demo.ContextPath != "/demo" || !reflect.DeepEqual(planTypes(demo), []string{"keyless"}) {
 		t.Errorf("demo = %q %q %v", demo.Name, demo.ContextPath, demo.Plans)
 	}
 	if demo.Range.Start.Line != 19 {
 		t.Errorf("demo range starts on line %d, want 19", demo.Range.Start.Line)
 	}
-	if orders.ContextPath != "/" || !reflect.DeepEqual(orders.Plans, []string{"keyless"}) {
+	if orders.ContextPath != "/" || !reflect.DeepEqual(planTypes(orders), []string{"keyless"}) {
 		t.Errorf("orders = %q %v", orders.ContextPath, orders.Plans)
 	}
 
@@ -280,17 +281,26 @@ func TestFullFile(t *testing.T) {
 	}
 }
 
+// planTypes lists an API's plan types in order.
+func planTypes(api *API) []string {
+	var out []string
+	for _, p := range api.Plans {
+		out = append(out, p.Type)
+	}
+	return out
+}
+
 func TestDefaults(t *testing.T) {
 	f := mustLoad(t, "testdata/valid/minimal.hcl")
 	dir, _ := filepath.Abs("testdata/valid")
-	want := Gateway{Listen: DefaultListen, AdminListen: DefaultAdminListen, PluginDir: filepath.Join(dir, "bin", "plugins"), Pins: map[string]string{}}
+	want := Gateway{Listen: DefaultListen, AdminListen: DefaultAdminListen, PluginDir: filepath.Join(dir, "bin", "plugins"), Pins: map[string]string{}, Limits: DefaultLimits()}
 	if !reflect.DeepEqual(f.Gateway, want) {
 		t.Errorf("gateway = %+v, want %+v", f.Gateway, want)
 	}
 	if f.DevKafka != nil {
 		t.Errorf("dev_kafka = %+v, want nil", f.DevKafka)
 	}
-	if got := f.APIs[0].Plans; !reflect.DeepEqual(got, []string{PlanKeyless}) {
+	if got := planTypes(f.APIs[0]); !reflect.DeepEqual(got, []string{PlanKeyless}) {
 		t.Errorf("plans = %v", got)
 	}
 }

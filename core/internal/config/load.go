@@ -20,6 +20,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 )
 
@@ -114,6 +115,8 @@ type gatewayHCL struct {
 	AdminListen hcl.Expression `hcl:"admin_listen,optional"`
 	PluginDir   hcl.Expression `hcl:"plugin_dir,optional"`
 	Plugins     []*pinHCL      `hcl:"plugin,block"`
+	TLS         []*shellHCL    `hcl:"tls,block"`
+	Limits      []*shellHCL    `hcl:"limits,block"`
 }
 
 type pinHCL struct {
@@ -135,11 +138,13 @@ type apiHCL struct {
 	Endpoints   []*endpointHCL   `hcl:"endpoint,block"`
 	Flows       []*flowHCL       `hcl:"flow,block"`
 	CORS        []*shellHCL      `hcl:"cors,block"`
+	Limits      []*shellHCL      `hcl:"limits,block"`
 }
 
 type planHCL struct {
 	Name      string    `hcl:"name,label"`
 	NameRange hcl.Range `hcl:"name,label_range"`
+	DefRange  hcl.Range `hcl:",def_range"`
 	Body      hcl.Body  `hcl:",remain"`
 }
 
@@ -215,7 +220,34 @@ func loadFile(f *File, body hcl.Body) hcl.Diagnostics {
 		// Duplicates are kept, so stage 2 still reports their plugin blocks.
 		f.APIs = append(f.APIs, api)
 	}
+	mtls := map[*API]hcl.Range{}
+	for i, api := range f.APIs {
+		for _, p := range mtlsPlanRanges(root.APIs[i]) {
+			mtls[api] = p
+		}
+	}
+	diags = append(diags, checkMTLSPlans(f, mtls)...)
+	for _, api := range f.APIs {
+		if api.MaxRequestBodyBytes == 0 {
+			api.MaxRequestBodyBytes = f.Gateway.Limits.MaxRequestBodyBytes
+		}
+	}
 	return diags
+}
+
+// mtlsPlanRanges returns the label range of an api block's mtls plan, if
+// it has one.
+func mtlsPlanRanges(shell *namedShellHCL) []hcl.Range {
+	content, _, _ := shell.Body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "plan", LabelNames: []string{"name"}}}})
+	if content == nil {
+		return nil
+	}
+	for _, b := range content.Blocks {
+		if len(b.Labels) == 1 && b.Labels[0] == "mtls" {
+			return []hcl.Range{b.LabelRanges[0]}
+		}
+	}
+	return nil
 }
 
 // duplicateBlocks reports every block after the first of a type that may
@@ -241,6 +273,7 @@ func loadGateway(f *File, shell *shellHCL) hcl.Diagnostics {
 		AdminListen: DefaultAdminListen,
 		PluginDir:   resolvePath(f.dir, DefaultPluginDir),
 		Pins:        map[string]string{},
+		Limits:      DefaultLimits(),
 	}
 	if shell == nil {
 		return nil
@@ -248,6 +281,14 @@ func loadGateway(f *File, shell *shellHCL) hcl.Diagnostics {
 	const where = "gateway"
 	var g gatewayHCL
 	diags := prefixed(where, gohcl.DecodeBody(shell.Body, f.eval, &g))
+	diags = append(diags, prefixed(where, duplicateBlocks("tls", g.TLS))...)
+	diags = append(diags, prefixed(where, duplicateBlocks("limits", g.Limits))...)
+	if len(g.TLS) > 0 {
+		diags = append(diags, loadTLS(f, where+" > tls", g.TLS[0].Body, g.TLS[0].DefRange)...)
+	}
+	if len(g.Limits) > 0 {
+		diags = append(diags, loadLimits(f, where+" > limits", g.Limits[0].Body)...)
+	}
 	listen, listenOK, d := evalString(where, g.Listen, f.eval)
 	diags = append(diags, d...)
 	if listenOK {
@@ -510,31 +551,17 @@ func loadAPI(f *File, shell *namedShellHCL) (api *API, ctxRange *hcl.Range, diag
 		}
 	}
 
-	seenPlans := map[string]bool{}
-	for _, p := range h.Plans {
-		diags = append(diags, prefixed(fmt.Sprintf("%s > plan %q", where, p.Name), emptyBody(p.Body))...)
-		switch {
-		case p.Name != PlanKeyless:
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("%s: Unsupported plan %q", where, p.Name),
-				Detail:   fmt.Sprintf("Only %q plans exist today; remove the plan block or write plan %q {}.", PlanKeyless, PlanKeyless),
-				Subject:  p.NameRange.Ptr(),
-			})
-		case seenPlans[p.Name]:
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("%s: Duplicate plan %q", where, p.Name),
-				Detail:   "Each plan type may appear once per API.",
-				Subject:  p.NameRange.Ptr(),
-			})
-		default:
-			seenPlans[p.Name] = true
-			api.Plans = append(api.Plans, p.Name)
-		}
-	}
+	plans, d := loadPlans(f, where, h.Plans)
+	diags = append(diags, d...)
+	api.Plans = plans
 	if len(h.Plans) == 0 {
-		api.Plans = []string{PlanKeyless}
+		api.Plans = []plan.Config{{Type: plan.TypeKeyless}}
+	}
+	diags = append(diags, prefixed(where, duplicateBlocks("limits", h.Limits))...)
+	if len(h.Limits) > 0 {
+		n, d := loadAPILimits(f, where+" > limits", h.Limits[0].Body)
+		diags = append(diags, d...)
+		api.MaxRequestBodyBytes = n
 	}
 
 	for _, e := range h.Entrypoints {

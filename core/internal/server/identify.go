@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/sluice-gw/sluice/core/internal/plan"
 )
 
 // Headers (and same-named query parameters) of the reference gateway's
@@ -30,9 +32,9 @@ const (
 	AttrTransactionID    = "gravitee.attribute.transaction.id"
 )
 
-// PlanKeyless is the only plan: every request is accepted and identified by
+// PlanKeyless is the plan that accepts every request and identifies it by
 // its remote address.
-const PlanKeyless = "keyless"
+const PlanKeyless = plan.TypeKeyless
 
 // identity is what the keyless plan and the reference's SubscriptionProcessor
 // decide about one request.
@@ -52,16 +54,27 @@ type identity struct {
 	// Provided is echoed in the X-Gravitee-Client-Identifier response header:
 	// the client's own value, or ClientID when it sent none.
 	Provided string
+	// Plan, Application and Claims are what the accepting plan decided;
+	// Plan is "" or keyless for keyless.
+	Plan, Application string
+	Claims            map[string]any
 }
 
-// identify applies REFERENCE.md 2.3 for the keyless plan. transaction and
-// provided are the header (or else query parameter) values, "" when absent.
-func identify(remoteAddress, requestID, transaction, provided string) identity {
+// identify applies the reference gateway's client identification (Gravitee
+// APIM's SubscriptionProcessor; docs/hcl.md, "Client identifier and
+// consumer group"). subscription is the accepting plan's
+// subscription id, "" for keyless (which identifies the client by its
+// remote address). transaction and provided are the header (or else query
+// parameter) values, "" when absent.
+func identify(remoteAddress, subscription, requestID, transaction, provided string) identity {
 	id := identity{
 		RequestID:      requestID,
 		TransactionID:  transaction,
 		RemoteAddress:  remoteAddress,
 		SubscriptionID: remoteAddress,
+	}
+	if subscription != "" {
+		id.SubscriptionID = subscription
 	}
 	if id.TransactionID == "" {
 		id.TransactionID = requestID
@@ -99,7 +112,7 @@ func (id identity) computed() string {
 
 // attributes are the context attributes of the identified request.
 func (id identity) attributes(api string) map[string]*structpb.Value {
-	return map[string]*structpb.Value{
+	m := map[string]*structpb.Value{
 		AttrClientIdentifier: structpb.NewStringValue(id.ClientID),
 		AttrAPI:              structpb.NewStringValue(api),
 		AttrPlan:             structpb.NewStringValue(PlanKeyless),
@@ -108,6 +121,8 @@ func (id identity) attributes(api string) map[string]*structpb.Value {
 		AttrRequestID:        structpb.NewStringValue(id.RequestID),
 		AttrTransactionID:    structpb.NewStringValue(id.TransactionID),
 	}
+	id.planAttributes(m)
+	return m
 }
 
 // remoteHost is the reference's remoteAddress: the TCP peer's host, without

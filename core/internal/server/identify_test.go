@@ -62,7 +62,7 @@ func TestIdentify(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			id := identify(tc.remote, tc.reqID, tc.tx, tc.provided)
+			id := identify(tc.remote, "", tc.reqID, tc.tx, tc.provided)
 			if id.TransactionID != tc.wantTx || id.ClientID != tc.wantClient || id.Provided != tc.wantHdr {
 				t.Fatalf("identify = tx %q client %q header %q, want tx %q client %q header %q",
 					id.TransactionID, id.ClientID, id.Provided, tc.wantTx, tc.wantClient, tc.wantHdr)
@@ -77,13 +77,13 @@ func TestIdentify(t *testing.T) {
 func TestSHA256Vector(t *testing.T) {
 	// The keyless client identifier is the lowercase hex SHA-256 of the
 	// remote address: check the hashing against a fixed vector.
-	if got := identify("abc", "r", "", "").ClientID; got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+	if got := identify("abc", "", "r", "", "").ClientID; got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
 		t.Fatalf("client id of \"abc\" = %q", got)
 	}
 }
 
 func TestIdentityAttributes(t *testing.T) {
-	id := identify("10.0.0.1", "req-1", "tx-1", "foo")
+	id := identify("10.0.0.1", "", "req-1", "tx-1", "foo")
 	attrs := id.attributes("demo")
 	want := map[string]string{
 		AttrClientIdentifier: "foo-" + sha10001,
@@ -93,6 +93,7 @@ func TestIdentityAttributes(t *testing.T) {
 		AttrUserID:           "10.0.0.1",
 		AttrRequestID:        "req-1",
 		AttrTransactionID:    "tx-1",
+		AttrSubscription:     "10.0.0.1",
 	}
 	if len(attrs) != len(want) {
 		t.Fatalf("got %d attributes, want %d", len(attrs), len(want))

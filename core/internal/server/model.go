@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sluice-gw/sluice/core/internal/flow"
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
@@ -36,6 +37,12 @@ type API struct {
 	// CORS is the API's CORS policy; nil means CORS is off (no preflight
 	// answer, no Access-Control-* header).
 	CORS *CORS
+	// Plans authenticate the API's requests before any plugin is called;
+	// nil is keyless.
+	Plans *plan.Authenticator
+	// MaxRequestBodySize bounds a request body (413 beyond); 0 takes
+	// Options.MaxRequestBodySize.
+	MaxRequestBodySize int
 }
 
 // Flows are an API's policies per phase, in execution order (flow blocks in

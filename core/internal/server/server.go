@@ -22,6 +22,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,8 +47,19 @@ type Options struct {
 	// that are not registered anywhere.
 	Metrics *Metrics
 	// MaxRequestBodySize bounds a request body (HTTP POST publishes it as
-	// one message). Optional. Default: 4 MiB.
+	// one message) of an API that sets no limit of its own. Optional.
+	// Default: 10 MiB.
 	MaxRequestBodySize int
+	// MaxHeaderBytes bounds a request's line and headers (431 beyond).
+	// Optional. Default: 8 KiB.
+	MaxHeaderBytes int
+	// MaxConnections bounds the open connections. Optional. Default: 10000.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds one client address's open connections.
+	// Optional. Default: 1000.
+	MaxConnectionsPerIP int
+	// TLS serves HTTPS. Optional. Default: nil, plain HTTP.
+	TLS *tls.Config
 	// ReadTimeout bounds reading one request. Optional. Default: 30s.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds writing a whole (non-streaming) response; streams
@@ -99,7 +111,16 @@ func (o *Options) defaults() {
 		o.Metrics, _ = NewMetrics(nil)
 	}
 	if o.MaxRequestBodySize <= 0 {
-		o.MaxRequestBodySize = 4 << 20
+		o.MaxRequestBodySize = 10 << 20
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 8 << 10
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 10000
+	}
+	if o.MaxConnectionsPerIP <= 0 {
+		o.MaxConnectionsPerIP = 1000
 	}
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = 30 * time.Second
@@ -188,6 +209,7 @@ func New(opts Options) *Server {
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
 		MaxRequestBodySize:            opts.MaxRequestBodySize,
+		ReadBufferSize:                opts.MaxHeaderBytes,
 		ReadTimeout:                   opts.ReadTimeout,
 		WriteTimeout:                  opts.WriteTimeout,
 		IdleTimeout:                   opts.IdleTimeout,
@@ -195,6 +217,8 @@ func New(opts Options) *Server {
 		TCPKeepalive:                  true,
 		Logger:                        fasthttpLogger{opts.Logger},
 	}
+	s.http.HeaderReceived = s.requestConfig
+	s.http.ErrorHandler = s.readError
 	s.dep.Store(&deployment{router: newRouter(nil)})
 	return s
 }
@@ -228,7 +252,7 @@ func (s *Server) APIs() []*API {
 // Serve serves the data path on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.startProfile()
-	return s.http.Serve(ln)
+	return s.http.Serve(s.listener(ln))
 }
 
 // ListenAndServe listens on the TCP address addr and serves the data path
@@ -325,7 +349,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	id := identify(remoteHost(ctx.RemoteAddr()), newUUID(), firstValue(ctx, HeaderTransactionID), firstValue(ctx, HeaderClientIdentifier))
+	auth, denied := s.authenticate(ctx, api)
+	id := identify(remoteHost(ctx.RemoteAddr()), auth.Subscription, newUUID(), firstValue(ctx, HeaderTransactionID), firstValue(ctx, HeaderClientIdentifier)).withPlan(auth)
 	ctx.Response.Header.Set(HeaderClientIdentifier, id.Provided)
 	ctx.Response.Header.Set(HeaderTransactionID, id.TransactionID)
 	ctx.Response.Header.Set(HeaderRequestID, id.RequestID)
@@ -339,6 +364,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	api.CORS.Decorate(ctx, ctx.Request.Header.Peek("Origin"))
+	if denied != nil {
+		s.refuse(ctx, api, denied)
+		return
+	}
 
 	req := snapshot(ctx, contextPath, pathInfo, id)
 	accept := headerValues(req.Headers, "Accept")
@@ -393,6 +422,6 @@ type fasthttpLogger struct{ log *slog.Logger }
 // connections (malformed requests, resets), not the gateway's health.
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug("http", "msg", fmt.Sprintf(format, args...))
+		l.log.Debug("http", "msg", fmt.Sprintf(format, redactArgs(args)...))
 	}
 }
