@@ -20,6 +20,7 @@ import (
 	"github.com/sluice-gw/sluice/core/internal/admin"
 	"github.com/sluice-gw/sluice/core/internal/config"
 	"github.com/sluice-gw/sluice/core/internal/devkafka"
+	"github.com/sluice-gw/sluice/core/internal/flow"
 	"github.com/sluice-gw/sluice/core/internal/plan"
 	"github.com/sluice-gw/sluice/core/internal/pluginhost"
 	"github.com/sluice-gw/sluice/core/internal/server"
@@ -283,25 +284,33 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 			}
 		}
 		for _, fl := range a.Flows {
+			cf := &flow.Flow{Name: fl.Name, Selector: fl.Selector}
 			for _, phase := range config.Phases {
 				for i, b := range fl.Phases[phase] {
+					if b.Disabled {
+						// enabled = false: checked by the loader, never
+						// configured, never run.
+						continue
+					}
 					p, ti, id := configure(b, fmt.Sprintf("%s/flow/%s/%s/%d/%s", a.Name, fl.Name, phase, i, b.Type), a.Name)
 					if p == nil {
 						continue
 					}
-					pi := &server.PolicyInstance{Type: ti.GetName(), InstanceID: id, Plugin: p}
+					pi := &server.PolicyInstance{Type: ti.GetName(), InstanceID: id, Plugin: p,
+						Condition: b.Condition, MessageCondition: b.MessageCondition}
 					// config.Phases holds the phases a flow can have; the
 					// loader rejects the others.
 					switch phase {
 					case config.PhaseRequest:
-						api.Flows.Request = append(api.Flows.Request, pi)
+						cf.Request = append(cf.Request, pi)
 					case config.PhasePublish:
-						api.Flows.Publish = append(api.Flows.Publish, pi)
+						cf.Publish = append(cf.Publish, pi)
 					case config.PhaseSubscribe:
-						api.Flows.Subscribe = append(api.Flows.Subscribe, pi)
+						cf.Subscribe = append(cf.Subscribe, pi)
 					}
 				}
 			}
+			api.Flows = append(api.Flows, cf)
 		}
 		apis = append(apis, api)
 	}

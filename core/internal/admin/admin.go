@@ -174,9 +174,11 @@ func (a *Admin) notReady() []string {
 		if api.Endpoint != nil {
 			use(api.Name, api.Endpoint.Plugin)
 		}
-		for _, ps := range [][]*server.PolicyInstance{api.Flows.Request, api.Flows.Publish, api.Flows.Subscribe} {
-			for _, p := range ps {
-				use(api.Name, p.Plugin)
+		for _, fl := range api.Flows {
+			for _, ps := range [][]*server.PolicyInstance{fl.Request, fl.Publish, fl.Subscribe} {
+				for _, p := range ps {
+					use(api.Name, p.Plugin)
+				}
 			}
 		}
 	}
@@ -292,7 +294,13 @@ func (a *Admin) apis() []apiDoc {
 			name, up := pluginName(ep.Plugin)
 			d.Endpoint = &endpointDoc{Type: ep.Type, Name: ep.Name, InstanceID: ep.InstanceID, Plugin: name, Up: up, QoS: append([]string{}, ep.QoS...)}
 		}
-		d.Flows = flowsDoc{Request: policies(api.Flows.Request), Publish: policies(api.Flows.Publish), Subscribe: policies(api.Flows.Subscribe)}
+		// Every step of every flow, per phase in file order; which flows
+		// run is decided per request.
+		var req, pub, sub []*server.PolicyInstance
+		for _, fl := range api.Flows {
+			req, pub, sub = append(req, fl.Request...), append(pub, fl.Publish...), append(sub, fl.Subscribe...)
+		}
+		d.Flows = flowsDoc{Request: policies(req), Publish: policies(pub), Subscribe: policies(sub)}
 		out = append(out, d)
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-gw/sluice/core/internal/flow"
 	"github.com/sluice-gw/sluice/core/internal/plan"
 	"github.com/sluice-gw/sluice/core/internal/server"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
@@ -70,7 +71,7 @@ func newFixture(t *testing.T, notReady func() []string) *fixture {
 		Entrypoints: []*server.EntrypointInstance{{Type: "sse", InstanceID: "demo/entrypoint/sse", Plugin: f.ep,
 			Match: &pluginv1.Match{Methods: []string{"GET"}, Accept: "text/event-stream", CriteriaCount: 2}}},
 		Endpoint: &server.EndpointInstance{Type: "kafka", Name: "default", InstanceID: "demo/endpoint/default", Plugin: f.endpoint, QoS: []string{"auto"}},
-		Flows:    server.Flows{Publish: []*server.PolicyInstance{{Type: "assign-attributes", InstanceID: "demo/flow/keys/publish/0", Plugin: f.pol}}},
+		Flows:    flow.Flows{{Name: "keys", Publish: []*server.PolicyInstance{{Type: "assign-attributes", InstanceID: "demo/flow/keys/publish/0", Plugin: f.pol}}}},
 	}}
 	plugins := func() []PluginInfo {
 		return []PluginInfo{

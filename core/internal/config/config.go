@@ -22,7 +22,9 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/sluice-gw/sluice/core/internal/flow"
 	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/sdk/el"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
@@ -202,14 +204,32 @@ type PluginBlock struct {
 	// `api "demo" > endpoint "kafka" "default"`.
 	Where string
 
+	// Disabled is a policy block's enabled = false meta-argument: the step
+	// is checked but never runs. Optional. Default: false.
+	Disabled bool
+	// Condition is a request-phase policy block's condition meta-argument,
+	// compiled: the step runs for a request only when it is true.
+	// Optional. Default: nil, always.
+	Condition *el.Template
+	// MessageCondition is a publish- or subscribe-phase policy block's
+	// message_condition meta-argument, compiled: only the messages for
+	// which it is true go to the plugin. Optional. Default: nil, every
+	// message.
+	MessageCondition *el.Template
+
 	// typeRange is the type label's range, where an unknown type is reported.
 	typeRange hcl.Range
 }
 
-// Flow is one flow block: policies per phase.
+// Flow is one flow block: its selectors and policies per phase.
 type Flow struct {
 	// Name is the flow's label.
 	Name string
+	// Selector is the compiled path, path_operator, methods and condition;
+	// the zero Selector (no selector) always runs the flow.
+	Selector flow.Selector
+	// Range is the flow block's header.
+	Range hcl.Range
 	// Phases maps a phase name ("request", "publish", "subscribe") to its
 	// policies in file order; a phase the flow does not mention has no
 	// entry. A rejected response block has none either.

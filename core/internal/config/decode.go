@@ -16,6 +16,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 
+	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
@@ -118,6 +119,18 @@ func decodeBlock(ctx context.Context, eval *hcl.EvalContext, s Schemas, pb *Plug
 			Detail:   fmt.Sprintf("%s. This is a bug in the plugin; upgrade or report it.", err),
 			Subject:  labelRange(pb).Ptr(),
 		}}
+	}
+	if pb.Kind == lifecycle.KindPolicy {
+		for _, a := range schema.GetAttributes() {
+			if contains(MetaArguments, a.GetName()) {
+				return ti, hcl.Diagnostics{{
+					Severity: hcl.DiagError,
+					Summary:  fmt.Sprintf("%s: The policy plugin's schema for %q declares %q, a step meta-argument", pb.Where, pb.Type, a.GetName()),
+					Detail:   fmt.Sprintf("The gateway takes %s from every policy block itself; the plugin must name its attribute differently. Upgrade or report it.", quoteList(MetaArguments)),
+					Subject:  labelRange(pb).Ptr(),
+				}}
+			}
+		}
 	}
 	body := pb.Body
 	if body == nil {

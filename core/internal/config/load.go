@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -20,7 +22,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
 
+	"github.com/sluice-gw/sluice/core/internal/flow"
 	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/sdk/el"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 )
 
@@ -630,7 +634,7 @@ func loadAPI(f *File, shell *namedShellHCL) (api *API, ctxRange *hcl.Range, diag
 	}
 
 	for _, fh := range h.Flows {
-		flow, d := loadFlow(where, fh)
+		flow, d := loadFlow(where, fh, f.eval)
 		diags = append(diags, d...)
 		api.Flows = append(api.Flows, flow)
 	}
@@ -665,14 +669,42 @@ func checkContextPath(p string) string {
 	return ""
 }
 
-// loadFlow decodes one flow block. Phase names get their own diagnostic
-// (listing the phases) instead of HCL's generic "Unsupported block type".
-// A response block is known but rejected: message APIs have no response
-// phase, and saying so helps more than a "did you mean".
-func loadFlow(apiWhere string, fh *flowHCL) (*Flow, hcl.Diagnostics) {
+// Flow selector arguments, as HCL names them.
+const (
+	attrPath         = "path"
+	attrPathOperator = "path_operator"
+	attrMethods      = "methods"
+	attrCondition    = "condition"
+)
+
+// flowArguments lists a flow's selector arguments, in the order diagnostics
+// mention them.
+var flowArguments = []string{attrPath, attrPathOperator, attrMethods, attrCondition}
+
+// Step meta-arguments: taken by the core from any policy block and never
+// passed to the plugin, as Terraform's count and depends_on.
+const (
+	metaEnabled          = "enabled"
+	metaCondition        = "condition"
+	metaMessageCondition = "message_condition"
+)
+
+// MetaArguments lists the step meta-arguments; a policy plugin cannot
+// declare attributes with these names.
+var MetaArguments = []string{metaEnabled, metaCondition, metaMessageCondition}
+
+// loadFlow decodes one flow block: its selectors and its phases. Phase names
+// get their own diagnostic (listing the phases) instead of HCL's generic
+// "Unsupported block type". A response block is known but rejected: message
+// APIs have no response phase, and saying so helps more than a "did you
+// mean".
+func loadFlow(apiWhere string, fh *flowHCL, eval *hcl.EvalContext) (*Flow, hcl.Diagnostics) {
 	where := fmt.Sprintf("%s > flow %q", apiWhere, fh.Name)
-	flow := &Flow{Name: fh.Name, Phases: map[string][]*PluginBlock{}}
+	fl := &Flow{Name: fh.Name, Phases: map[string][]*PluginBlock{}, Range: fh.DefRange}
 	schema := &hcl.BodySchema{}
+	for _, a := range flowArguments {
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: a})
+	}
 	for _, p := range append(append([]string(nil), Phases...), PhaseResponse) {
 		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: p})
 	}
@@ -681,10 +713,20 @@ func loadFlow(apiWhere string, fh *flowHCL) (*Flow, hcl.Diagnostics) {
 	if sb, ok := fh.Body.(*hclsyntax.Body); ok {
 		content, _, diags = sb.PartialContent(schema)
 		for _, a := range sortedAttributes(sb) {
+			if contains(flowArguments, a.Name) {
+				continue
+			}
+			detail := fmt.Sprintf("A flow holds the selectors %s and phase blocks (%s); %q is not expected here.",
+				strings.Join(flowArguments, ", "), strings.Join(Phases, ", "), a.Name)
+			if s := suggest(a.Name, flowArguments); s != "" {
+				detail = fmt.Sprintf("Did you mean %q? %s", s, detail)
+			} else if contains(MetaArguments, a.Name) {
+				detail += fmt.Sprintf(" %q is a step meta-argument: put it inside a policy block.", a.Name)
+			}
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Unsupported argument",
-				Detail:   fmt.Sprintf("A flow holds only phase blocks (%s); %q is not expected here.", strings.Join(Phases, ", "), a.Name),
+				Detail:   detail,
 				Subject:  a.NameRange.Ptr(),
 			})
 		}
@@ -708,8 +750,9 @@ func loadFlow(apiWhere string, fh *flowHCL) (*Flow, hcl.Diagnostics) {
 	}
 	diags = prefixed(where, diags)
 	if content == nil {
-		return flow, diags
+		return fl, diags
 	}
+	diags = append(diags, loadSelector(where, fl, content.Attributes, eval)...)
 
 	seen := map[string]hcl.Range{}
 	policySchema := &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "policy", LabelNames: []string{"type"}}}}
@@ -746,19 +789,257 @@ func loadFlow(apiWhere string, fh *flowHCL) (*Flow, hcl.Diagnostics) {
 				if len(b.Labels) != 1 {
 					continue
 				}
-				policies = append(policies, &PluginBlock{
+				block := &PluginBlock{
 					Kind:      lifecycle.KindPolicy,
 					Type:      b.Labels[0],
 					Body:      b.Body,
 					Range:     b.DefRange,
 					Where:     fmt.Sprintf("%s > policy %q", pw, b.Labels[0]),
 					typeRange: b.LabelRanges[0],
+				}
+				diags = append(diags, loadStepMeta(phase, block, eval)...)
+				policies = append(policies, block)
+			}
+		}
+		fl.Phases[phase] = policies
+	}
+	return fl, diags
+}
+
+// loadSelector compiles a flow's path, path_operator, methods and condition.
+func loadSelector(where string, fl *Flow, attrs hcl.Attributes, eval *hcl.EvalContext) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	var path, op string
+	var pathOK bool
+	var pathRange hcl.Range
+	if a := attrs[attrPath]; a != nil {
+		var d hcl.Diagnostics
+		path, pathOK, d = evalString(where, a.Expr, eval)
+		diags = append(diags, d...)
+		pathRange = a.Expr.Range()
+	}
+	if a := attrs[attrPathOperator]; a != nil {
+		s, ok, d := evalString(where, a.Expr, eval)
+		diags = append(diags, d...)
+		if ok {
+			if !contains(flow.Operators, s) {
+				detail := fmt.Sprintf("Allowed values are %s (the default).", quoteList(flow.Operators))
+				if sug := suggest(s, flow.Operators); sug != "" {
+					detail = fmt.Sprintf("Did you mean %q? %s", sug, detail)
+				}
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  fmt.Sprintf("%s: Invalid path_operator %q", where, s),
+					Detail:   detail,
+					Subject:  a.Expr.Range().Ptr(),
+				})
+				pathOK = false
+			} else {
+				op = s
+			}
+			if attrs[attrPath] == nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  where + ": path_operator without a path",
+					Detail:   `path_operator says how the flow's path matches; add a path, e.g. path = "/:topic", or remove path_operator.`,
+					Subject:  a.NameRange.Ptr(),
 				})
 			}
 		}
-		flow.Phases[phase] = policies
 	}
-	return flow, diags
+	if pathOK {
+		p, err := flow.CompilePath(path, op)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Invalid path %q", where, path),
+				Detail:   capitalize(err.Error()) + ".",
+				Subject:  pathRange.Ptr(),
+			})
+		} else {
+			fl.Selector.Path = p
+		}
+	}
+	if a := attrs[attrMethods]; a != nil {
+		diags = append(diags, loadMethods(where, fl, a, eval)...)
+	}
+	if a := attrs[attrCondition]; a != nil {
+		t, d := loadCondition(where, attrCondition, a, eval)
+		diags = append(diags, d...)
+		fl.Selector.Condition = t
+	}
+	return diags
+}
+
+func loadMethods(where string, fl *Flow, a *hcl.Attribute, eval *hcl.EvalContext) hcl.Diagnostics {
+	v, diags := a.Expr.Value(eval)
+	diags = prefixed(where, diags)
+	if diags.HasErrors() || v.IsNull() {
+		return diags
+	}
+	lv, err := convert.Convert(v, cty.List(cty.String))
+	if err != nil || !lv.IsWhollyKnown() {
+		return append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  where + ": Invalid methods",
+			Detail:   `methods is a list of HTTP methods, e.g. methods = ["GET", "POST"].`,
+			Subject:  a.Expr.Range().Ptr(),
+		})
+	}
+	seen := map[string]bool{}
+	for it := lv.ElementIterator(); it.Next(); {
+		_, ev := it.Element()
+		if ev.IsNull() {
+			continue
+		}
+		m := ev.AsString()
+		if !contains(flow.Methods, m) {
+			detail := fmt.Sprintf("Allowed methods are %s.", quoteList(flow.Methods))
+			if up := strings.ToUpper(m); contains(flow.Methods, up) {
+				detail = fmt.Sprintf("HTTP methods are case-sensitive: write %q. %s", up, detail)
+			}
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: Unknown method %q", where, m),
+				Detail:   detail,
+				Subject:  a.Expr.Range().Ptr(),
+			})
+			continue
+		}
+		if !seen[m] {
+			seen[m] = true
+			fl.Selector.Methods = append(fl.Selector.Methods, m)
+		}
+	}
+	return diags
+}
+
+// loadCondition compiles a condition or message_condition. A condition is
+// EL: a plain string would be always true or always false, which is what
+// enabled (or no condition) says more plainly.
+func loadCondition(where, name string, a *hcl.Attribute, eval *hcl.EvalContext) (*el.Template, hcl.Diagnostics) {
+	src, ok, diags := evalString(where, a.Expr, eval)
+	if !ok {
+		return nil, diags
+	}
+	if !el.HasEL(src) {
+		return nil, append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("%s: %s is not an EL expression", where, name),
+			Detail:   fmt.Sprintf(`A %s is an EL expression evaluating to true or false, e.g. "{#request.headers['X-Tenant'] != null}".`, name),
+			Subject:  a.Expr.Range().Ptr(),
+		})
+	}
+	t, err := el.Compile(src)
+	if err != nil {
+		return nil, append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  fmt.Sprintf("%s: Invalid %s", where, name),
+			Detail:   err.Error() + ".",
+			Subject:  elErrorRange(a.Expr, src, err).Ptr(),
+		})
+	}
+	return t, diags
+}
+
+// elErrorRange narrows an EL error to its column when the attribute is a
+// plain quoted string whose source is exactly the value (no escapes, no
+// interpolation), so file:line:col points at the mistake itself; otherwise
+// it is the whole value.
+func elErrorRange(expr hcl.Expression, src string, err error) hcl.Range {
+	rng := expr.Range()
+	var ee *el.Error
+	if !errors.As(err, &ee) || ee.Column < 1 {
+		return rng
+	}
+	te, ok := expr.(*hclsyntax.TemplateExpr)
+	if !ok || len(te.Parts) != 1 || rng.Start.Line != rng.End.Line || rng.End.Byte-rng.Start.Byte != len(src)+2 {
+		return rng
+	}
+	if _, lit := te.Parts[0].(*hclsyntax.LiteralValueExpr); !lit {
+		return rng
+	}
+	// Columns count runes on both sides; the opening quote is one.
+	byteOff := 0
+	for i := range src {
+		if utf8.RuneCountInString(src[:i]) == ee.Column-1 {
+			byteOff = i
+			break
+		}
+	}
+	pos := hcl.Pos{Line: rng.Start.Line, Column: rng.Start.Column + ee.Column, Byte: rng.Start.Byte + 1 + byteOff}
+	return hcl.Range{Filename: rng.Filename, Start: pos, End: rng.End}
+}
+
+// loadStepMeta takes a policy block's meta-arguments out of its body, so the
+// plugin's schema never sees them, and compiles them.
+func loadStepMeta(phase string, pb *PluginBlock, eval *hcl.EvalContext) hcl.Diagnostics {
+	schema := &hcl.BodySchema{}
+	for _, m := range MetaArguments {
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: m})
+	}
+	content, remain, diags := pb.Body.PartialContent(schema)
+	diags = prefixed(pb.Where, diags)
+	if remain != nil {
+		pb.Body = remain
+	}
+	if content == nil {
+		return diags
+	}
+	if a := content.Attributes[metaEnabled]; a != nil {
+		v, d := a.Expr.Value(eval)
+		diags = append(diags, prefixed(pb.Where, d)...)
+		if !d.HasErrors() && !v.IsNull() {
+			bv, err := convert.Convert(v, cty.Bool)
+			if err != nil || !bv.IsKnown() {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  pb.Where + ": Invalid enabled",
+					Detail:   "enabled is true or false (load time, not EL); use condition or message_condition to decide per request or per message.",
+					Subject:  a.Expr.Range().Ptr(),
+				})
+			} else {
+				pb.Disabled = bv.False()
+			}
+		}
+	}
+	perRequest := phase == PhaseRequest || phase == PhaseResponse
+	if a := content.Attributes[metaCondition]; a != nil {
+		if !perRequest {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: condition does not apply in the %s phase", pb.Where, phase),
+				Detail:   "In the publish and subscribe phases a step decides per message: write message_condition instead, or put the condition on the flow.",
+				Subject:  a.NameRange.Ptr(),
+			})
+		} else {
+			t, d := loadCondition(pb.Where, metaCondition, a, eval)
+			diags = append(diags, d...)
+			pb.Condition = t
+		}
+	}
+	if a := content.Attributes[metaMessageCondition]; a != nil {
+		if perRequest {
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: message_condition does not apply in the %s phase", pb.Where, phase),
+				Detail:   "The request phase runs once per request, with no message: write condition instead.",
+				Subject:  a.NameRange.Ptr(),
+			})
+		} else {
+			t, d := loadCondition(pb.Where, metaMessageCondition, a, eval)
+			diags = append(diags, d...)
+			pb.MessageCondition = t
+		}
+	}
+	return diags
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // evalString evaluates an optional string attribute. ok is false when the

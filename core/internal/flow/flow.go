@@ -14,6 +14,8 @@ import (
 
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sluice-gw/sluice/sdk/el"
+	"github.com/sluice-gw/sluice/sdk/gateway"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 	"github.com/sluice-gw/sluice/sdk/serve"
 )
@@ -51,6 +53,24 @@ type PolicyInstance struct {
 	InstanceID string
 	// Plugin is the process serving the type.
 	Plugin PluginRef
+	// Condition is the step's condition meta-argument (request phase): the
+	// step runs for a request only when it is true. Optional. Default:
+	// always.
+	Condition *el.Template
+	// MessageCondition is the step's message_condition meta-argument
+	// (publish and subscribe phases): only the messages for which it is
+	// true go to the plugin; the others pass on untouched. Optional.
+	// Default: every message.
+	MessageCondition *el.Template
+
+	useOnce sync.Once
+	use     messageUse
+}
+
+// messageUse is computed once per step, not per batch.
+func (p *PolicyInstance) messageUse() messageUse {
+	p.useOnce.Do(func() { p.use = messageUseOf(p.MessageCondition) })
+	return p.use
 }
 
 type messagesMux = Mux[*pluginv1.OnMessages_Request, *pluginv1.OnMessages_Response]
@@ -70,13 +90,26 @@ func NewEngine() *Engine {
 }
 
 // OnRequest runs the request phase: each policy in order, one unary call
-// each, applying the attributes it sets to c before the next one runs. It
-// returns the first interrupt, or the failure of a plugin that could not be
-// reached. ctx bounds every call.
+// each, applying the attributes it sets to c before the next one runs. A
+// step whose condition is not true is skipped without calling its plugin;
+// the condition sees the attributes the steps before it set. It returns the
+// first interrupt, or the failure of a plugin that could not be reached. ctx
+// bounds every call.
 func (e *Engine) OnRequest(ctx context.Context, policies []*PolicyInstance, c *pluginv1.Context) *pluginv1.Failure {
+	var v *view
 	for _, p := range policies {
 		if p == nil || p.Plugin == nil {
 			return internalFailure("a request-phase policy has no plugin")
+		}
+		if p.Condition != nil {
+			if v == nil {
+				v = newView(c)
+			} else {
+				v.refreshAttributes()
+			}
+			if !v.test(p.Condition, nil, "request policy "+p.Type) {
+				continue
+			}
 		}
 		clients, err := p.Plugin.Clients()
 		if err != nil {
@@ -120,7 +153,23 @@ func ApplyAttributes(c *pluginv1.Context, attrs map[string]*structpb.Value) {
 // order gets the messages the previous one passed on. It returns the messages
 // to pass on, or the first interrupt. An empty chain returns msgs unchanged
 // without any call.
+//
+// A step with a message_condition sees only the messages for which it is
+// true; the others keep their place in the batch, untouched, and a batch in
+// which no message passes skips the step's plugin altogether.
+//
+// In the subscribe phase, when steps dropped the last messages of the batch,
+// the last message passed on takes the highest delivery tag of the batch:
+// tags are cumulative (writing a message acknowledges every tag up to its
+// own), so writing it also acknowledges the dropped ones, and the consumer's
+// committed position moves past them instead of replaying them to the next
+// subscriber of the group.
 func (e *Engine) OnMessages(ctx context.Context, phase string, policies []*PolicyInstance, c *pluginv1.Context, msgs []*pluginv1.Message) ([]*pluginv1.Message, *pluginv1.Failure) {
+	var maxTag uint64
+	if phase == PhaseSubscribe {
+		maxTag = highestTag(msgs)
+	}
+	var v *view
 	for _, p := range policies {
 		if len(msgs) == 0 {
 			return msgs, nil
@@ -128,25 +177,160 @@ func (e *Engine) OnMessages(ctx context.Context, phase string, policies []*Polic
 		if p == nil || p.Plugin == nil {
 			return nil, internalFailure("a " + phase + "-phase policy has no plugin")
 		}
-		m, f := e.mux(p.Plugin)
-		if f != nil {
-			return nil, f
+		if p.MessageCondition == nil {
+			out, f := e.call(ctx, phase, p, c, msgs)
+			if f != nil {
+				return nil, f
+			}
+			msgs = out
+			continue
 		}
-		resp, f := m.Call(ctx, &pluginv1.OnMessages_Request{
-			InstanceId: p.InstanceID,
-			Phase:      phase,
-			Context:    c,
-			Messages:   msgs,
-		})
-		if f != nil {
-			return nil, f
+		if v == nil {
+			v = newView(c)
 		}
-		if f := resp.GetInterrupt(); f != nil {
-			return nil, normalize(f)
+		pass := v.passing(p, msgs, phase)
+		switch {
+		case pass == nil:
+			// No message passes: no hop.
+			continue
+		case len(pass) == len(msgs):
+			out, f := e.call(ctx, phase, p, c, msgs)
+			if f != nil {
+				return nil, f
+			}
+			msgs = out
+		default:
+			out, f := e.callSome(ctx, phase, p, c, msgs, pass)
+			if f != nil {
+				return nil, f
+			}
+			msgs = out
 		}
-		msgs = resp.GetMessages()
+	}
+	if maxTag != 0 {
+		carryTag(msgs, maxTag)
 	}
 	return msgs, nil
+}
+
+// call sends one batch through one step.
+func (e *Engine) call(ctx context.Context, phase string, p *PolicyInstance, c *pluginv1.Context, msgs []*pluginv1.Message) ([]*pluginv1.Message, *pluginv1.Failure) {
+	m, f := e.mux(p.Plugin)
+	if f != nil {
+		return nil, f
+	}
+	resp, f := m.Call(ctx, &pluginv1.OnMessages_Request{
+		InstanceId: p.InstanceID,
+		Phase:      phase,
+		Context:    c,
+		Messages:   msgs,
+	})
+	if f != nil {
+		return nil, f
+	}
+	if f := resp.GetInterrupt(); f != nil {
+		return nil, normalize(f)
+	}
+	return resp.GetMessages(), nil
+}
+
+// callSome sends the messages at the indexes pass (ascending) through one
+// step and puts what it returns back in their place. The plugin copies
+// delivery tags through, so each message is stamped with its position
+// (plus one) for the call: an answer with a known stamp takes the place of
+// its input, one the plugin made up follows the answer before it, and the
+// original tags are restored.
+func (e *Engine) callSome(ctx context.Context, phase string, p *PolicyInstance, c *pluginv1.Context, msgs []*pluginv1.Message, pass []int) ([]*pluginv1.Message, *pluginv1.Failure) {
+	sub := make([]*pluginv1.Message, len(pass))
+	tags := make([]uint64, len(pass))
+	for i, idx := range pass {
+		sub[i] = msgs[idx]
+		tags[i] = msgs[idx].GetTag()
+		msgs[idx].Tag = uint64(idx) + 1
+	}
+	out, f := e.call(ctx, phase, p, c, sub)
+	// Messages still held by the caller (on failure) get their own tags back.
+	for i, idx := range pass {
+		msgs[idx].Tag = tags[i]
+	}
+	if f != nil {
+		return nil, f
+	}
+	// byPos[idx] are the answers for the input at idx, in plugin order.
+	byPos := make(map[int][]*pluginv1.Message, len(pass))
+	passIdx := make(map[int]int, len(pass)) // position -> index in pass
+	for i, idx := range pass {
+		passIdx[idx] = i
+	}
+	last := pass[0]
+	for _, m := range out {
+		if m == nil {
+			continue
+		}
+		pos := int(m.GetTag()) - 1
+		if i, ok := passIdx[pos]; ok {
+			m.Tag = tags[i]
+			last = pos
+		} else {
+			m.Tag = 0
+		}
+		byPos[last] = append(byPos[last], m)
+	}
+	merged := make([]*pluginv1.Message, 0, len(msgs)-len(pass)+len(out))
+	for idx, m := range msgs {
+		if _, passed := passIdx[idx]; passed {
+			merged = append(merged, byPos[idx]...)
+			continue
+		}
+		merged = append(merged, m)
+	}
+	return merged, nil
+}
+
+// passing returns the indexes of the messages for which p's
+// message_condition is true, nil when none is. One gateway.Message is reused
+// for every message of the batch: EL results are only tested, never kept.
+func (v *view) passing(p *PolicyInstance, msgs []*pluginv1.Message, phase string) []int {
+	use := p.messageUse()
+	var m gateway.Message
+	var pass []int
+	what := phase + " policy " + p.Type
+	for i, w := range msgs {
+		if w == nil {
+			continue
+		}
+		messageFromWire(&m, w, use)
+		if v.test(p.MessageCondition, &m, what) {
+			if pass == nil {
+				pass = make([]int, 0, len(msgs)-i)
+			}
+			pass = append(pass, i)
+		}
+	}
+	return pass
+}
+
+func highestTag(msgs []*pluginv1.Message) uint64 {
+	var max uint64
+	for _, m := range msgs {
+		if t := m.GetTag(); t > max {
+			max = t
+		}
+	}
+	return max
+}
+
+// carryTag gives the last tagged message of msgs the tag max when its own is
+// lower, so writing it acknowledges the dropped messages after it.
+func carryTag(msgs []*pluginv1.Message, max uint64) {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if m := msgs[i]; m != nil && m.GetTag() != 0 {
+			if m.GetTag() < max {
+				m.Tag = max
+			}
+			return
+		}
+	}
 }
 
 func (e *Engine) mux(p PluginRef) (*messagesMux, *pluginv1.Failure) {

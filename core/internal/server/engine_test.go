@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sluice-gw/sluice/core/internal/flow"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
@@ -134,7 +135,7 @@ func TestPostPublishes(t *testing.T) {
 		Name: "demo", ContextPath: "/demo",
 		Entrypoints: []*EntrypointInstance{e.entrypoint("http-post", "post", matchPost)},
 		Endpoint:    e.endpoint(),
-		Flows:       Flows{Publish: []*PolicyInstance{e.policy("upper")}},
+		Flows:       flow.Flows{{Name: "f", Publish: []*PolicyInstance{e.policy("upper")}}},
 	})
 
 	for i := range 3 {
@@ -324,7 +325,7 @@ func TestRequestPhase(t *testing.T) {
 	e.deploy(t, &API{
 		Name: "demo", ContextPath: "/demo",
 		Entrypoints: []*EntrypointInstance{e.entrypoint("http-get", "echo", matchGet)},
-		Flows:       Flows{Request: []*PolicyInstance{e.policy("first"), e.policy("second")}},
+		Flows:       flow.Flows{{Name: "f", Request: []*PolicyInstance{e.policy("first"), e.policy("second")}}},
 	})
 
 	tests := map[string]struct {
@@ -460,7 +461,7 @@ func TestSSEStreamAcksAndDisconnect(t *testing.T) {
 		Name: "demo", ContextPath: "/demo",
 		Entrypoints: []*EntrypointInstance{e.entrypoint("http-get", "never", matchGet), e.entrypoint("sse", "sse", matchSSE)},
 		Endpoint:    e.endpoint(),
-		Flows:       Flows{Subscribe: []*PolicyInstance{e.policy("upper")}},
+		Flows:       flow.Flows{{Name: "f", Subscribe: []*PolicyInstance{e.policy("upper")}}},
 	})
 
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))

@@ -38,6 +38,8 @@ type exchange struct {
 	api  *API
 	ep   *EntrypointInstance
 	pctx *pluginv1.Context
+	// flows are the steps the request's selected flows run.
+	flows *flow.Selection
 	// ctxBytes is pctx encoded, made once by open.
 	ctxBytes []byte
 	accept   []string
@@ -77,7 +79,7 @@ type exchange struct {
 
 // open connects the entrypoint and sends Open. The failure is set when the
 // plugin is down or refused the stream.
-func (s *Server) open(api *API, ep *EntrypointInstance, pctx *pluginv1.Context, accept []string) (*exchange, *pluginv1.Failure) {
+func (s *Server) open(api *API, ep *EntrypointInstance, pctx *pluginv1.Context, accept []string, sel *flow.Selection) (*exchange, *pluginv1.Failure) {
 	name := ep.Plugin.Name()
 	clients, err := ep.Plugin.Clients()
 	if err != nil || clients == nil {
@@ -108,7 +110,7 @@ func (s *Server) open(api *API, ep *EntrypointInstance, pctx *pluginv1.Context, 
 		return nil, flow.TransportFailure(name, rerr)
 	}
 	x := &exchange{
-		s: s, api: api, ep: ep, pctx: pctx, ctxBytes: ctxBytes, accept: accept, plugin: name,
+		s: s, api: api, ep: ep, pctx: pctx, flows: sel, ctxBytes: ctxBytes, accept: accept, plugin: name,
 		ctx: ctx, cancel: cancel, stream: stream,
 		out:    make(chan *pluginv1.Connect_Response, outBuffer),
 		direct: make(chan *pluginv1.Failure, 1),
@@ -237,7 +239,7 @@ func (x *exchange) recvLoop() {
 // publish-phase policy has to see is returned undecoded (raw); everything
 // else is decoded.
 func (x *exchange) decodeAction(frame rawFrame) (*rawBatch, *pluginv1.Connect_Response, error) {
-	if num, body, ok := onlyField(frame); ok && num == fieldConnectResponsePublish && len(x.api.Flows.Publish) == 0 {
+	if num, body, ok := onlyField(frame); ok && num == fieldConnectResponsePublish && len(x.flows.Publish) == 0 {
 		b, ok, err := rawPublishBatch(body)
 		if err != nil {
 			return nil, nil, err
@@ -280,9 +282,9 @@ func (x *exchange) publish(msgs []*pluginv1.Message) *pluginv1.Failure {
 	if ep == nil {
 		return x.noEndpoint()
 	}
-	if len(x.api.Flows.Publish) > 0 {
+	if len(x.flows.Publish) > 0 {
 		var f *pluginv1.Failure
-		msgs, f = x.s.flows.OnMessages(x.ctx, flow.PhasePublish, x.api.Flows.Publish, x.pctx, msgs)
+		msgs, f = x.s.flows.OnMessages(x.ctx, flow.PhasePublish, x.flows.Publish, x.pctx, msgs)
 		if f != nil {
 			return f
 		}
@@ -595,7 +597,7 @@ func (sub *subscription) run(ss *pluginv1.Connect_SubscribeStart) {
 // Subscribe.Batch are those of a Connect.Deliver); anything else is decoded.
 func (sub *subscription) handle(frame rawFrame) error {
 	x := sub.x
-	if num, batch, ok := onlyField(frame); ok && num == fieldSubscribeResponseBatch && len(x.api.Flows.Subscribe) == 0 {
+	if num, batch, ok := onlyField(frame); ok && num == fieldSubscribeResponseBatch && len(x.flows.Subscribe) == 0 {
 		if sub.isStopped() {
 			return nil
 		}
@@ -622,9 +624,9 @@ func (sub *subscription) handle(frame rawFrame) error {
 			return nil
 		}
 		msgs := k.Batch.GetMessages()
-		if len(x.api.Flows.Subscribe) > 0 {
+		if len(x.flows.Subscribe) > 0 {
 			var f *pluginv1.Failure
-			msgs, f = x.s.flows.OnMessages(x.ctx, flow.PhaseSubscribe, x.api.Flows.Subscribe, x.pctx, msgs)
+			msgs, f = x.s.flows.OnMessages(x.ctx, flow.PhaseSubscribe, x.flows.Subscribe, x.pctx, msgs)
 			if f != nil {
 				// A subscribe-phase interrupt becomes an error message on
 				// the stream, which each entrypoint renders its own way.

@@ -32,8 +32,9 @@ type API struct {
 	// Endpoint is the API's endpoint; nil means the API cannot publish or
 	// subscribe.
 	Endpoint *EndpointInstance
-	// Flows are the API's policies, per phase, in execution order.
-	Flows Flows
+	// Flows are the API's flows in file order; each request runs the
+	// steps of the flows flow.Select picks for it.
+	Flows flow.Flows
 	// CORS is the API's CORS policy; nil means CORS is off (no preflight
 	// answer, no Access-Control-* header).
 	CORS *CORS
@@ -43,20 +44,6 @@ type API struct {
 	// MaxRequestBodySize bounds a request body (413 beyond); 0 takes
 	// Options.MaxRequestBodySize.
 	MaxRequestBodySize int
-}
-
-// Flows are an API's policies per phase, in execution order (flow blocks in
-// declaration order, policies within a block in order).
-type Flows struct {
-	// Request runs once per request, before the entrypoint is connected.
-	Request []*PolicyInstance
-	// Response is not supported by protocol v1 (it has no response-phase
-	// call); Deploy rejects APIs that declare any.
-	Response []*PolicyInstance
-	// Publish runs on every batch a client publishes.
-	Publish []*PolicyInstance
-	// Subscribe runs on every batch delivered to a client.
-	Subscribe []*PolicyInstance
 }
 
 // EntrypointInstance is one configured entrypoint of an API.
@@ -133,15 +120,19 @@ func validate(apis []*API) error {
 		if a.Endpoint != nil && a.Endpoint.Plugin == nil {
 			errs = append(errs, fmt.Errorf("api %q: endpoint %q has no plugin", a.Name, a.Endpoint.Name))
 		}
-		if len(a.Flows.Response) > 0 {
-			errs = append(errs, fmt.Errorf("api %q: response-phase policies are not supported by plugin protocol v1; move them to the request, publish or subscribe phase", a.Name))
-		}
-		for phase, ps := range map[string][]*PolicyInstance{
-			flow.PhaseRequest: a.Flows.Request, flow.PhasePublish: a.Flows.Publish, flow.PhaseSubscribe: a.Flows.Subscribe,
-		} {
-			for j, p := range ps {
-				if p == nil || p.Plugin == nil {
-					errs = append(errs, fmt.Errorf("api %q: %s policy #%d has no plugin", a.Name, phase, j))
+		for k, fl := range a.Flows {
+			if fl == nil {
+				errs = append(errs, fmt.Errorf("api %q: flow #%d is nil", a.Name, k))
+				continue
+			}
+			for _, ph := range []struct {
+				phase string
+				steps []*PolicyInstance
+			}{{flow.PhaseRequest, fl.Request}, {flow.PhasePublish, fl.Publish}, {flow.PhaseSubscribe, fl.Subscribe}} {
+				for j, p := range ph.steps {
+					if p == nil || p.Plugin == nil {
+						errs = append(errs, fmt.Errorf("api %q: flow %q: %s policy #%d has no plugin", a.Name, fl.Name, ph.phase, j))
+					}
 				}
 			}
 		}

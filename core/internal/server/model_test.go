@@ -3,6 +3,8 @@ package server
 import (
 	"strings"
 	"testing"
+
+	"github.com/sluice-gw/sluice/core/internal/flow"
 )
 
 func TestDeployValidation(t *testing.T) {
@@ -22,7 +24,7 @@ func TestDeployValidation(t *testing.T) {
 				{Name: "a", ContextPath: "a", Entrypoints: ep()},
 				{Name: "c", ContextPath: "/c"},
 				{Name: "d", ContextPath: "/d", Entrypoints: []*EntrypointInstance{{Type: "sse"}}, Endpoint: &EndpointInstance{Name: "default"}},
-				{Name: "e", ContextPath: "/e", Entrypoints: ep(), Flows: Flows{Response: []*PolicyInstance{{Plugin: p}}, Publish: []*PolicyInstance{nil}}},
+				{Name: "e", ContextPath: "/e", Entrypoints: ep(), Flows: flow.Flows{nil, {Name: "f", Publish: []*PolicyInstance{nil}}}},
 			},
 			errs: []string{
 				"api #0 is nil",
@@ -32,8 +34,8 @@ func TestDeployValidation(t *testing.T) {
 				`api "c" has no entrypoint`,
 				`api "d": entrypoint #0 has no plugin`,
 				`api "d": endpoint "default" has no plugin`,
-				`api "e": response-phase policies are not supported`,
-				`api "e": publish policy #0 has no plugin`,
+				`api "e": flow #0 is nil`,
+				`api "e": flow "f": publish policy #0 has no plugin`,
 			},
 		},
 	}

@@ -384,9 +384,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	pctx := &pluginv1.Context{ApiId: api.Name, Request: req, Attributes: id.attributes(api.Name)}
-	if len(api.Flows.Request) > 0 {
+	// The flows are chosen once per request; the path parameters they
+	// capture are part of the request every policy and the endpoint see.
+	sel := flow.Select(api.Flows, pctx)
+	req.PathParams = sel.PathParams
+	if len(sel.Request) > 0 {
 		cctx, cancel := context.WithTimeout(s.base, s.opts.PluginCallTimeout)
-		f := s.flows.OnRequest(cctx, api.Flows.Request, pctx)
+		f := s.flows.OnRequest(cctx, sel.Request, pctx)
 		cancel()
 		if f != nil {
 			fail(f)
@@ -394,7 +398,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 
-	x, f := s.open(api, ep, pctx, accept)
+	x, f := s.open(api, ep, pctx, accept, sel)
 	if f != nil {
 		fail(f)
 		return

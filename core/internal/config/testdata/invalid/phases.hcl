@@ -4,7 +4,7 @@ api "demo" {
   endpoint "kafka" "default" { bootstrap_servers = "k:9092" }
   flow "f" {
     pubish {} # ERROR: Unknown phase "pubish"
-    enabled = true # ERROR: A flow holds only phase blocks
+    enabled = true # ERROR: put it inside a policy block
     request {
       policy "transform-headers" {}
     }
