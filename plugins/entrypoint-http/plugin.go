@@ -205,17 +205,7 @@ func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entryp
 // failure format (REFERENCE.md 5), with Connection: close for non-4xx
 // statuses as the reference does.
 func failureFinish(req *gateway.Request, f *gateway.Failure, defaultStatus int) entrypoint.Finish {
-	status := httpfailure.Status(f, defaultStatus)
-	g := gateway.Failure{Status: status}
-	if f != nil {
-		g = *f
-		g.Status = status
-	}
-	ct, body := httpfailure.FailureBody(req.Headers.Values("Accept"), &g)
-	h := gateway.Headers{"Content-Type": {ct}}
-	if status < 400 || status >= 500 {
-		h["Connection"] = []string{"close"}
-	}
+	status, h, body := httpfailure.Response(req.Headers.Values("Accept"), f, defaultStatus)
 	return entrypoint.Finish{Status: status, Headers: h, Body: body}
 }
 

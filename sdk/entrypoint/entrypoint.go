@@ -116,6 +116,14 @@ type Conn interface {
 	// Publish sends messages to the endpoint; the result arrives as a
 	// Published event with the returned batch id.
 	Publish(messages []*gateway.Message) (batchID uint64, err error)
+	// PublishThenFinish sends messages to the endpoint as the exchange's
+	// last action: once they are accepted the core answers the client with
+	// success (its Status, Headers and Body); if publishing fails it
+	// answers with the gateway's failure response (the failure's status,
+	// 503 when it has none), rendered as httpfailure.Response does. No
+	// Published event follows; the entrypoint returns from Connect. It saves
+	// a round trip per request over Publish, Published and Finish.
+	PublishThenFinish(messages []*gateway.Message, success Finish) error
 	// Subscribe starts the endpoint subscription.
 	Subscribe(qos, lastID string, limit int64) error
 	// Finish ends the exchange.

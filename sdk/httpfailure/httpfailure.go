@@ -62,6 +62,26 @@ func FailureBody(accept []string, f *gateway.Failure) (contentType string, body 
 	return ContentTypeJSON, b
 }
 
+// Response is the whole HTTP response for f: its status (def when f has
+// none), the content type, and the body FailureBody renders. Anything but a
+// client error also closes the connection, as the reference gateway does.
+// Entrypoints answer failed exchanges with it, and so does the core when it
+// finishes an exchange for an entrypoint.
+func Response(accept []string, f *gateway.Failure, def int) (status int, headers gateway.Headers, body []byte) {
+	status = Status(f, def)
+	g := gateway.Failure{Status: status}
+	if f != nil {
+		g = *f
+		g.Status = status
+	}
+	ct, body := FailureBody(accept, &g)
+	headers = gateway.Headers{"Content-Type": {ct}}
+	if status < 400 || status >= 500 {
+		headers["Connection"] = []string{"close"}
+	}
+	return status, headers, body
+}
+
 // Status returns f's status, or def when f is nil or carries none.
 func Status(f *gateway.Failure, def int) int {
 	if f == nil || f.Status <= 0 {

@@ -91,3 +91,41 @@ func TestStatus(t *testing.T) {
 		})
 	}
 }
+
+func TestResponse(t *testing.T) {
+	tests := map[string]struct {
+		accept   []string
+		failure  *gateway.Failure
+		status   int
+		ctype    string
+		body     string
+		closeHdr bool
+	}{
+		"policy interrupt 412 as text": {
+			failure: &gateway.Failure{Status: 412, Message: "An error occurred"},
+			status:  412, ctype: "text/plain", body: "An error occurred",
+		},
+		"json when accepted": {
+			accept:  []string{"application/json"},
+			failure: &gateway.Failure{Status: 412, Message: "An error occurred"},
+			status:  412, ctype: "application/json", body: `{"message":"An error occurred","http_status_code":412}`,
+		},
+		"no status takes the default and closes": {
+			failure: &gateway.Failure{Message: "Broker unavailable"},
+			status:  503, ctype: "text/plain", body: "Broker unavailable", closeHdr: true,
+		},
+		"nil failure": {
+			accept: []string{"*/*"},
+			status: 503, ctype: "application/json", body: `{"message":"","http_status_code":503}`, closeHdr: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			status, h, body := Response(tc.accept, tc.failure, 503)
+			if status != tc.status || h.Get("Content-Type") != tc.ctype || string(body) != tc.body ||
+				(h.Get("Connection") == "close") != tc.closeHdr {
+				t.Fatalf("got %d %v %q", status, h, body)
+			}
+		})
+	}
+}

@@ -105,6 +105,9 @@ type PublishAction struct {
 	BatchID uint64
 	// Messages are the batch.
 	Messages []*gateway.Message
+	// ThenFinish is set by PublishThenFinish: the response the core sends
+	// once the batch is published. The plugin expects no Published event.
+	ThenFinish *entrypoint.Finish
 }
 
 // SubscribeAction is entrypoint.Conn.Subscribe.
@@ -153,6 +156,9 @@ func actionFromWire(r *pluginv1.Connect_Response) (a Action, ok bool) {
 	case *pluginv1.Connect_Response_Publish:
 		a.Kind = ActionPublish
 		a.Publish = PublishAction{BatchID: k.Publish.GetBatchId(), Messages: wire.MessagesFromWire(k.Publish.GetMessages())}
+		if r := k.Publish.GetThenRespond(); r != nil {
+			a.Publish.ThenFinish = &entrypoint.Finish{Status: int(r.GetStatus()), Headers: wire.HeadersFromWire(r.GetHeaders()), Body: r.GetBody()}
+		}
 	case *pluginv1.Connect_Response_Subscribe:
 		a.Kind = ActionSubscribe
 		a.Subscribe = SubscribeAction{QoS: k.Subscribe.GetQos(), LastID: k.Subscribe.GetLastId(), Limit: k.Subscribe.GetLimit()}

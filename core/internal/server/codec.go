@@ -42,6 +42,7 @@ const (
 	fieldConnectResponsePublish = 3 // Connect.Response.publish
 	fieldPublishBatchID         = 1 // Connect.PublishBatch.batch_id
 	fieldPublishBatchMessages   = 2 // Connect.PublishBatch.messages
+	fieldPublishBatchThen       = 3 // Connect.PublishBatch.then_respond
 	fieldPublishRequestID       = 1 // Publish.Request.batch_id
 	fieldPublishRequestInstance = 2 // Publish.Request.instance_id
 	fieldPublishRequestContext  = 3 // Publish.Request.context
@@ -147,6 +148,8 @@ type rawBatch struct {
 	id    uint64
 	parts [][]byte
 	count int
+	// then is the encoded then_respond, nil when the batch has none.
+	then []byte
 }
 
 // Single-byte tags of the message fields the rewrite swaps.
@@ -176,6 +179,15 @@ func rawPublishBatch(body []byte) (b rawBatch, ok bool, err error) {
 			b.count++
 		case num == fieldPublishBatchID && typ == protowire.VarintType:
 			b.id, _ = protowire.ConsumeVarint(body[i+n:])
+			if i > segStart {
+				b.parts = append(b.parts, body[segStart:i])
+			}
+			segStart = i + n + m
+		case num == fieldPublishBatchThen && typ == protowire.BytesType:
+			b.then, _ = protowire.ConsumeBytes(body[i+n:])
+			if b.then == nil {
+				b.then = []byte{}
+			}
 			if i > segStart {
 				b.parts = append(b.parts, body[segStart:i])
 			}

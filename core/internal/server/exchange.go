@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-gw/sluice/core/internal/flow"
+	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/httpfailure"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
@@ -167,6 +169,9 @@ type pubBatch struct {
 	id   uint64
 	msgs []*pluginv1.Message
 	raw  *rawBatch
+	// result, when set, receives the outcome instead of the entrypoint (a
+	// batch with then_respond: the core answers the client itself).
+	result chan *pluginv1.Failure
 }
 
 func (x *exchange) recvLoop() {
@@ -197,10 +202,20 @@ func (x *exchange) recvLoop() {
 			var raw *rawBatch
 			raw, resp, err = x.decodeAction(frame)
 			if raw != nil {
-				if !queue(pubBatch{id: raw.id, raw: raw}) {
-					return
+				if raw.then != nil {
+					then := &pluginv1.Connect_Respond{}
+					if err = proto.Unmarshal(raw.then, then); err == nil {
+						if !x.publishThenRespond(queue, pubBatch{id: raw.id, raw: raw}, then) {
+							return
+						}
+						continue
+					}
+				} else {
+					if !queue(pubBatch{id: raw.id, raw: raw}) {
+						return
+					}
+					continue
 				}
-				continue
 			}
 		}
 		if err != nil {
@@ -224,7 +239,14 @@ func (x *exchange) recvLoop() {
 				return
 			}
 		case *pluginv1.Connect_Response_Publish:
-			if !queue(pubBatch{id: k.Publish.GetBatchId(), msgs: k.Publish.GetMessages()}) {
+			b := pubBatch{id: k.Publish.GetBatchId(), msgs: k.Publish.GetMessages()}
+			if then := k.Publish.GetThenRespond(); then != nil {
+				if !x.publishThenRespond(queue, b, then) {
+					return
+				}
+				continue
+			}
+			if !queue(b) {
 				return
 			}
 		case *pluginv1.Connect_Response_Subscribe:
@@ -233,6 +255,45 @@ func (x *exchange) recvLoop() {
 			// A kind from a newer protocol revision: nothing to do with it.
 		}
 	}
+}
+
+// publishThenRespond publishes the entrypoint's last batch (after any
+// queued before it) and answers the client: then on success, the gateway's
+// failure response otherwise. It reports false when the exchange ended
+// first.
+func (x *exchange) publishThenRespond(queue func(pubBatch) bool, b pubBatch, then *pluginv1.Connect_Respond) bool {
+	b.result = make(chan *pluginv1.Failure, 1)
+	if !queue(b) {
+		return false
+	}
+	var f *pluginv1.Failure
+	select {
+	case f = <-b.result:
+	case <-x.ctx.Done():
+		return false
+	}
+	if f != nil {
+		status, headers, body := httpfailure.Response(x.accept, &gateway.Failure{
+			Status: int(f.GetStatus()), Key: f.GetKey(), Message: f.GetMessage(), Retriable: f.GetRetriable(),
+		}, http.StatusServiceUnavailable)
+		then = &pluginv1.Connect_Respond{Status: int32(status), Headers: wireHeaders(headers), Body: body}
+	}
+	x.responded.Store(true)
+	select {
+	case x.out <- &pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Finish{Finish: &pluginv1.Connect_Finish{Respond: then}}}:
+		return true
+	case <-x.ctx.Done():
+		return false
+	}
+}
+
+// wireHeaders converts headers to their wire list.
+func wireHeaders(h map[string][]string) []*pluginv1.Header {
+	out := make([]*pluginv1.Header, 0, len(h))
+	for name, values := range h {
+		out = append(out, &pluginv1.Header{Name: name, Values: values})
+	}
+	return out
 }
 
 // decodeAction reads one action of the entrypoint. A publish batch that no
@@ -264,6 +325,10 @@ func (x *exchange) publisher(q <-chan pubBatch) {
 			f = x.publishRaw(b.raw)
 		} else {
 			f = x.publish(b.msgs)
+		}
+		if b.result != nil {
+			b.result <- f
+			continue
 		}
 		x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Published{
 			Published: &pluginv1.Connect_Published{BatchId: b.id, Failure: f},

@@ -25,12 +25,13 @@ var codec = tunnel.Codec
 
 // Field numbers of sdk/proto/v1 the direct paths read or write.
 const (
-	fieldSubscribeResponseBatch = 2 // Subscribe.Response.batch
-	fieldBatchMessages          = 1 // Subscribe.Batch.messages, Connect.Deliver.messages
-	fieldConnectRequestDeliver  = 3 // Connect.Request.deliver
-	fieldConnectResponsePublish = 3 // Connect.Response.publish
-	fieldPublishBatchID         = 1 // Connect.PublishBatch.batch_id
-	fieldPublishBatchMessages   = 2 // Connect.PublishBatch.messages
+	fieldSubscribeResponseBatch  = 2 // Subscribe.Response.batch
+	fieldBatchMessages           = 1 // Subscribe.Batch.messages, Connect.Deliver.messages
+	fieldConnectRequestDeliver   = 3 // Connect.Request.deliver
+	fieldConnectResponsePublish  = 3 // Connect.Response.publish
+	fieldPublishBatchID          = 1 // Connect.PublishBatch.batch_id
+	fieldPublishBatchMessages    = 2 // Connect.PublishBatch.messages
+	fieldPublishBatchThenRespond = 3 // Connect.PublishBatch.then_respond
 )
 
 // maxPrefix is room for a tag of a small field number and the longest

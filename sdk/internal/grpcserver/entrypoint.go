@@ -36,12 +36,15 @@ type entrypointServer struct {
 // An error from Connect ends the call with status Unknown; a *gateway.Failure
 // also travels as a pluginv1.Failure in the status details.
 func (es *entrypointServer) Connect(stream pluginv1.Entrypoint_ConnectServer) error {
-	first, err := stream.Recv()
-	if err != nil {
+	var first rawFrame
+	if err := stream.RecvMsg(&first); err != nil {
 		return err
 	}
-	open := first.GetOpen()
-	if open == nil {
+	open, ok, err := wire.DecodeOpen(first)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "decode Open: %v", err)
+	}
+	if !ok {
 		return status.Error(codes.InvalidArgument, "the first Connect request must be Open")
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
@@ -49,7 +52,7 @@ func (es *entrypointServer) Connect(stream pluginv1.Entrypoint_ConnectServer) er
 	c := &conn{stream: stream, events: make(chan entrypoint.Event, eventBuffer)}
 	go c.readEvents(ctx)
 
-	err = es.ep.Connect(ctx, wire.OpenFromWire(open), c)
+	err = es.ep.Connect(ctx, open, c)
 
 	c.mu.Lock()
 	c.closed = true
@@ -169,6 +172,24 @@ func (c *conn) Publish(messages []*gateway.Message) (uint64, error) {
 	b = protowire.AppendTag(b, fieldPublishBatchID, protowire.VarintType)
 	b = protowire.AppendVarint(b, id)
 	return id, c.send(wrap(b, fieldConnectResponsePublish))
+}
+
+// PublishThenFinish is Publish with the success response appended as the
+// batch's then_respond field.
+func (c *conn) PublishThenFinish(messages []*gateway.Message, success entrypoint.Finish) error {
+	b, err := encodeBody(fieldPublishBatchMessages, messages)
+	if err != nil {
+		return err
+	}
+	b = protowire.AppendTag(b, fieldPublishBatchID, protowire.VarintType)
+	b = protowire.AppendVarint(b, c.batchID.Add(1))
+	respond, err := proto.Marshal(wire.RespondToWire(success.Status, success.Headers, success.Body))
+	if err != nil {
+		return err
+	}
+	b = protowire.AppendTag(b, fieldPublishBatchThenRespond, protowire.BytesType)
+	b = protowire.AppendBytes(b, respond)
+	return c.send(wrap(b, fieldConnectResponsePublish))
 }
 
 func (c *conn) Subscribe(qos, lastID string, limit int64) error {

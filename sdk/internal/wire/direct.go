@@ -13,7 +13,6 @@ import (
 
 	"github.com/sluice-gw/sluice/sdk/endpoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
-	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
 // This file encodes and decodes batches of messages straight between
@@ -640,7 +639,7 @@ func DecodePublishRequest(b []byte) (uint64, *endpoint.PublishRequest, error) {
 	var (
 		id   uint64
 		inst string
-		pctx *pluginv1.Context
+		pctx *gateway.Context
 		err  error
 	)
 	d := directDecoder{b: b}
@@ -660,11 +659,9 @@ func DecodePublishRequest(b []byte) (uint64, *endpoint.PublishRequest, error) {
 			s, e, next := d.span(at, len(b))
 			if next >= 0 {
 				if pctx == nil {
-					pctx = &pluginv1.Context{}
+					pctx = &gateway.Context{}
 				}
-				// Merge, as proto.Unmarshal merges a message field that
-				// occurs twice.
-				if err = (proto.UnmarshalOptions{Merge: true}).Unmarshal(b[s:e], pctx); err != nil {
+				if err = d.context(pctx, s, e); err != nil {
 					return -1
 				}
 			}
@@ -682,5 +679,8 @@ func DecodePublishRequest(b []byte) (uint64, *endpoint.PublishRequest, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return id, &endpoint.PublishRequest{InstanceID: inst, Context: ContextFromWire(pctx), Messages: msgs}, nil
+	if pctx == nil {
+		pctx = &gateway.Context{}
+	}
+	return id, &endpoint.PublishRequest{InstanceID: inst, Context: pctx, Messages: msgs}, nil
 }

@@ -3487,9 +3487,16 @@ func (x *Connect_Write) GetAckThrough() uint64 {
 }
 
 type Connect_PublishBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BatchId       uint64                 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	Messages      []*Message             `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	BatchId  uint64                 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	Messages []*Message             `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	// v1.1: the exchange's last action. Once the batch is published the
+	// core answers the client with this response itself; if publishing
+	// fails, it answers with the gateway's failure response (the failure's
+	// status, 503 when it has none). The entrypoint hears no Published and
+	// has nothing left to do: a POST costs one round trip to the entrypoint
+	// instead of two.
+	ThenRespond   *Connect_Respond `protobuf:"bytes,3,opt,name=then_respond,json=thenRespond,proto3" json:"then_respond,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3534,6 +3541,13 @@ func (x *Connect_PublishBatch) GetBatchId() uint64 {
 func (x *Connect_PublishBatch) GetMessages() []*Message {
 	if x != nil {
 		return x.Messages
+	}
+	return nil
+}
+
+func (x *Connect_PublishBatch) GetThenRespond() *Connect_Respond {
+	if x != nil {
+		return x.ThenRespond
 	}
 	return nil
 }
@@ -4092,7 +4106,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05Ready\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x1a>\n" +
 	"\x05Batch\x125\n" +
-	"\bmessages\x18\x01 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\"\xec\r\n" +
+	"\bmessages\x18\x01 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\"\xb3\x0e\n" +
 	"\aConnect\x1a\xbe\x03\n" +
 	"\aRequest\x124\n" +
 	"\x04open\x18\x01 \x01(\v2\x1e.sluice.plugin.v1.Connect.OpenH\x00R\x04open\x12=\n" +
@@ -4138,10 +4152,11 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06chunks\x18\x01 \x03(\fR\x06chunks\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\bR\x04text\x12\x1f\n" +
 	"\vack_through\x18\x03 \x01(\x04R\n" +
-	"ackThrough\x1a`\n" +
+	"ackThrough\x1a\xa6\x01\n" +
 	"\fPublishBatch\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x125\n" +
-	"\bmessages\x18\x02 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\x1aQ\n" +
+	"\bmessages\x18\x02 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\x12D\n" +
+	"\fthen_respond\x18\x03 \x01(\v2!.sluice.plugin.v1.Connect.RespondR\vthenRespond\x1aQ\n" +
 	"\x0eSubscribeStart\x12\x10\n" +
 	"\x03qos\x18\x01 \x01(\tR\x03qos\x12\x17\n" +
 	"\alast_id\x18\x02 \x01(\tR\x06lastId\x12\x14\n" +
@@ -4358,42 +4373,43 @@ var file_plugin_proto_depIdxs = []int32{
 	63, // 51: sluice.plugin.v1.Connect.Response.finish:type_name -> sluice.plugin.v1.Connect.Finish
 	4,  // 52: sluice.plugin.v1.Connect.Respond.headers:type_name -> sluice.plugin.v1.Header
 	6,  // 53: sluice.plugin.v1.Connect.PublishBatch.messages:type_name -> sluice.plugin.v1.Message
-	59, // 54: sluice.plugin.v1.Connect.Finish.respond:type_name -> sluice.plugin.v1.Connect.Respond
-	8,  // 55: sluice.plugin.v1.OnRequest.Request.context:type_name -> sluice.plugin.v1.Context
-	66, // 56: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
-	5,  // 57: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	69, // 58: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
-	8,  // 59: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
-	6,  // 60: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
-	6,  // 61: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
-	5,  // 62: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	32, // 63: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
-	34, // 64: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
-	36, // 65: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
-	38, // 66: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
-	40, // 67: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
-	42, // 68: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
-	44, // 69: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
-	50, // 70: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
-	64, // 71: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
-	67, // 72: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
-	25, // 73: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
-	33, // 74: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
-	35, // 75: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
-	37, // 76: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
-	39, // 77: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
-	41, // 78: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
-	43, // 79: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
-	47, // 80: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
-	58, // 81: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
-	65, // 82: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
-	68, // 83: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
-	25, // 84: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
-	74, // [74:85] is the sub-list for method output_type
-	63, // [63:74] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	59, // 54: sluice.plugin.v1.Connect.PublishBatch.then_respond:type_name -> sluice.plugin.v1.Connect.Respond
+	59, // 55: sluice.plugin.v1.Connect.Finish.respond:type_name -> sluice.plugin.v1.Connect.Respond
+	8,  // 56: sluice.plugin.v1.OnRequest.Request.context:type_name -> sluice.plugin.v1.Context
+	66, // 57: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
+	5,  // 58: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	69, // 59: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
+	8,  // 60: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
+	6,  // 61: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
+	6,  // 62: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
+	5,  // 63: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	32, // 64: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
+	34, // 65: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
+	36, // 66: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
+	38, // 67: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
+	40, // 68: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
+	42, // 69: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
+	44, // 70: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
+	50, // 71: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
+	64, // 72: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
+	67, // 73: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
+	25, // 74: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
+	33, // 75: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
+	35, // 76: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
+	37, // 77: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
+	39, // 78: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
+	41, // 79: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
+	43, // 80: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
+	47, // 81: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
+	58, // 82: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
+	65, // 83: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
+	68, // 84: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
+	25, // 85: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
+	75, // [75:86] is the sub-list for method output_type
+	64, // [64:75] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
