@@ -5,6 +5,7 @@ import (
 
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/experimental"
 
 	"github.com/sluice-gw/sluice/sdk/internal/grpcserver"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
@@ -104,5 +105,6 @@ func GRPCDialOptions() []grpc.DialOption {
 		grpc.WithInitialConnWindowSize(grpcserver.ConnWindowSize),
 		grpc.WithWriteBufferSize(grpcserver.BufferSize),
 		grpc.WithReadBufferSize(grpcserver.BufferSize),
+		experimental.WithBufferPool(tunnel.BufferPool),
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // registers the codec Codec wraps
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 )
 
 // RawFrame receives one message in wire form: the hot paths decode it
@@ -41,6 +42,20 @@ func (c passThrough) Marshal(v any) (mem.BufferSlice, error) {
 	case *RawBytes:
 		return mem.BufferSlice{mem.SliceBuffer(*m)}, nil
 	}
+	// The standard codec marshals into gRPC's default pool, which hands out
+	// a 1 MiB buffer for anything past 32 KiB and zeroes it first;
+	// BufferPool's buffers fit and are not cleared.
+	if m, ok := v.(proto.Message); ok {
+		size := proto.Size(m)
+		buf := BufferPool.Get(size)
+		out, err := proto.MarshalOptions{}.MarshalAppend((*buf)[:0], m)
+		if err != nil {
+			BufferPool.Put(buf)
+			return nil, err
+		}
+		*buf = out
+		return mem.BufferSlice{mem.NewBuffer(buf, BufferPool)}, nil
+	}
 	return c.proto.Marshal(v)
 }
 
@@ -66,6 +81,14 @@ func marshalParts(v any) ([][]byte, int, error) {
 		return *m, n, nil
 	case *RawBytes:
 		return [][]byte{*m}, len(*m), nil
+	}
+	if m, ok := v.(proto.Message); ok {
+		// One allocation of the exact size: the writer keeps it until sent.
+		b, err := proto.MarshalOptions{}.MarshalAppend(make([]byte, 0, proto.Size(m)), m)
+		if err != nil {
+			return nil, 0, err
+		}
+		return [][]byte{b}, len(b), nil
 	}
 	bs, err := Codec.Marshal(v)
 	if err != nil {

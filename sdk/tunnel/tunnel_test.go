@@ -358,3 +358,16 @@ func TestFrameEncodingMatchesGeneratedCode(t *testing.T) {
 		t.Fatal("a truncated batch decoded without error")
 	}
 }
+
+func TestBufferPoolTiers(t *testing.T) {
+	cases := []struct{ n, wantCap int }{
+		{1, 256}, {256, 256}, {257, 512}, {100 << 10, 128 << 10}, {1 << 20, 1 << 20}, {4 << 20, 4 << 20}, {4<<20 + 1, 4<<20 + 1},
+	}
+	for _, tc := range cases {
+		b := BufferPool.Get(tc.n)
+		if len(*b) != tc.n || cap(*b) != tc.wantCap {
+			t.Errorf("Get(%d): len %d cap %d, want len %d cap %d", tc.n, len(*b), cap(*b), tc.n, tc.wantCap)
+		}
+		BufferPool.Put(b)
+	}
+}

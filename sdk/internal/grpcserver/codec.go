@@ -32,6 +32,10 @@ const (
 	fieldPublishBatchID          = 1 // Connect.PublishBatch.batch_id
 	fieldPublishBatchMessages    = 2 // Connect.PublishBatch.messages
 	fieldPublishBatchThenRespond = 3 // Connect.PublishBatch.then_respond
+	fieldConnectResponseWrite    = 2 // Connect.Response.write
+	fieldWriteChunks             = 1 // Connect.Write.chunks
+	fieldWriteText               = 2 // Connect.Write.text
+	fieldWriteAckThrough         = 3 // Connect.Write.ack_through
 )
 
 // maxPrefix is room for a tag of a small field number and the longest

@@ -154,10 +154,35 @@ func (c *conn) Respond(status int, headers gateway.Headers, body []byte) error {
 	}})
 }
 
+// Write encodes the Connect.Response directly (encodeWrite).
 func (c *conn) Write(chunks [][]byte, text bool, ackThrough uint64) error {
-	return c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Write{
-		Write: &pluginv1.Connect_Write{Chunks: chunks, Text: text, AckThrough: ackThrough},
-	}})
+	return c.send(encodeWrite(chunks, text, ackThrough))
+}
+
+// encodeWrite encodes a Connect.Response holding a Write, copying the chunks
+// once into a buffer of the exact size: callers reuse their chunk buffers as
+// soon as Write returns, and the generated code's marshalling went through
+// a zeroed 1 MiB pool buffer for every SSE batch.
+func encodeWrite(chunks [][]byte, text bool, ackThrough uint64) *rawMessage {
+	n := 0
+	for _, ch := range chunks {
+		n += protowire.SizeTag(fieldWriteChunks) + protowire.SizeBytes(len(ch))
+	}
+	n += 2 + protowire.SizeTag(fieldWriteAckThrough) + protowire.SizeVarint(ackThrough)
+	b := make([]byte, maxPrefix, maxPrefix+n)
+	for _, ch := range chunks {
+		b = protowire.AppendTag(b, fieldWriteChunks, protowire.BytesType)
+		b = protowire.AppendBytes(b, ch)
+	}
+	if text {
+		b = protowire.AppendTag(b, fieldWriteText, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+	}
+	if ackThrough > 0 {
+		b = protowire.AppendTag(b, fieldWriteAckThrough, protowire.VarintType)
+		b = protowire.AppendVarint(b, ackThrough)
+	}
+	return wrap(b, fieldConnectResponseWrite)
 }
 
 // Publish encodes the batch straight from the messages

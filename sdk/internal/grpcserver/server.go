@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/status"
 
 	"github.com/sluice-gw/sluice/sdk/endpoint"
@@ -154,6 +155,7 @@ func ServerOptions(maxMessageSize int) []grpc.ServerOption {
 		grpc.InitialConnWindowSize(ConnWindowSize),
 		grpc.WriteBufferSize(BufferSize),
 		grpc.ReadBufferSize(BufferSize),
+		experimental.BufferPool(tunnel.BufferPool),
 	}
 }
 
