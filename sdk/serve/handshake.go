@@ -47,6 +47,9 @@ type Clients struct {
 	Entrypoint pluginv1.EntrypointClient
 	// Policy is served by policy plugins.
 	Policy pluginv1.PolicyClient
+	// Features are the protocol features the plugin announced in its
+	// metadata (GetMetadata.Response.features).
+	Features []string
 }
 
 // ClientPlugin is the go-plugin plugin the core dispenses; Dispense returns

@@ -400,6 +400,7 @@ func (p *Plugin) handshake(ctx context.Context, proc *process) (*pluginv1.GetMet
 	}
 	// A plugin built with an sdk older than the tunnel is still served, one
 	// HTTP/2 stream per call.
+	clients.Features = meta.GetFeatures()
 	if slices.Contains(meta.GetFeatures(), tunnel.Feature) {
 		proc.tunnel = clients.UseTunnel()
 	}

@@ -47,6 +47,7 @@ const (
 	fieldPublishRequestInstance = 2 // Publish.Request.instance_id
 	fieldPublishRequestContext  = 3 // Publish.Request.context
 	fieldPublishRequestMessages = 4 // Publish.Request.messages
+	fieldPublishRequestSame     = 5 // Publish.Request.same_context
 
 	fieldConnectRequestOpen = 1 // Connect.Request.open
 	fieldOpenInstance       = 1 // Connect.Open.instance_id
@@ -209,6 +210,20 @@ func rawPublishBatch(body []byte) (b rawBatch, ok bool, err error) {
 type publishRequest struct {
 	typed *pluginv1.Publish_Request
 	raw   rawMessage // raw[0] is the batch id field, set by setID
+}
+
+// dropContext turns the request into one flagged same_context: the
+// context it carried is the one the call already has.
+func (r *publishRequest) dropContext(instance string) {
+	if r.typed != nil {
+		r.typed.Context = nil
+		r.typed.SameContext = true
+		return
+	}
+	h := protowire.AppendTag(nil, fieldPublishRequestInstance, protowire.BytesType)
+	h = protowire.AppendString(h, instance)
+	h = protowire.AppendTag(h, fieldPublishRequestSame, protowire.VarintType)
+	r.raw[1] = protowire.AppendVarint(h, 1)
 }
 
 func (r *publishRequest) setID(id uint64) {

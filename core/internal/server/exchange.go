@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/gateway"
 	"github.com/sluice-gw/sluice/sdk/httpfailure"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
 // Buffer sizes of an exchange. Small on purpose: they only smooth bursts;
@@ -66,6 +68,11 @@ type exchange struct {
 	// pubHead is the encoded instance id and context of this exchange's
 	// publish requests, made by the publisher on its first raw batch.
 	pubHead []byte
+	// published counts the batches sent; ownPub is the exchange's own
+	// Publish call, used from the second batch on (callPublish). Both are
+	// the publisher goroutine's alone.
+	published int
+	ownPub    *ownPublish
 
 	mu       sync.Mutex
 	sub      *subscription
@@ -388,8 +395,22 @@ func (x *exchange) publishRaw(b *rawBatch) *pluginv1.Failure {
 
 // callPublish sends one batch of n messages on the endpoint's shared
 // Publish stream and waits for its result.
+//
+// An exchange's first batch goes on the endpoint's shared stream: a POST
+// publishes once, and opening a call of its own would cost two more
+// frames. Later batches (a WebSocket publisher) go on the exchange's own
+// Publish call, where the context is sent once and then referred to.
 func (x *exchange) callPublish(ep *EndpointInstance, req *publishRequest, n int) *pluginv1.Failure {
-	resp, f := x.s.publishMux(ep.Plugin).Call(x.ctx, req)
+	var (
+		resp *pluginv1.Publish_Response
+		f    *pluginv1.Failure
+	)
+	if x.published > 0 {
+		resp, f = x.callOwnPublish(ep, req)
+	} else {
+		resp, f = x.s.publishMux(ep.Plugin).Call(x.ctx, req)
+	}
+	x.published++
 	if f != nil {
 		return f
 	}
@@ -765,3 +786,64 @@ func joinQuoted(ss []string) string {
 	}
 	return out
 }
+
+// ownPublish is an exchange's own Publish call on the endpoint plugin.
+type ownPublish struct {
+	clients *serve.Clients
+	stream  pluginv1.Endpoint_PublishClient
+	// sentContext is set once a request on this call carried the context.
+	sentContext bool
+	nextID      uint64
+}
+
+// callOwnPublish sends one batch on the exchange's own Publish call and
+// waits for its result. The call is opened on first use and again after the
+// plugin was restarted; its first request carries the context, the others
+// are flagged same_context. A plugin without the "same-context" feature
+// gets every batch on the shared stream instead.
+func (x *exchange) callOwnPublish(ep *EndpointInstance, req *publishRequest) (*pluginv1.Publish_Response, *pluginv1.Failure) {
+	name := ep.Plugin.Name()
+	clients, err := ep.Plugin.Clients()
+	if err != nil || clients == nil {
+		return nil, flow.Unavailable(name)
+	}
+	if !slices.Contains(clients.Features, grpcserverFeatureSameContext) {
+		return x.s.publishMux(ep.Plugin).Call(x.ctx, req)
+	}
+	own := x.ownPub
+	if own == nil || own.clients != clients {
+		stream, err := clients.Endpoint.Publish(x.ctx, withCodec)
+		if err != nil {
+			return nil, flow.TransportFailure(name, err)
+		}
+		own = &ownPublish{clients: clients, stream: stream}
+		x.ownPub = own
+	}
+	if own.sentContext {
+		req.dropContext(ep.InstanceID)
+	}
+	own.nextID++
+	req.setID(own.nextID)
+	err = publishStream{own.stream}.Send(req)
+	var resp pluginv1.Publish_Response
+	if err == nil {
+		err = own.stream.RecvMsg(&resp)
+	}
+	if err != nil {
+		// Whatever broke, the next batch starts a new call.
+		x.ownPub = nil
+		return nil, flow.TransportFailure(name, err)
+	}
+	own.sentContext = true
+	if resp.GetBatchId() != own.nextID {
+		x.ownPub = nil
+		return nil, flow.TransportFailure(name, errOutOfOrder)
+	}
+	return &resp, nil
+}
+
+// grpcserverFeatureSameContext is the feature of plugins that read
+// Publish.Request.same_context.
+const grpcserverFeatureSameContext = "same-context"
+
+var errOutOfOrder = errors.New("publish result for another batch")

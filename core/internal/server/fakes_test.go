@@ -27,6 +27,7 @@ type fakePlugin struct {
 	name     string
 	register func(*grpc.Server)
 	opts     []grpc.ServerOption
+	features []string
 
 	mu       sync.Mutex
 	clients  *serve.Clients
@@ -37,7 +38,14 @@ type fakePlugin struct {
 
 func startFakePlugin(t *testing.T, name string, register func(*grpc.Server), opts ...grpc.ServerOption) *fakePlugin {
 	t.Helper()
-	p := &fakePlugin{name: name, register: register, opts: opts}
+	return startFakePluginWith(t, name, nil, register, opts...)
+}
+
+// startFakePluginWith is startFakePlugin for a plugin announcing protocol
+// features.
+func startFakePluginWith(t *testing.T, name string, features []string, register func(*grpc.Server), opts ...grpc.ServerOption) *fakePlugin {
+	t.Helper()
+	p := &fakePlugin{name: name, register: register, opts: opts, features: features}
 	p.clients = p.launch(t)
 	t.Cleanup(func() {
 		p.mu.Lock()
@@ -69,7 +77,9 @@ func (p *fakePlugin) launch(t *testing.T) *serve.Clients {
 	p.mu.Lock()
 	p.stops = append(p.stops, func() { _ = conn.Close(); gs.Stop() })
 	p.mu.Unlock()
-	return serve.NewClients(conn)
+	c := serve.NewClients(conn)
+	c.Features = p.features
+	return c
 }
 
 // restart replaces the process, as the supervisor does after a crash.

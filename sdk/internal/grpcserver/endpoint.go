@@ -36,15 +36,22 @@ func (es *endpointServer) Publish(stream pluginv1.Endpoint_PublishServer) error 
 		id  uint64
 		req *endpoint.PublishRequest
 	}
+	// last is the context of the call's previous request, which a request
+	// flagged same_context shares. Requests are decoded in order, here.
+	var last *gateway.Context
 	recv := func() (*batch, error) {
 		var frame rawFrame
 		if err := stream.RecvMsg(&frame); err != nil {
 			return nil, err
 		}
-		id, req, err := wire.DecodePublishRequest(frame)
+		id, req, same, err := wire.DecodePublishRequest(frame)
 		if err != nil {
 			return nil, status.Errorf(codes.Internal, "cannot decode a publish batch: %v", err)
 		}
+		if same && last != nil {
+			req.Context = last
+		}
+		last = req.Context
 		return &batch{id: id, req: req}, nil
 	}
 	return serveBatches(stream.Context(), recv, stream.Send, func(ctx context.Context, b *batch) *pluginv1.Publish_Response {

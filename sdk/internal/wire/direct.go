@@ -630,17 +630,18 @@ const (
 	fPublishInstanceID = 2
 	fPublishContext    = 3
 	fPublishMessages   = 4
+	fPublishSame       = 5
 )
 
 // DecodePublishRequest decodes an encoded Publish.Request straight into the
 // batch id and the endpoint's request, as proto.Unmarshal and
-// PublishRequestFromWire would, messages as DecodeMessages does.
-func DecodePublishRequest(b []byte) (uint64, *endpoint.PublishRequest, error) {
+// PublishRequestFromWire would, messages as DecodeMessages does. same
+// reports the same_context flag: the caller then sets the context of the
+// call's previous request.
+func DecodePublishRequest(b []byte) (id uint64, req *endpoint.PublishRequest, same bool, err error) {
 	var (
-		id   uint64
 		inst string
 		pctx *gateway.Context
-		err  error
 	)
 	d := directDecoder{b: b}
 	ferr := d.fields(0, len(b), func(num protowire.Number, typ protowire.Type, at int) int {
@@ -648,6 +649,10 @@ func DecodePublishRequest(b []byte) (uint64, *endpoint.PublishRequest, error) {
 		case num == fPublishBatchID && typ == protowire.VarintType:
 			v, next := d.varint(at, len(b))
 			id = v
+			return next
+		case num == fPublishSame && typ == protowire.VarintType:
+			v, next := d.varint(at, len(b))
+			same = protowire.DecodeBool(v)
 			return next
 		case num == fPublishInstanceID && typ == protowire.BytesType:
 			s, e, next := d.span(at, len(b))
@@ -670,17 +675,17 @@ func DecodePublishRequest(b []byte) (uint64, *endpoint.PublishRequest, error) {
 		return skip
 	})
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	if ferr != nil {
-		return 0, nil, ferr
+		return 0, nil, false, ferr
 	}
 	msgs, err := DecodeMessages(b, fPublishMessages)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, false, err
 	}
 	if pctx == nil {
 		pctx = &gateway.Context{}
 	}
-	return id, &endpoint.PublishRequest{InstanceID: inst, Context: pctx, Messages: msgs}, nil
+	return id, &endpoint.PublishRequest{InstanceID: inst, Context: pctx, Messages: msgs}, same, nil
 }

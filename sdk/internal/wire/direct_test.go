@@ -338,7 +338,7 @@ func TestDecodePublishRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, got, err := DecodePublishRequest(b)
+			id, got, _, err := DecodePublishRequest(b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -351,7 +351,7 @@ func TestDecodePublishRequest(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := DecodePublishRequest([]byte{0x1a, 3, 0x0a}); err == nil {
+	if _, _, _, err := DecodePublishRequest([]byte{0x1a, 3, 0x0a}); err == nil {
 		t.Fatal("a truncated context decoded without error")
 	}
 }

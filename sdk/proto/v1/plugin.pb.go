@@ -2207,11 +2207,16 @@ func (*Drain_Response) Descriptor() ([]byte, []int) {
 }
 
 type Publish_Request struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	BatchId       uint64                 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
-	InstanceId    string                 `protobuf:"bytes,2,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Context       *Context               `protobuf:"bytes,3,opt,name=context,proto3" json:"context,omitempty"`
-	Messages      []*Message             `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	BatchId    uint64                 `protobuf:"varint,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	InstanceId string                 `protobuf:"bytes,2,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Context    *Context               `protobuf:"bytes,3,opt,name=context,proto3" json:"context,omitempty"`
+	Messages   []*Message             `protobuf:"bytes,4,rep,name=messages,proto3" json:"messages,omitempty"`
+	// v1.1 ("same-context" feature): the request carries no context; it is
+	// the one of the previous request on this call. The core publishes an
+	// exchange's later batches on a call of their own and sends its context
+	// once, instead of with every batch.
+	SameContext   bool `protobuf:"varint,5,opt,name=same_context,json=sameContext,proto3" json:"same_context,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2272,6 +2277,13 @@ func (x *Publish_Request) GetMessages() []*Message {
 		return x.Messages
 	}
 	return nil
+}
+
+func (x *Publish_Request) GetSameContext() bool {
+	if x != nil {
+		return x.SameContext
+	}
+	return false
 }
 
 type Publish_Response struct {
@@ -4072,14 +4084,15 @@ const file_plugin_proto_rawDesc = "" +
 	"\vdeadline_ms\x18\x01 \x01(\x03R\n" +
 	"deadlineMs\x1a\n" +
 	"\n" +
-	"\bResponse\"\x99\x02\n" +
-	"\aPublish\x1a\xb1\x01\n" +
+	"\bResponse\"\xbc\x02\n" +
+	"\aPublish\x1a\xd4\x01\n" +
 	"\aRequest\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x12\x1f\n" +
 	"\vinstance_id\x18\x02 \x01(\tR\n" +
 	"instanceId\x123\n" +
 	"\acontext\x18\x03 \x01(\v2\x19.sluice.plugin.v1.ContextR\acontext\x125\n" +
-	"\bmessages\x18\x04 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\x1aZ\n" +
+	"\bmessages\x18\x04 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\x12!\n" +
+	"\fsame_context\x18\x05 \x01(\bR\vsameContext\x1aZ\n" +
 	"\bResponse\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x123\n" +
 	"\afailure\x18\x02 \x01(\v2\x19.sluice.plugin.v1.FailureR\afailure\"\xfb\x04\n" +
