@@ -5,6 +5,7 @@ import (
 
 	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/instances"
 )
 
 // connectPost publishes the request body as one message (content = body,
@@ -22,7 +23,7 @@ func (p *Plugin) connectPost(ctx context.Context, cfg *postConfig, req *gateway.
 	}
 	batch, err := conn.Publish([]*gateway.Message{msg})
 	if err != nil {
-		return quiet(ctx, err)
+		return instances.Quiet(ctx, err)
 	}
 	events := conn.Events()
 	for {
@@ -39,16 +40,16 @@ func (p *Plugin) connectPost(ctx context.Context, cfg *postConfig, req *gateway.
 					continue
 				}
 				if ev.Failure != nil {
-					return quiet(ctx, conn.Finish(failureFinish(req, ev.Failure, 503)))
+					return instances.Quiet(ctx, conn.Finish(failureFinish(req, ev.Failure, 503)))
 				}
-				return quiet(ctx, conn.Finish(entrypoint.Finish{Status: 202}))
+				return instances.Quiet(ctx, conn.Finish(entrypoint.Finish{Status: 202}))
 			case entrypoint.EndpointFailure:
-				return quiet(ctx, conn.Finish(failureFinish(req, ev.Failure, 503)))
+				return instances.Quiet(ctx, conn.Finish(failureFinish(req, ev.Failure, 503)))
 			case entrypoint.End:
 				if ev.ClientGone {
 					return nil
 				}
-				return quiet(ctx, conn.Finish(failureFinish(req, &gateway.Failure{
+				return instances.Quiet(ctx, conn.Finish(failureFinish(req, &gateway.Failure{
 					Status: 503, Message: "The endpoint stopped before accepting the message", Retriable: true,
 				}, 503)))
 			}

@@ -28,6 +28,8 @@ type Decoder struct {
 	path   []string
 	diags  lifecycle.Diagnostics
 	noun   string
+	// nounSet says the noun was chosen by Noun; nested blocks keep it.
+	nounSet bool
 }
 
 // DecoderOption changes how a Decoder words its diagnostics.
@@ -36,7 +38,10 @@ type DecoderOption func(*Decoder)
 // Noun sets what an unknown field is called in "unsupported <noun> "x"".
 // The default is "attribute" for a schema without blocks and "attribute or
 // block" for one with blocks.
-func Noun(noun string) DecoderOption { return func(d *Decoder) { d.noun = noun } }
+// Nested decoders (Block, List) keep it.
+func Noun(noun string) DecoderOption {
+	return func(d *Decoder) { d.noun, d.nounSet = noun, true }
+}
 
 // NewDecoder parses data (a JSON object, or empty or null for a block with
 // no values) and reports every field that s does not declare.
@@ -59,7 +64,12 @@ func (d *Decoder) init(data []byte, s schema.Schema, opts []DecoderOption) {
 		return
 	}
 	if err := json.Unmarshal(data, &d.fields); err != nil {
-		d.diags.Errorf(d.path, "configuration is not a JSON object: %v", err)
+		if len(d.path) > 0 {
+			// A nested block: name the value, as for any attribute.
+			d.diags.Errorf(d.path, "invalid value %s: %s", data, TypeProblem(err))
+		} else {
+			d.diags.Errorf(d.path, "configuration is not a JSON object: %v", err)
+		}
 		return
 	}
 	var known []string
@@ -193,7 +203,7 @@ func (d *Decoder) Block(name string, s schema.Schema, opts ...DecoderOption) *De
 		return nil
 	}
 	sub := &Decoder{path: d.At(name)}
-	sub.init(v, s, opts)
+	sub.init(v, s, d.inherit(opts))
 	return sub
 }
 
@@ -216,9 +226,17 @@ func (d *Decoder) List(name string, s schema.Schema, opts ...DecoderOption) []*D
 	subs := make([]*Decoder, len(elems))
 	for i, e := range elems {
 		subs[i] = &Decoder{path: append(d.At(name), strconv.Itoa(i))}
-		subs[i].init(e, s, opts)
+		subs[i].init(e, s, d.inherit(opts))
 	}
 	return subs
+}
+
+// inherit puts d's chosen noun before a nested decoder's own options.
+func (d *Decoder) inherit(opts []DecoderOption) []DecoderOption {
+	if !d.nounSet {
+		return opts
+	}
+	return append([]DecoderOption{Noun(d.noun)}, opts...)
 }
 
 // Merge adds sub's diagnostics to d's; a nil sub adds nothing.
