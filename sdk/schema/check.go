@@ -45,7 +45,9 @@ func (c *checker) add(path []string, detail, format string, args ...any) {
 
 func at(path []string, name string) []string { return append(slices.Clone(path), name) }
 
-func isNull(v json.RawMessage) bool { return v == nil || bytes.Equal(bytes.TrimSpace(v), []byte("null")) }
+func isNull(v json.RawMessage) bool {
+	return v == nil || bytes.Equal(bytes.TrimSpace(v), []byte("null"))
+}
 
 func (c *checker) object(path []string, data []byte, s Schema) {
 	var fields map[string]json.RawMessage
