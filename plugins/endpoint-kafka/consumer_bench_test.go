@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/sluice-gw/sluice/sdk/endpoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -116,15 +117,12 @@ func BenchmarkConsume(b *testing.B) {
 }
 
 func configureDirect(b *testing.B, k *Kafka, addrs string) {
-	cfg, err := decodeConfig([]byte(`{"bootstrap_servers":"` + addrs + `","consumer":{"enabled":true,"topics":["bench"],"auto_offset_reset":"earliest"}}`))
-	if err != nil {
+	var resp lifecycle.ConfigureResponse
+	k.Configure(context.Background(), &lifecycle.ConfigureRequest{InstanceID: "i", APIID: "api", Type: "kafka",
+		ConfigJSON: []byte(`{"bootstrap_servers":"` + addrs + `","consumer":{"enabled":true,"topics":["bench"],"auto_offset_reset":"earliest"}}`)}, &resp)
+	if err := resp.Diagnostics.Err(); err != nil {
 		b.Fatal(err)
 	}
-	inst, err := newInstance("i", "api", cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	k.instances["i"] = inst
 }
 
 type rawHandler struct {

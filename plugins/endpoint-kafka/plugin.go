@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-gw/sluice/sdk/endpoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 )
 
@@ -39,8 +40,7 @@ type logger interface {
 type Kafka struct {
 	log logger
 
-	mu        sync.RWMutex
-	instances map[string]*instance
+	*instances.Registry[*instance]
 
 	producers *producerCache
 	sessions  *sessionCache
@@ -62,9 +62,8 @@ type Kafka struct {
 
 // NewKafka returns a plugin that logs through log.
 func NewKafka(log logger) *Kafka {
-	return &Kafka{
+	k := &Kafka{
 		log:       log,
-		instances: map[string]*instance{},
 		producers: newProducerCache(),
 		sessions:  newSessionCache(),
 		subs:      map[*poll]struct{}{},
@@ -74,6 +73,27 @@ func NewKafka(log logger) *Kafka {
 
 		connectionWatchdog: defaultConnectionWatchdog,
 	}
+	k.Registry = instances.New(instances.Options[*instance]{
+		Types:  []string{"kafka"},
+		Decode: decodeInstance,
+		Start: func(b instances.Block, v *instance) (*instance, error) {
+			return newInstance(b.InstanceID, b.APIID, v.cfg)
+		},
+		// Running subscriptions of a replaced instance keep the
+		// configuration they started with, but no poll may reuse a
+		// consumer of the old one.
+		Replaced: func(old *instance) {
+			old.retired.Store(true)
+			k.sessions.closeInstance(old)
+		},
+		// A removed instance ends its subscriptions and kept consumers
+		// (they commit what was delivered and leave their groups).
+		Removed: func(old *instance) {
+			old.cancel()
+			k.sessions.closeInstance(old)
+		},
+	})
+	return k
 }
 
 // instance is one configured API instance.
@@ -113,51 +133,20 @@ func (k *Kafka) Metadata() lifecycle.Metadata {
 	}
 }
 
-// Validate checks one kafka block without side effects.
-func (k *Kafka) Validate(_ context.Context, req *lifecycle.ValidateRequest, resp *lifecycle.ValidateResponse) {
-	if req.Type != "kafka" {
-		resp.Diagnostics.Errorf(nil, "unknown endpoint type %q (this plugin provides \"kafka\")", req.Type)
-		return
-	}
-	cfg, err := decodeConfig(req.ConfigJSON)
+// decodeInstance checks one kafka block without side effects; the instance
+// it returns holds only the configuration until Start compiles it.
+func decodeInstance(b instances.Block) (*instance, lifecycle.Diagnostics) {
+	var diags lifecycle.Diagnostics
+	cfg, err := decodeConfig(b.ConfigJSON)
 	if err != nil {
-		resp.Diagnostics.Errorf(nil, "configuration is not valid JSON for type kafka: %v", err)
-		return
+		diags.Errorf(nil, "configuration is not valid JSON for type kafka: %v", err)
+		return nil, diags
 	}
-	resp.Diagnostics = append(resp.Diagnostics, cfg.validate()...)
-}
-
-// Configure creates or replaces an instance. Subscriptions of a replaced
-// instance keep running with the configuration they started with.
-func (k *Kafka) Configure(_ context.Context, req *lifecycle.ConfigureRequest, resp *lifecycle.ConfigureResponse) {
-	if req.Type != "kafka" {
-		resp.Diagnostics.Errorf(nil, "unknown endpoint type %q (this plugin provides \"kafka\")", req.Type)
-		return
+	diags = cfg.validate()
+	if diags.HasErrors() {
+		return nil, diags
 	}
-	cfg, err := decodeConfig(req.ConfigJSON)
-	if err != nil {
-		resp.Diagnostics.Errorf(nil, "configuration is not valid JSON for type kafka: %v", err)
-		return
-	}
-	resp.Diagnostics = append(resp.Diagnostics, cfg.validate()...)
-	if resp.Diagnostics.HasErrors() {
-		return
-	}
-	inst, err := newInstance(req.InstanceID, req.APIID, cfg)
-	if err != nil {
-		resp.Diagnostics.Errorf(nil, "%v", err)
-		return
-	}
-	k.mu.Lock()
-	old := k.instances[req.InstanceID]
-	k.instances[req.InstanceID] = inst
-	k.mu.Unlock()
-	if old != nil {
-		// Running subscriptions keep their configuration, but no poll may
-		// reuse a consumer of the old one.
-		old.retired.Store(true)
-		k.sessions.closeInstance(old)
-	}
+	return &instance{cfg: cfg}, diags
 }
 
 func newInstance(id, apiID string, cfg *Config) (*instance, error) {
@@ -175,19 +164,6 @@ func newInstance(id, apiID string, cfg *Config) (*instance, error) {
 	}
 	inst.ctx, inst.cancel = context.WithCancel(context.Background())
 	return inst, nil
-}
-
-// Unconfigure removes an instance and ends its subscriptions and kept
-// consumers (they commit what was delivered and leave their groups).
-func (k *Kafka) Unconfigure(_ context.Context, instanceID string) {
-	k.mu.Lock()
-	inst := k.instances[instanceID]
-	delete(k.instances, instanceID)
-	k.mu.Unlock()
-	if inst != nil {
-		inst.cancel()
-		k.sessions.closeInstance(inst)
-	}
 }
 
 // Drain ends every subscription and kept consumer (committing delivered
@@ -220,10 +196,8 @@ func (k *Kafka) Drain(ctx context.Context) error {
 
 // instance returns a configured instance, or the failure for an unknown id.
 func (k *Kafka) instance(id string) (*instance, error) {
-	k.mu.RLock()
-	inst := k.instances[id]
-	k.mu.RUnlock()
-	if inst == nil {
+	inst, ok := k.Get(id)
+	if !ok {
 		return nil, &gateway.Failure{Status: 500, Key: keyEndpointUnknownError, Message: fmt.Sprintf("kafka endpoint instance %q is not configured", id), Retriable: true}
 	}
 	return inst, nil

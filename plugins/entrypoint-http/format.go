@@ -2,14 +2,16 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/sluice-gw/sluice/sdk/gateway"
 	"github.com/sluice-gw/sluice/sdk/httpfailure"
+	"github.com/sluice-gw/sluice/sdk/javafmt"
 )
 
 // Media types HTTP GET can answer with.
@@ -91,7 +93,7 @@ func (f pageFormat) appendJSONItem(b []byte, m *gateway.Message, content string)
 	b = httpfailure.AppendJSONString(b, content)
 	if f.headersInPayload {
 		b = append(b, `,"headers":{`...)
-		for i, name := range sortedKeys(m.Headers) {
+		for i, name := range slices.Sorted(maps.Keys(m.Headers)) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -156,15 +158,15 @@ func (f pageFormat) appendXMLItem(b []byte, tag string, m *gateway.Message, cont
 	b = append(b, "]]></content>"...)
 	if f.headersInPayload {
 		b = append(b, "<headers>"...)
-		for _, name := range sortedKeys(m.Headers) {
+		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
 			b = appendXMLElement(b, name, strings.Join(m.Headers[name], ","))
 		}
 		b = append(b, "</headers>"...)
 	}
 	if f.metadataInPayload {
 		b = append(b, "<metadata>"...)
-		for _, k := range metadataKeys(m.Metadata) {
-			b = appendXMLElement(b, k, formatValue(m.Metadata[k]))
+		for _, k := range javafmt.Keys(m.Metadata) {
+			b = appendXMLElement(b, k, javafmt.String(m.Metadata[k]))
 		}
 		b = append(b, "</metadata>"...)
 	}
@@ -254,7 +256,7 @@ func (f pageFormat) appendTextItem(b []byte, tag string, m *gateway.Message, con
 	b = append(b, '\n')
 	if f.headersInPayload {
 		b = append(b, "headers: {"...)
-		for i, name := range sortedKeys(m.Headers) {
+		for i, name := range slices.Sorted(maps.Keys(m.Headers)) {
 			if i > 0 {
 				b = append(b, ", "...)
 			}
@@ -267,13 +269,13 @@ func (f pageFormat) appendTextItem(b []byte, tag string, m *gateway.Message, con
 	}
 	if f.metadataInPayload {
 		b = append(b, "metadata: {"...)
-		for i, k := range metadataKeys(m.Metadata) {
+		for i, k := range javafmt.Keys(m.Metadata) {
 			if i > 0 {
 				b = append(b, ", "...)
 			}
 			b = append(b, k...)
 			b = append(b, '=')
-			b = append(b, formatValue(m.Metadata[k])...)
+			b = append(b, javafmt.String(m.Metadata[k])...)
 		}
 		b = append(b, "}\n"...)
 	}
@@ -350,7 +352,7 @@ func appendJSONValue(b []byte, v any, depth int) []byte {
 		return httpfailure.AppendJSONString(b, string(x))
 	case map[string]any:
 		b = append(b, '{')
-		for i, k := range metadataKeys(x) {
+		for i, k := range javafmt.Keys(x) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -388,110 +390,11 @@ func appendJSONValue(b []byte, v any, depth int) []byte {
 	return httpfailure.AppendJSONString(b, fmt.Sprint(v))
 }
 
+// appendNumber writes a JSON number as the reference does (javafmt), and
+// null for what JSON cannot hold.
 func appendNumber(b []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(b, "null"...) // JSON has no NaN or infinity
 	}
-	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
-		return strconv.AppendFloat(b, f, 'f', 0, 64)
-	}
-	return strconv.AppendFloat(b, f, 'g', -1, 64)
-}
-
-// formatValue renders a metadata value the way Java's toString would, which
-// is what the reference writes in XML and text: whole numbers as integers,
-// maps as {k=v, ...}, lists as [a, b].
-func formatValue(v any) string {
-	var b strings.Builder
-	writeJavaValue(&b, v, 0)
-	return b.String()
-}
-
-func writeJavaValue(b *strings.Builder, v any, depth int) {
-	if depth > 32 {
-		b.WriteString("...")
-		return
-	}
-	switch x := v.(type) {
-	case nil:
-		b.WriteString("null")
-	case string:
-		b.WriteString(x)
-	case bool:
-		b.WriteString(strconv.FormatBool(x))
-	case float64:
-		b.Write(appendNumber(nil, x))
-	case float32:
-		b.Write(appendNumber(nil, float64(x)))
-	case int:
-		b.WriteString(strconv.Itoa(x))
-	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
-	case []byte:
-		b.Write(x)
-	case map[string]any:
-		b.WriteByte('{')
-		for i, k := range metadataKeys(x) {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(k)
-			b.WriteByte('=')
-			writeJavaValue(b, x[k], depth+1)
-		}
-		b.WriteByte('}')
-	case []any:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeJavaValue(b, e, depth+1)
-		}
-		b.WriteByte(']')
-	default:
-		rv := reflect.ValueOf(v)
-		switch rv.Kind() {
-		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-			b.WriteString(strconv.FormatInt(rv.Int(), 10))
-		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-			b.WriteString(strconv.FormatUint(rv.Uint(), 10))
-		case reflect.Slice, reflect.Array:
-			b.WriteByte('[')
-			for i := 0; i < rv.Len(); i++ {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				writeJavaValue(b, rv.Index(i).Interface(), depth+1)
-			}
-			b.WriteByte(']')
-		default:
-			fmt.Fprint(b, v)
-		}
-	}
-}
-
-// metadataKeys orders metadata keys for output: sourceTimestamp first, as the
-// reference's fixtures show it, then the rest by name so output is stable.
-func metadataKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if (keys[i] == "sourceTimestamp") != (keys[j] == "sourceTimestamp") {
-			return keys[i] == "sourceTimestamp"
-		}
-		return keys[i] < keys[j]
-	})
-	return keys
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return javafmt.AppendNumber(b, f)
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/endpoint"
 	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/instances"
 )
 
 // Query parameters of HTTP GET.
@@ -61,7 +62,7 @@ func (p *Plugin) connectGet(ctx context.Context, cfg *getConfig, req *gateway.Re
 		c := collector{count: count, page: pg}
 		stop, err := p.collect(ctx, cfg, conn, cursor, &c)
 		if stop || err != nil {
-			return quiet(ctx, err)
+			return instances.Quiet(ctx, err)
 		}
 		if c.failure != nil && len(pg.items) == 0 && pg.err == nil {
 			return conn.Finish(failureFinish(req, c.failure, 500))
@@ -83,12 +84,12 @@ func (p *Plugin) connectGet(ctx context.Context, cfg *getConfig, req *gateway.Re
 	}
 	body := pageFormat{headersInPayload: cfg.HeadersInPayload, metadataInPayload: cfg.MetadataInPayload}.appendPage(nil, mediaType, pg)
 	if err := conn.Respond(200, gateway.Headers{"Content-Type": {mediaType}}, nil); err != nil {
-		return quiet(ctx, err)
+		return instances.Quiet(ctx, err)
 	}
 	if err := conn.Write([][]byte{body}, false, ack); err != nil {
-		return quiet(ctx, err)
+		return instances.Quiet(ctx, err)
 	}
-	return quiet(ctx, conn.Finish(entrypoint.Finish{}))
+	return instances.Quiet(ctx, conn.Finish(entrypoint.Finish{}))
 }
 
 // collector gathers one page.
@@ -131,6 +132,7 @@ func (c *collector) take(msgs []*gateway.Message) bool {
 // collect subscribes and fills c. stop means the exchange is over without a
 // response to send (the client left or the core cancelled).
 func (p *Plugin) collect(ctx context.Context, cfg *getConfig, conn entrypoint.Conn, cursor string, c *collector) (stop bool, err error) {
+	draining := p.exchanges.Draining()
 	if err := conn.Subscribe(cfg.QoS, cursor, c.count); err != nil {
 		return true, err
 	}
@@ -145,7 +147,7 @@ func (p *Plugin) collect(ctx context.Context, cfg *getConfig, conn entrypoint.Co
 		select {
 		case <-ctx.Done():
 			return true, nil
-		case <-p.draining:
+		case <-draining:
 			return false, nil
 		case <-deadline:
 			return false, nil

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
 	"github.com/sluice-gw/sluice/sdk/httpfailure"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 )
 
@@ -26,12 +26,10 @@ var (
 // Plugin provides the plain HTTP entrypoints: http-get (poll messages),
 // http-post (publish one message) and webhook (push messages to a callback).
 type Plugin struct {
-	mu        sync.RWMutex
-	instances map[string]*instance
+	*instances.Registry[*instance]
 
-	drainOnce sync.Once
-	draining  chan struct{}
-	exchanges tracker
+	// exchanges counts open exchanges, so Drain can end them and wait.
+	exchanges instances.Drain
 
 	// after makes the timer of a GET's duration limit; tests replace it to
 	// end the wait on demand.
@@ -49,8 +47,13 @@ type instance struct {
 // New returns the plugin with no instances.
 func New() *Plugin {
 	return &Plugin{
-		instances: map[string]*instance{},
-		draining:  make(chan struct{}),
+		Registry: instances.New(instances.Options[*instance]{
+			Types:    []string{typeGet, typePost, typeWebhook},
+			Decode:   func(b instances.Block) (*instance, lifecycle.Diagnostics) { return decode(b.Type, b.ConfigJSON) },
+			Start:    start,
+			Replaced: (*instance).close,
+			Removed:  (*instance).close,
+		}),
 		after: func(d time.Duration) (<-chan time.Time, func()) {
 			t := time.NewTimer(d)
 			return t.C, func() { t.Stop() }
@@ -111,8 +114,6 @@ func decode(typ string, data []byte) (*instance, lifecycle.Diagnostics) {
 		inst.post, diags = decodePost(data)
 	case typeWebhook:
 		inst.webhook, diags = decodeWebhook(data)
-	default:
-		diags.Errorf(nil, "unknown type %q: this plugin provides %s, %s and %s", typ, typeGet, typePost, typeWebhook)
 	}
 	if diags.HasErrors() {
 		return nil, diags
@@ -120,41 +121,17 @@ func decode(typ string, data []byte) (*instance, lifecycle.Diagnostics) {
 	return inst, diags
 }
 
-// Validate checks a configuration block.
-func (p *Plugin) Validate(_ context.Context, req *lifecycle.ValidateRequest, resp *lifecycle.ValidateResponse) {
-	_, resp.Diagnostics = decode(req.Type, req.ConfigJSON)
-}
-
-// Configure creates or replaces an instance.
-func (p *Plugin) Configure(_ context.Context, req *lifecycle.ConfigureRequest, resp *lifecycle.ConfigureResponse) {
-	inst, diags := decode(req.Type, req.ConfigJSON)
-	resp.Diagnostics = diags
-	if inst == nil {
-		return
-	}
+// start gives a webhook instance its HTTP client, on Configure only: a
+// validated block holds no connections.
+func start(_ instances.Block, inst *instance) (*instance, error) {
 	if inst.webhook != nil {
 		client, err := inst.webhook.newClient()
 		if err != nil {
-			resp.Diagnostics.Errorf(nil, "webhook client: %v", err)
-			return
+			return nil, fmt.Errorf("webhook client: %w", err)
 		}
 		inst.webhook.client = client
 	}
-	p.mu.Lock()
-	old := p.instances[req.InstanceID]
-	p.instances[req.InstanceID] = inst
-	p.mu.Unlock()
-	old.close()
-}
-
-// Unconfigure removes an instance; exchanges already running keep their
-// configuration until they end.
-func (p *Plugin) Unconfigure(_ context.Context, instanceID string) {
-	p.mu.Lock()
-	old := p.instances[instanceID]
-	delete(p.instances, instanceID)
-	p.mu.Unlock()
-	old.close()
+	return inst, nil
 }
 
 // close releases what an instance holds (idle webhook connections).
@@ -168,25 +145,16 @@ func (inst *instance) close() {
 // GET answers with the messages it has, a webhook stops after the message
 // it is posting, a POST finishes publishing.
 func (p *Plugin) Drain(ctx context.Context) error {
-	p.drainOnce.Do(func() { close(p.draining) })
-	select {
-	case <-p.exchanges.idle():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return p.exchanges.Wait(ctx)
 }
 
 // Connect runs one exchange of whichever type the instance is.
 func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entrypoint.Conn) error {
-	p.mu.RLock()
-	inst := p.instances[open.InstanceID]
-	p.mu.RUnlock()
-	if inst == nil {
+	inst, ok := p.Get(open.InstanceID)
+	if !ok {
 		return fmt.Errorf("entrypoint-http: instance %q is not configured", open.InstanceID)
 	}
-	p.exchanges.add()
-	defer p.exchanges.done()
+	defer p.exchanges.Open()()
 	req := &gateway.Request{}
 	if open.Context != nil && open.Context.Request != nil {
 		req = open.Context.Request
@@ -207,49 +175,4 @@ func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entryp
 func failureFinish(req *gateway.Request, f *gateway.Failure, defaultStatus int) entrypoint.Finish {
 	status, h, body := httpfailure.Response(req.Headers.Values("Accept"), f, defaultStatus)
 	return entrypoint.Finish{Status: status, Headers: h, Body: body}
-}
-
-// quiet drops errors caused by the exchange ending: the core already knows.
-func quiet(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
-// tracker counts open exchanges so Drain can wait for them.
-type tracker struct {
-	mu   sync.Mutex
-	n    int
-	zero chan struct{}
-}
-
-func (t *tracker) add() {
-	t.mu.Lock()
-	if t.n == 0 {
-		t.zero = make(chan struct{})
-	}
-	t.n++
-	t.mu.Unlock()
-}
-
-func (t *tracker) done() {
-	t.mu.Lock()
-	t.n--
-	if t.n == 0 {
-		close(t.zero)
-	}
-	t.mu.Unlock()
-}
-
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-// idle is closed when no exchange is open.
-func (t *tracker) idle() <-chan struct{} {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.n == 0 {
-		return closedChan
-	}
-	return t.zero
 }

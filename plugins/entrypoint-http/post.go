@@ -5,6 +5,7 @@ import (
 
 	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/instances"
 )
 
 // connectPost publishes the request body as one message (content = body,
@@ -21,5 +22,5 @@ func (p *Plugin) connectPost(ctx context.Context, cfg *postConfig, req *gateway.
 	if cfg.RequestHeadersToMessage {
 		msg.Headers = req.Headers.Clone()
 	}
-	return quiet(ctx, conn.PublishThenFinish([]*gateway.Message{msg}, entrypoint.Finish{Status: 202}))
+	return instances.Quiet(ctx, conn.PublishThenFinish([]*gateway.Message{msg}, entrypoint.Finish{Status: 202}))
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"testing"
 
-	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
 	"github.com/sluice-gw/sluice/sdk/plugintest"
 )

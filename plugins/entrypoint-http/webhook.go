@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
@@ -40,12 +43,13 @@ const (
 //     turned into skipping the message instead. An error message or an
 //     endpoint failure stops the subscription with that failure.
 func (p *Plugin) connectWebhook(ctx context.Context, cfg *webhookConfig, gctx *gateway.Context, conn entrypoint.Conn) error {
+	draining := p.exchanges.Draining()
 	w := &webhook{cfg: cfg, client: cfg.client}
 	if gctx != nil && gctx.Request != nil {
 		if gctx.Request.Method != "" {
 			// A client's HTTP request, routed here because the API has no
 			// other entrypoint for it: it must not start a subscription.
-			return quiet(ctx, conn.Finish(failureFinish(gctx.Request, &gateway.Failure{
+			return instances.Quiet(ctx, conn.Finish(failureFinish(gctx.Request, &gateway.Failure{
 				Status: 404, Message: "No entrypoint matches the incoming request",
 			}, 404)))
 		}
@@ -58,15 +62,15 @@ func (p *Plugin) connectWebhook(ctx context.Context, cfg *webhookConfig, gctx *g
 		}
 	}
 	if err := conn.Subscribe(cfg.QoS, "", 0); err != nil {
-		return quiet(ctx, err)
+		return instances.Quiet(ctx, err)
 	}
 	events := conn.Events()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-p.draining:
-			return quiet(ctx, conn.Finish(entrypoint.Finish{}))
+		case <-draining:
+			return instances.Quiet(ctx, conn.Finish(entrypoint.Finish{}))
 		case ev, ok := <-events:
 			if !ok {
 				return nil
@@ -76,22 +80,22 @@ func (p *Plugin) connectWebhook(ctx context.Context, cfg *webhookConfig, gctx *g
 				ack, failure := w.deliverBatch(ctx, ev.Messages)
 				if ack > 0 {
 					if err := conn.Write(nil, false, ack); err != nil {
-						return quiet(ctx, err)
+						return instances.Quiet(ctx, err)
 					}
 				}
 				if failure != nil {
 					if ctx.Err() != nil {
 						return nil
 					}
-					return quiet(ctx, conn.Finish(failureEnd(failure)))
+					return instances.Quiet(ctx, conn.Finish(failureEnd(failure)))
 				}
 			case entrypoint.EndpointFailure:
-				return quiet(ctx, conn.Finish(failureEnd(ev.Failure)))
+				return instances.Quiet(ctx, conn.Finish(failureEnd(ev.Failure)))
 			case entrypoint.End:
 				if ev.ClientGone {
 					return nil
 				}
-				return quiet(ctx, conn.Finish(entrypoint.Finish{}))
+				return instances.Quiet(ctx, conn.Finish(entrypoint.Finish{}))
 			}
 		}
 	}
@@ -241,7 +245,7 @@ func (w *webhook) post(ctx context.Context, m *gateway.Message) (int, error) {
 	if w.clientID != "" {
 		add(headerClientIdent, w.clientID)
 	}
-	for _, name := range sortedKeys(m.Headers) {
+	for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
 		if req.Header.Values(name) == nil && validHeader(name) {
 			for _, v := range m.Headers[name] {
 				if validValue(v) {

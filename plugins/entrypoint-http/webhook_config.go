@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluice-gw/sluice/sdk/endpoint"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
@@ -163,76 +164,76 @@ func decodeWebhook(data []byte) (*webhookConfig, lifecycle.Diagnostics) {
 		Retry:                  retryPolicy{MaxAttempts: 1},
 	}
 	d := newDecoder(data, webhookSchema)
-	d.qos("qos", webhookQoS, typeWebhook, &cfg.QoS)
-	if _, present := d.fields["callback_url"]; !present || string(d.fields["callback_url"]) == "null" {
-		d.diags.Errorf([]string{"callback_url"}, "callback_url is required: the http:// or https:// URL messages are POSTed to")
-	} else if d.str("callback_url", &cfg.CallbackURL) {
+	qos(d, "qos", webhookQoS, typeWebhook, &cfg.QoS)
+	if v := d.Raw("callback_url"); v == nil || string(v) == "null" {
+		d.Errorf("callback_url", "callback_url is required: the http:// or https:// URL messages are POSTed to")
+	} else if d.String("callback_url", &cfg.CallbackURL) {
 		u, err := url.Parse(cfg.CallbackURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.diags.Errorf([]string{"callback_url"}, "callback_url %q must be an absolute http:// or https:// URL", cfg.CallbackURL)
+			d.Errorf("callback_url", "callback_url %q must be an absolute http:// or https:// URL", cfg.CallbackURL)
 		}
 	}
-	d.boolean("interrupt_consumption_on_server_error", &cfg.InterruptOnServerError)
-	d.boolean("interrupt_consumption_on_exception", &cfg.InterruptOnException)
+	d.Bool("interrupt_consumption_on_server_error", &cfg.InterruptOnServerError)
+	d.Bool("interrupt_consumption_on_exception", &cfg.InterruptOnException)
 
-	if h := d.block("http", httpBlockSchema); h != nil {
-		h.duration("connect_timeout", &cfg.ConnectTimeout)
-		h.duration("read_timeout", &cfg.ReadTimeout)
-		h.duration("idle_timeout", &cfg.IdleTimeout)
+	if h := d.Block("http", httpBlockSchema); h != nil {
+		duration(h, "connect_timeout", &cfg.ConnectTimeout)
+		duration(h, "read_timeout", &cfg.ReadTimeout)
+		duration(h, "idle_timeout", &cfg.IdleTimeout)
 		n := int64(cfg.MaxConnections)
-		h.wholeNumber("max_concurrent_connections", 1, maxMaxConnections, &n)
+		h.WholeNumber("max_concurrent_connections", 1, maxMaxConnections, &n)
 		cfg.MaxConnections = int(n)
-		d.merge(h)
+		d.Merge(h)
 	}
 	if cfg.QoS == endpoint.QoSAtMostOnce || cfg.QoS == endpoint.QoSAtLeastOnce {
 		cfg.MaxConnections = 1 // ordered delivery: one message at a time
 	}
-	if p := d.block("proxy", proxyBlockSchema); p != nil {
-		cfg.proxy = p.proxy()
-		d.merge(p)
+	if p := d.Block("proxy", proxyBlockSchema); p != nil {
+		cfg.proxy = proxy(p)
+		d.Merge(p)
 	}
-	for _, h := range d.list("header", headerBlockSchema) {
+	for _, h := range d.List("header", headerBlockSchema) {
 		var name, value string
-		if !h.str("name", &name) || strings.TrimSpace(name) == "" {
-			h.diags.Errorf(h.at("name"), "a header needs a name")
+		if !h.String("name", &name) || strings.TrimSpace(name) == "" {
+			h.Errorf("name", "a header needs a name")
 		}
-		h.str("value", &value)
+		h.String("value", &value)
 		cfg.Headers = append(cfg.Headers, [2]string{name, value})
-		d.merge(h)
+		d.Merge(h)
 	}
-	if r := d.block("retry", retryBlockSchema); r != nil {
-		cfg.Retry = r.retry()
-		d.merge(r)
+	if r := d.Block("retry", retryBlockSchema); r != nil {
+		cfg.Retry = retry(r)
+		d.Merge(r)
 	}
-	if s := d.block("ssl", sslBlockSchema); s != nil {
-		cfg.tls = s.tlsConfig()
-		d.merge(s)
+	if s := d.Block("ssl", sslBlockSchema); s != nil {
+		cfg.tls = tlsConfig(s)
+		d.Merge(s)
 	}
-	if d.diags.HasErrors() {
-		return nil, d.diags
+	if d.HasErrors() {
+		return nil, d.Diagnostics()
 	}
-	return cfg, d.diags
+	return cfg, d.Diagnostics()
 }
 
 // duration reads a number of milliseconds.
-func (d *decoder) duration(name string, dst *time.Duration) {
+func duration(d *instances.Decoder, name string, dst *time.Duration) {
 	ms := int64(*dst / time.Millisecond)
-	d.wholeNumber(name, 0, int64(24*time.Hour/time.Millisecond), &ms)
+	d.WholeNumber(name, 0, int64(24*time.Hour/time.Millisecond), &ms)
 	*dst = time.Duration(ms) * time.Millisecond
 }
 
-func (d *decoder) proxy() func(*http.Request) (*url.URL, error) {
+func proxy(d *instances.Decoder) func(*http.Request) (*url.URL, error) {
 	var enabled, system bool
 	typ := "HTTP"
 	var host, user, pass string
 	port := int64(0)
-	d.boolean("enabled", &enabled)
-	d.boolean("use_system_proxy", &system)
-	d.oneOf("type", proxyTypes, &typ)
-	d.str("host", &host)
-	d.wholeNumber("port", 1, 65535, &port)
-	d.str("username", &user)
-	d.str("password", &pass)
+	d.Bool("enabled", &enabled)
+	d.Bool("use_system_proxy", &system)
+	d.OneOf("type", proxyTypes, &typ)
+	d.String("host", &host)
+	d.WholeNumber("port", 1, 65535, &port)
+	d.String("username", &user)
+	d.String("password", &pass)
 	if !enabled {
 		return nil
 	}
@@ -244,11 +245,11 @@ func (d *decoder) proxy() func(*http.Request) (*url.URL, error) {
 	case "SOCKS5":
 		scheme = "socks5"
 	case "SOCKS4":
-		d.diags.Errorf(d.at("type"), "SOCKS4 proxies are not supported; use SOCKS5 or HTTP")
+		d.Errorf("type", "SOCKS4 proxies are not supported; use SOCKS5 or HTTP")
 		return nil
 	}
 	if host == "" || port == 0 {
-		d.diags.Errorf(d.path, "an enabled proxy needs a host and a port (or use_system_proxy = true)")
+		d.Errorf("", "an enabled proxy needs a host and a port (or use_system_proxy = true)")
 		return nil
 	}
 	u := &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.FormatInt(port, 10))}
@@ -258,14 +259,14 @@ func (d *decoder) proxy() func(*http.Request) (*url.URL, error) {
 	return http.ProxyURL(u)
 }
 
-func (d *decoder) retry() retryPolicy {
+func retry(d *instances.Decoder) retryPolicy {
 	option, strategy := retryNone, strategyLinear
 	attempts, initial, maxDelay := int64(5), int64(1), int64(30)
-	d.oneOf("retry_option", retryOptions, &option)
-	d.oneOf("retry_strategy", retryStrategies, &strategy)
-	d.wholeNumber("max_attempts", 1, 1000, &attempts)
-	d.wholeNumber("initial_delay_seconds", 0, 86400, &initial)
-	d.wholeNumber("max_delay_seconds", 0, 86400, &maxDelay)
+	d.OneOf("retry_option", retryOptions, &option)
+	d.OneOf("retry_strategy", retryStrategies, &strategy)
+	d.WholeNumber("max_attempts", 1, 1000, &attempts)
+	d.WholeNumber("initial_delay_seconds", 0, 86400, &initial)
+	d.WholeNumber("max_delay_seconds", 0, 86400, &maxDelay)
 	if option == retryNone {
 		return retryPolicy{MaxAttempts: 1}
 	}
@@ -277,37 +278,37 @@ func (d *decoder) retry() retryPolicy {
 	}
 }
 
-func (d *decoder) tlsConfig() *tls.Config {
+func tlsConfig(d *instances.Decoder) *tls.Config {
 	verifyHost, trustAll := true, false
-	d.boolean("hostname_verifier", &verifyHost)
-	d.boolean("trust_all", &trustAll)
+	d.Bool("hostname_verifier", &verifyHost)
+	d.Bool("trust_all", &trustAll)
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ts := d.block("truststore", storeBlockSchema); ts != nil {
-		if pem := ts.pemField(ts.storeType(), "content"); pem != nil {
+	if ts := d.Block("truststore", storeBlockSchema); ts != nil {
+		if pem := pemField(ts, storeType(ts), "content"); pem != nil {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(pem) {
-				ts.diags.Errorf(ts.at("content"), "the truststore content holds no PEM certificate")
+				ts.Errorf("content", "the truststore content holds no PEM certificate")
 			}
 			cfg.RootCAs = pool
 		}
-		d.merge(ts)
+		d.Merge(ts)
 	}
-	if ks := d.block("keystore", storeBlockSchema); ks != nil {
-		typ := ks.storeType()
-		certPEM, keyPEM := ks.pemField(typ, "cert_content"), ks.pemField(typ, "key_content")
+	if ks := d.Block("keystore", storeBlockSchema); ks != nil {
+		typ := storeType(ks)
+		certPEM, keyPEM := pemField(ks, typ, "cert_content"), pemField(ks, typ, "key_content")
 		switch {
 		case certPEM == nil && keyPEM == nil:
 		case certPEM == nil || keyPEM == nil:
-			ks.diags.Errorf(ks.path, "a keystore needs both cert_content and key_content")
+			ks.Errorf("", "a keystore needs both cert_content and key_content")
 		default:
 			pair, err := tls.X509KeyPair(certPEM, keyPEM)
 			if err != nil {
-				ks.diags.Errorf(ks.path, "invalid client certificate or key: %v", err)
+				ks.Errorf("", "invalid client certificate or key: %v", err)
 			} else {
 				cfg.Certificates = []tls.Certificate{pair}
 			}
 		}
-		d.merge(ks)
+		d.Merge(ks)
 	}
 	switch {
 	case trustAll:
@@ -325,20 +326,20 @@ func (d *decoder) tlsConfig() *tls.Config {
 }
 
 // storeType reads a store's type.
-func (d *decoder) storeType() string {
+func storeType(d *instances.Decoder) string {
 	typ := ""
-	d.oneOf("type", storeTypes, &typ)
+	d.OneOf("type", storeTypes, &typ)
 	return typ
 }
 
 // pemField reads a PEM field, plain or base64-encoded, of a store of type typ.
-func (d *decoder) pemField(typ, name string) []byte {
+func pemField(d *instances.Decoder, typ, name string) []byte {
 	var s string
-	if !d.str(name, &s) || s == "" {
+	if !d.String(name, &s) || s == "" {
 		return nil
 	}
 	if typ == "JKS" || typ == "PKCS12" {
-		d.diags.Errorf(d.at("type"), "%s stores are not supported; convert to PEM (openssl pkcs12 -in store.p12 -nodes) and set type = \"PEM\"", typ)
+		d.Errorf("type", "%s stores are not supported; convert to PEM (openssl pkcs12 -in store.p12 -nodes) and set type = \"PEM\"", typ)
 		return nil
 	}
 	if strings.Contains(s, "-----BEGIN") {
@@ -346,7 +347,7 @@ func (d *decoder) pemField(typ, name string) []byte {
 	}
 	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
 	if err != nil {
-		d.diags.Errorf(d.at(name), "%s is neither PEM nor base64-encoded PEM", name)
+		d.Errorf(name, "%s is neither PEM nor base64-encoded PEM", name)
 		return nil
 	}
 	return b

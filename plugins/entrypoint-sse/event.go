@@ -2,15 +2,14 @@ package main
 
 import (
 	"crypto/rand"
-	"fmt"
-	"math"
+	"maps"
 	"math/big"
-	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/javafmt"
 )
 
 // Fixed SSE frames.
@@ -58,13 +57,13 @@ func (f eventFormat) appendMessage(b []byte, m *gateway.Message) []byte {
 	b = appendEvent(b, m.ID, "message", m.Content)
 	b = b[:len(b)-1] // reopen the event to add comments before its blank line
 	if f.headersAsComment && len(m.Headers) > 0 {
-		for _, name := range sortedKeys(m.Headers) {
+		for _, name := range slices.Sorted(maps.Keys(m.Headers)) {
 			b = appendComment(b, name, strings.Join(m.Headers[name], ","))
 		}
 	}
 	if f.metadataAsComment && len(m.Metadata) > 0 {
-		for _, k := range metadataKeys(m.Metadata) {
-			b = appendComment(b, k, formatValue(m.Metadata[k]))
+		for _, k := range javafmt.Keys(m.Metadata) {
+			b = appendComment(b, k, javafmt.String(m.Metadata[k]))
 		}
 	}
 	return append(b, '\n')
@@ -167,103 +166,4 @@ func errorText(m *gateway.Message) string {
 		return m.Error.Message
 	}
 	return string(m.Content)
-}
-
-// metadataKeys orders metadata keys for output: sourceTimestamp first, as the
-// reference's fixtures show it, then the rest by name so output is stable.
-func metadataKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if (keys[i] == "sourceTimestamp") != (keys[j] == "sourceTimestamp") {
-			return keys[i] == "sourceTimestamp"
-		}
-		return keys[i] < keys[j]
-	})
-	return keys
-}
-
-// formatValue renders a metadata value the way Java's toString would, which
-// is what the reference writes: whole numbers without exponent or fraction
-// (metadata crosses the wire as JSON numbers, so offsets arrive as float64),
-// maps as {k=v, ...} and lists as [a, b].
-func formatValue(v any) string {
-	var b strings.Builder
-	writeJavaValue(&b, v, 0)
-	return b.String()
-}
-
-func writeJavaValue(b *strings.Builder, v any, depth int) {
-	if depth > 32 {
-		b.WriteString("...")
-		return
-	}
-	switch x := v.(type) {
-	case nil:
-		b.WriteString("null")
-	case string:
-		b.WriteString(x)
-	case bool:
-		b.WriteString(strconv.FormatBool(x))
-	case float64:
-		b.WriteString(formatNumber(x))
-	case float32:
-		b.WriteString(formatNumber(float64(x)))
-	case int:
-		b.WriteString(strconv.Itoa(x))
-	case int64:
-		b.WriteString(strconv.FormatInt(x, 10))
-	case []byte:
-		b.Write(x)
-	case map[string]any:
-		b.WriteByte('{')
-		for i, k := range sortedKeys(x) {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(k)
-			b.WriteByte('=')
-			writeJavaValue(b, x[k], depth+1)
-		}
-		b.WriteByte('}')
-	case []any:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeJavaValue(b, e, depth+1)
-		}
-		b.WriteByte(']')
-	default:
-		rv := reflect.ValueOf(v)
-		switch rv.Kind() {
-		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-			b.WriteString(strconv.FormatInt(rv.Int(), 10))
-		case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-			b.WriteString(strconv.FormatUint(rv.Uint(), 10))
-		case reflect.Slice, reflect.Array:
-			b.WriteByte('[')
-			for i := 0; i < rv.Len(); i++ {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				writeJavaValue(b, rv.Index(i).Interface(), depth+1)
-			}
-			b.WriteByte(']')
-		default:
-			fmt.Fprint(b, v)
-		}
-	}
-}
-
-// formatNumber writes whole numbers as integers and others in the shortest
-// form that round-trips.
-func formatNumber(f float64) string {
-	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
-		return strconv.FormatFloat(f, 'f', 0, 64)
-	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
 }

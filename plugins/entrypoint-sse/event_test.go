@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/javafmt"
 )
 
 func TestAppendMessage(t *testing.T) {
@@ -156,7 +157,7 @@ func TestFormatValue(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := formatValue(tc.v); got != tc.want {
+			if got := javafmt.String(tc.v); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/sluice-gw/sluice/sdk/endpoint"
 	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
 	"github.com/sluice-gw/sluice/sdk/httpfailure"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 )
 
@@ -36,12 +36,10 @@ var (
 // Plugin is the SSE entrypoint: it turns a subscription into a
 // text/event-stream response, one event per message.
 type Plugin struct {
-	mu        sync.RWMutex
-	instances map[string]*config
+	*instances.Registry[*config]
 
-	drainOnce sync.Once
-	draining  chan struct{}
-	streams   tracker
+	// streams counts open streams, so Drain can end them and wait.
+	streams instances.Drain
 
 	// newTimer makes the heartbeat timer; tests replace it to fire
 	// heartbeats on demand instead of waiting.
@@ -51,9 +49,11 @@ type Plugin struct {
 // New returns an SSE entrypoint with no instances.
 func New() *Plugin {
 	return &Plugin{
-		instances: map[string]*config{},
-		draining:  make(chan struct{}),
-		newTimer:  newRealTimer,
+		Registry: instances.New(instances.Options[*config]{
+			Types:  []string{typeName},
+			Decode: func(b instances.Block) (*config, lifecycle.Diagnostics) { return decodeConfig(b.ConfigJSON) },
+		}),
+		newTimer: newRealTimer,
 	}
 }
 
@@ -78,56 +78,11 @@ func (p *Plugin) Metadata() lifecycle.Metadata {
 	}
 }
 
-// Validate checks a configuration block.
-func (p *Plugin) Validate(_ context.Context, req *lifecycle.ValidateRequest, resp *lifecycle.ValidateResponse) {
-	if req.Type != typeName {
-		resp.Diagnostics.Errorf(nil, "unknown type %q: this plugin provides %q", req.Type, typeName)
-		return
-	}
-	_, resp.Diagnostics = decodeConfig(req.ConfigJSON)
-}
-
-// Configure creates or replaces an instance.
-func (p *Plugin) Configure(_ context.Context, req *lifecycle.ConfigureRequest, resp *lifecycle.ConfigureResponse) {
-	if req.Type != typeName {
-		resp.Diagnostics.Errorf(nil, "unknown type %q: this plugin provides %q", req.Type, typeName)
-		return
-	}
-	cfg, diags := decodeConfig(req.ConfigJSON)
-	resp.Diagnostics = diags
-	if cfg == nil {
-		return
-	}
-	p.mu.Lock()
-	p.instances[req.InstanceID] = cfg
-	p.mu.Unlock()
-}
-
-// Unconfigure removes an instance; streams already running keep their
-// configuration until they end.
-func (p *Plugin) Unconfigure(_ context.Context, instanceID string) {
-	p.mu.Lock()
-	delete(p.instances, instanceID)
-	p.mu.Unlock()
-}
-
 // Drain tells every open stream that the gateway is stopping (`event:
 // goaway`), ends it, and waits for them all or ctx's deadline. Clients
 // reconnect, with Last-Event-ID, to a gateway that is still running.
 func (p *Plugin) Drain(ctx context.Context) error {
-	p.drainOnce.Do(func() { close(p.draining) })
-	select {
-	case <-p.streams.idle():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (p *Plugin) instance(id string) *config {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.instances[id]
+	return p.streams.Wait(ctx)
 }
 
 // Connect runs one SSE stream:
@@ -143,12 +98,11 @@ func (p *Plugin) instance(id string) *config {
 //     event), or the gateway stopping: a drain or an End with Stopping (a
 //     `goaway` event).
 func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entrypoint.Conn) error {
-	cfg := p.instance(open.InstanceID)
-	if cfg == nil {
+	cfg, ok := p.Get(open.InstanceID)
+	if !ok {
 		return fmt.Errorf("sse: instance %q is not configured", open.InstanceID)
 	}
-	p.streams.add()
-	defer p.streams.done()
+	defer p.streams.Open()()
 	s := &stream{
 		cfg:    cfg,
 		conn:   conn,
@@ -158,7 +112,7 @@ func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entryp
 	if open.Context != nil {
 		req = open.Context.Request
 	}
-	return s.run(ctx, req, p.draining, p.newTimer(cfg.Heartbeat))
+	return s.run(ctx, req, p.streams.Draining(), p.newTimer(cfg.Heartbeat))
 }
 
 // stream is one client's event stream.
@@ -199,7 +153,7 @@ func (s *stream) run(ctx context.Context, req *gateway.Request, draining <-chan 
 			return s.goaway(req)
 		case <-hb.C():
 			if err := s.write(heartbeat, 0); err != nil {
-				return quiet(ctx, err)
+				return instances.Quiet(ctx, err)
 			}
 			hb.Reset(s.cfg.Heartbeat)
 		case ev, ok := <-events:
@@ -208,7 +162,7 @@ func (s *stream) run(ctx context.Context, req *gateway.Request, draining <-chan 
 			}
 			done, err := s.handle(req, ev)
 			if err != nil {
-				return quiet(ctx, err)
+				return instances.Quiet(ctx, err)
 			}
 			if done {
 				return nil
@@ -316,15 +270,6 @@ func failureResponse(req *gateway.Request, f *gateway.Failure) entrypoint.Finish
 	}
 }
 
-// quiet drops write errors caused by the exchange ending: the core already
-// knows, and reporting them would only add noise to the logs.
-func quiet(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
 // heartbeatTimer is the part of time.Timer the stream uses.
 type heartbeatTimer interface {
 	C() <-chan time.Time
@@ -342,40 +287,3 @@ func (r realTimer) C() <-chan time.Time { return r.t.C }
 func (r realTimer) Reset(d time.Duration) { r.t.Reset(d) }
 
 func (r realTimer) Stop() { r.t.Stop() }
-
-// tracker counts open streams so Drain can wait for them.
-type tracker struct {
-	mu   sync.Mutex
-	n    int
-	zero chan struct{}
-}
-
-func (t *tracker) add() {
-	t.mu.Lock()
-	if t.n == 0 {
-		t.zero = make(chan struct{})
-	}
-	t.n++
-	t.mu.Unlock()
-}
-
-func (t *tracker) done() {
-	t.mu.Lock()
-	t.n--
-	if t.n == 0 {
-		close(t.zero)
-	}
-	t.mu.Unlock()
-}
-
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-// idle is closed when no stream is open.
-func (t *tracker) idle() <-chan struct{} {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.n == 0 {
-		return closedChan
-	}
-	return t.zero
-}

@@ -1,22 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"reflect"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/sluice-gw/sluice/sdk/endpoint"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
 
 const defaultQoS = endpoint.QoSAuto
 
-// supportedQoS are the QoS levels WebSocket offers (REFERENCE.md 5): a
+// supportedQoS are the QoS levels WebSocket offers: a
 // WebSocket has no way to resume, so no at-* levels.
 var supportedQoS = []string{endpoint.QoSNone, endpoint.QoSAuto}
 
@@ -59,67 +55,30 @@ type config struct {
 	Subscriber bool
 }
 
-type rawEnabled struct {
-	Enabled *bool `json:"enabled"`
-}
-
 // decodeConfig decodes and checks a configuration block, applying defaults.
 // Every problem is reported, not only the first.
 func decodeConfig(data []byte) (*config, lifecycle.Diagnostics) {
-	var diags lifecycle.Diagnostics
 	cfg := &config{QoS: defaultQoS, Publisher: true, Subscriber: true}
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
-		return cfg, nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
-		diags.Errorf(nil, "configuration is not a JSON object: %v", err)
-		return nil, diags
-	}
-	known := []string{"qos", "publisher", "subscriber"}
-	for _, k := range sortedKeys(fields) {
-		if !contains(known, k) {
-			diags.Errorf([]string{k}, "unsupported attribute or block %q; allowed: %s", k, strings.Join(known, ", "))
+	d := instances.NewDecoder(data, configSchema)
+	var qos string
+	if d.String("qos", &qos) {
+		if !slices.Contains(supportedQoS, qos) {
+			d.Errorf("qos", "unsupported qos %q; the websocket entrypoint accepts %s (a WebSocket cannot resume, so at-most-once and at-least-once are not offered)", qos, strings.Join(supportedQoS, ", "))
+		} else {
+			cfg.QoS = qos
 		}
 	}
-	if v, ok := fields["qos"]; ok {
-		var q *string
-		if err := json.Unmarshal(v, &q); err != nil {
-			diags.Errorf([]string{"qos"}, "invalid value %s: %s", v, typeProblem(err))
-		} else if q != nil {
-			if !contains(supportedQoS, *q) {
-				diags.Errorf([]string{"qos"}, "unsupported qos %q; the websocket entrypoint accepts %s (a WebSocket cannot resume, so at-most-once and at-least-once are not offered)", *q, strings.Join(supportedQoS, ", "))
-			} else {
-				cfg.QoS = *q
-			}
+	for i, dst := range []*bool{&cfg.Publisher, &cfg.Subscriber} {
+		b := configSchema.Blocks[i]
+		if blk := d.Block(b.Name, b.Schema); blk != nil {
+			blk.Bool("enabled", dst)
+			d.Merge(blk)
 		}
 	}
-	for _, b := range []struct {
-		name string
-		dst  *bool
-	}{{"publisher", &cfg.Publisher}, {"subscriber", &cfg.Subscriber}} {
-		v, ok := fields[b.name]
-		if !ok {
-			continue
-		}
-		var blk *rawEnabled
-		if err := json.Unmarshal(v, &blk); err != nil {
-			path := []string{b.name}
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) && te.Field == "enabled" {
-				path = append(path, "enabled")
-			}
-			diags.Errorf(path, "invalid value %s: %s", v, typeProblem(err))
-			continue
-		}
-		if blk != nil && blk.Enabled != nil {
-			*b.dst = *blk.Enabled
-		}
+	if d.HasErrors() {
+		return nil, d.Diagnostics()
 	}
-	if diags.HasErrors() {
-		return nil, diags
-	}
+	diags := d.Diagnostics()
 	if !cfg.Publisher && !cfg.Subscriber {
 		diags = append(diags, lifecycle.Diagnostic{
 			Severity: lifecycle.Warning,
@@ -128,38 +87,4 @@ func decodeConfig(data []byte) (*config, lifecycle.Diagnostics) {
 		})
 	}
 	return cfg, diags
-}
-
-// typeProblem turns a JSON decoding error into words an operator can act on.
-func typeProblem(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		want := te.Type.Kind().String()
-		switch te.Type.Kind() {
-		case reflect.Bool:
-			want = "bool"
-		case reflect.Struct, reflect.Pointer:
-			want = "block"
-		}
-		return fmt.Sprintf("expected a %s, got a JSON %s", want, te.Value)
-	}
-	return err.Error()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

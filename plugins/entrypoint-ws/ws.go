@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"unicode/utf8"
 
 	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 )
 
@@ -52,17 +52,18 @@ var (
 // Plugin is the WebSocket entrypoint: client messages are published, and
 // subscribed messages are sent to the client as binary messages.
 type Plugin struct {
-	mu        sync.RWMutex
-	instances map[string]*config
+	*instances.Registry[*config]
 
-	drainOnce sync.Once
-	draining  chan struct{}
-	sockets   tracker
+	// sockets counts open sockets, so Drain can close them and wait.
+	sockets instances.Drain
 }
 
 // New returns a WebSocket entrypoint with no instances.
 func New() *Plugin {
-	return &Plugin{instances: map[string]*config{}, draining: make(chan struct{})}
+	return &Plugin{Registry: instances.New(instances.Options[*config]{
+		Types:  []string{typeName},
+		Decode: func(b instances.Block) (*config, lifecycle.Diagnostics) { return decodeConfig(b.ConfigJSON) },
+	})}
 }
 
 // Metadata describes the websocket type.
@@ -82,55 +83,10 @@ func (p *Plugin) Metadata() lifecycle.Metadata {
 	}
 }
 
-// Validate checks a configuration block.
-func (p *Plugin) Validate(_ context.Context, req *lifecycle.ValidateRequest, resp *lifecycle.ValidateResponse) {
-	if req.Type != typeName {
-		resp.Diagnostics.Errorf(nil, "unknown type %q: this plugin provides %q", req.Type, typeName)
-		return
-	}
-	_, resp.Diagnostics = decodeConfig(req.ConfigJSON)
-}
-
-// Configure creates or replaces an instance.
-func (p *Plugin) Configure(_ context.Context, req *lifecycle.ConfigureRequest, resp *lifecycle.ConfigureResponse) {
-	if req.Type != typeName {
-		resp.Diagnostics.Errorf(nil, "unknown type %q: this plugin provides %q", req.Type, typeName)
-		return
-	}
-	cfg, diags := decodeConfig(req.ConfigJSON)
-	resp.Diagnostics = diags
-	if cfg == nil {
-		return
-	}
-	p.mu.Lock()
-	p.instances[req.InstanceID] = cfg
-	p.mu.Unlock()
-}
-
-// Unconfigure removes an instance; open sockets keep their configuration
-// until they close.
-func (p *Plugin) Unconfigure(_ context.Context, instanceID string) {
-	p.mu.Lock()
-	delete(p.instances, instanceID)
-	p.mu.Unlock()
-}
-
 // Drain closes every socket with 1013 "Try Again Later", after publishing
 // what its client already sent, and waits for them all or ctx's deadline.
 func (p *Plugin) Drain(ctx context.Context) error {
-	p.drainOnce.Do(func() { close(p.draining) })
-	select {
-	case <-p.sockets.idle():
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (p *Plugin) instance(id string) *config {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.instances[id]
+	return p.sockets.Wait(ctx)
 }
 
 // Connect runs one WebSocket session (the core has completed the upgrade):
@@ -144,14 +100,13 @@ func (p *Plugin) instance(id string) *config {
 //     message or an endpoint failure; 1000 "Bye" when the subscription ends;
 //     1013 "Try Again Later" on drain; return when the client leaves.
 func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entrypoint.Conn) error {
-	cfg := p.instance(open.InstanceID)
-	if cfg == nil {
+	cfg, ok := p.Get(open.InstanceID)
+	if !ok {
 		return fmt.Errorf("websocket: instance %q is not configured", open.InstanceID)
 	}
-	p.sockets.add()
-	defer p.sockets.done()
+	defer p.sockets.Open()()
 	s := &session{cfg: cfg, conn: conn}
-	return s.run(ctx, p.draining)
+	return s.run(ctx, p.sockets.Draining())
 }
 
 // session is one client socket.
@@ -183,7 +138,7 @@ func (s *session) run(ctx context.Context, draining <-chan struct{}) error {
 		case <-draining:
 			draining = nil // handled once; keep publishing what is queued
 			if done, err := s.closeAfterPublishing(entrypoint.Finish{CloseCode: closeTryAgainLater, Reason: "Try Again Later"}); done {
-				return quiet(ctx, err)
+				return instances.Quiet(ctx, err)
 			}
 		case ev, ok := <-events:
 			if !ok {
@@ -191,7 +146,7 @@ func (s *session) run(ctx context.Context, draining <-chan struct{}) error {
 			}
 			done, err := s.handle(ev)
 			if done || err != nil {
-				return quiet(ctx, err)
+				return instances.Quiet(ctx, err)
 			}
 		}
 	}
@@ -340,49 +295,4 @@ func errorText(m *gateway.Message) string {
 		return m.Error.Message
 	}
 	return string(m.Content)
-}
-
-// quiet drops errors caused by the exchange ending: the core already knows.
-func quiet(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
-// tracker counts open sessions so Drain can wait for them.
-type tracker struct {
-	mu   sync.Mutex
-	n    int
-	zero chan struct{}
-}
-
-func (t *tracker) add() {
-	t.mu.Lock()
-	if t.n == 0 {
-		t.zero = make(chan struct{})
-	}
-	t.n++
-	t.mu.Unlock()
-}
-
-func (t *tracker) done() {
-	t.mu.Lock()
-	t.n--
-	if t.n == 0 {
-		close(t.zero)
-	}
-	t.mu.Unlock()
-}
-
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
-// idle is closed when no session is open.
-func (t *tracker) idle() <-chan struct{} {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.n == 0 {
-		return closedChan
-	}
-	return t.zero
 }

@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"reflect"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 
 	"github.com/sluice-gw/sluice/sdk/el"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
@@ -54,31 +49,14 @@ type config struct {
 // decodeConfig decodes and compiles a configuration block. EL that does not
 // compile is an error here rather than a log line per request.
 func decodeConfig(data []byte) (*config, lifecycle.Diagnostics) {
-	var diags lifecycle.Diagnostics
 	cfg := &config{}
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
-		return cfg, nil
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
-		diags.Errorf(nil, "configuration is not a JSON object: %v", err)
-		return nil, diags
-	}
-	for _, k := range sortedKeys(fields) {
-		if k != "scope" && k != "attribute" {
-			diags.Errorf([]string{k}, "unsupported attribute or block %q; allowed: scope, attribute", k)
-		}
-	}
-	if v, ok := fields["scope"]; ok {
-		var s *string
-		switch err := json.Unmarshal(v, &s); {
-		case err != nil:
-			diags.Errorf([]string{"scope"}, "invalid value %s: %s", v, typeProblem(err))
-		case s != nil && !contains(scopes, *s):
-			diags.Errorf([]string{"scope"}, "unsupported scope %q; allowed: %s (the value is ignored)", *s, strings.Join(scopes, ", "))
-		case s != nil:
-			diags = append(diags, lifecycle.Diagnostic{
+	d := instances.NewDecoder(data, configSchema)
+	var scope string
+	if d.String("scope", &scope) {
+		if !slices.Contains(scopes, scope) {
+			d.Errorf("scope", "unsupported scope %q; allowed: %s (the value is ignored)", scope, strings.Join(scopes, ", "))
+		} else {
+			d.Add(lifecycle.Diagnostic{
 				Severity: lifecycle.Warning,
 				Summary:  "scope is deprecated and ignored",
 				Detail:   "Attributes are context attributes in the request phase and message attributes in the publish and subscribe phases; remove scope.",
@@ -86,79 +64,21 @@ func decodeConfig(data []byte) (*config, lifecycle.Diagnostics) {
 			})
 		}
 	}
-	if v, ok := fields["attribute"]; ok {
-		var raw []map[string]json.RawMessage
-		if err := json.Unmarshal(v, &raw); err != nil {
-			diags.Errorf([]string{"attribute"}, "invalid attribute blocks %s: %s", v, typeProblem(err))
+	for _, a := range d.List("attribute", configSchema.Blocks[0].Schema) {
+		var name, value string
+		ok := a.String("name", &name) && a.String("value", &value)
+		// The reference skips entries with a blank name or no value.
+		if ok && strings.TrimSpace(name) != "" {
+			if t, err := el.Compile(value); err != nil {
+				a.Errorf("value", "%v", err)
+			} else {
+				cfg.entries = append(cfg.entries, entry{name: name, value: t})
+			}
 		}
-		for i, a := range raw {
-			path := func(f string) []string { return []string{"attribute", strconv.Itoa(i), f} }
-			for _, k := range sortedKeys(a) {
-				if k != "name" && k != "value" {
-					diags.Errorf(path(k), "unsupported attribute %q; allowed: name, value", k)
-				}
-			}
-			var name, value *string
-			if err := json.Unmarshal(orNull(a["name"]), &name); err != nil {
-				diags.Errorf(path("name"), "invalid value %s: %s", a["name"], typeProblem(err))
-				continue
-			}
-			if err := json.Unmarshal(orNull(a["value"]), &value); err != nil {
-				diags.Errorf(path("value"), "invalid value %s: %s", a["value"], typeProblem(err))
-				continue
-			}
-			if name == nil || strings.TrimSpace(*name) == "" || value == nil {
-				continue
-			}
-			t, err := el.Compile(*value)
-			if err != nil {
-				diags.Errorf(path("value"), "%v", err)
-				continue
-			}
-			cfg.entries = append(cfg.entries, entry{name: *name, value: t})
-		}
+		d.Merge(a)
 	}
-	if diags.HasErrors() {
-		return nil, diags
+	if d.HasErrors() {
+		return nil, d.Diagnostics()
 	}
-	return cfg, diags
-}
-
-func orNull(v json.RawMessage) json.RawMessage {
-	if v == nil {
-		return json.RawMessage("null")
-	}
-	return v
-}
-
-// typeProblem turns a JSON decoding error into words an operator can act on.
-func typeProblem(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		want := te.Type.Kind().String()
-		switch te.Type.Kind() {
-		case reflect.Slice:
-			want = "list of blocks"
-		}
-		return fmt.Sprintf("expected a %s, got a JSON %s", want, te.Value)
-	}
-	return err.Error()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return cfg, d.Diagnostics()
 }

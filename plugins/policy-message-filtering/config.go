@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-
 	"github.com/sluice-gw/sluice/sdk/el"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
@@ -33,9 +31,7 @@ type rawConfig struct {
 func decodeConfig(data []byte) (*config, lifecycle.Diagnostics) {
 	var diags lifecycle.Diagnostics
 	var raw rawConfig
-	dec := json.NewDecoder(bytes.NewReader(bytes.TrimSpace(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
+	if err := instances.Strict(data, &raw); err != nil {
 		diags.Errorf(nil, "invalid configuration: %v; allowed: filter", err)
 		return nil, diags
 	}

@@ -95,6 +95,9 @@ func TestOnMessages(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	h := plugintest.Start(t, New())
+	// The plugin's own diagnostics, for blocks the core's schema check would
+	// stop first.
+	h.SkipSchema = true
 	tests := map[string]struct {
 		config map[string]any
 		err    string

@@ -2,11 +2,12 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/sluice-gw/sluice/sdk/el"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
@@ -75,14 +76,12 @@ func decodeConfig(data []byte) (*config, lifecycle.Diagnostics) {
 		return cfg, nil
 	}
 	var raw rawConfig
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
+	if err := instances.Strict(data, &raw); err != nil {
 		diags.Errorf(nil, "invalid configuration: %v; allowed: scope, add_header, append_header, remove_headers, whitelist_headers", err)
 		return nil, diags
 	}
 	if raw.Scope != nil {
-		if !contains(scopes, *raw.Scope) {
+		if !slices.Contains(scopes, *raw.Scope) {
 			diags.Errorf([]string{"scope"}, "unsupported scope %q; allowed: %s (the value is ignored)", *raw.Scope, strings.Join(scopes, ", "))
 		} else {
 			diags = append(diags, lifecycle.Diagnostic{
@@ -130,15 +129,6 @@ func decodeConfig(data []byte) (*config, lifecycle.Diagnostics) {
 		return nil, diags
 	}
 	return cfg, diags
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func containsFold(list []string, s string) bool {

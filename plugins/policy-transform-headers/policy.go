@@ -4,14 +4,14 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sluice-gw/sluice/sdk/el"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
+	"github.com/sluice-gw/sluice/sdk/logthrottle"
 	"github.com/sluice-gw/sluice/sdk/policy"
-	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
 // version is the plugin's own version, reported in its metadata; the build
@@ -25,13 +25,16 @@ const (
 	aliasName = "transform-headers"
 )
 
-var _ policy.Policy = (*Plugin)(nil)
+// Interface guards: a policy, whose lifecycle calls come from its registry.
+var (
+	_ policy.Policy    = (*Plugin)(nil)
+	_ lifecycle.Plugin = (*Plugin)(nil)
+)
 
 // Plugin is the Transform Headers policy for message APIs: it changes the
 // headers of each message in the publish and subscribe phases.
 type Plugin struct {
-	mu        sync.RWMutex
-	instances map[string]*instanceConfig
+	*instances.Registry[*instanceConfig]
 
 	// warn reports evaluation errors, which the reference logs and
 	// swallows; tests replace it to see them.
@@ -45,20 +48,9 @@ type instanceConfig struct {
 
 // New returns the policy with no instances.
 func New() *Plugin {
-	th := newThrottle(30 * time.Second)
 	return &Plugin{
-		instances: map[string]*instanceConfig{},
-		warn: func(msg string, args ...any) {
-			key := msg + "\x00" + fmt.Sprint(args...)
-			ok, suppressed := th.allow(key)
-			if !ok {
-				return
-			}
-			if suppressed > 0 {
-				args = append(args, "suppressed_since_last", suppressed)
-			}
-			serve.Logger().Warn(msg, args...)
-		},
+		Registry: newRegistry(),
+		warn:     logthrottle.Warn(30*time.Second, logthrottle.ByMessageAndArgs),
 	}
 }
 
@@ -81,47 +73,27 @@ func (p *Plugin) Metadata() lifecycle.Metadata {
 	}
 }
 
-func knownType(t string) bool { return t == typeName || t == aliasName }
-
-// Validate checks and compiles a configuration block.
-func (p *Plugin) Validate(_ context.Context, req *lifecycle.ValidateRequest, resp *lifecycle.ValidateResponse) {
-	if !knownType(req.Type) {
-		resp.Diagnostics.Errorf(nil, "unknown type %q: this plugin provides %q (alias %q)", req.Type, typeName, aliasName)
-		return
-	}
-	_, resp.Diagnostics = decodeConfig(req.ConfigJSON)
-}
-
-// Configure compiles an instance's templates once, for every later call.
-func (p *Plugin) Configure(_ context.Context, req *lifecycle.ConfigureRequest, resp *lifecycle.ConfigureResponse) {
-	if !knownType(req.Type) {
-		resp.Diagnostics.Errorf(nil, "unknown type %q: this plugin provides %q (alias %q)", req.Type, typeName, aliasName)
-		return
-	}
-	cfg, diags := decodeConfig(req.ConfigJSON)
-	resp.Diagnostics = diags
-	if cfg == nil {
-		return
-	}
-	p.mu.Lock()
-	p.instances[req.InstanceID] = &instanceConfig{config: cfg, api: map[string]any{"id": req.APIID}}
-	p.mu.Unlock()
-}
-
-// Unconfigure removes an instance.
-func (p *Plugin) Unconfigure(_ context.Context, instanceID string) {
-	p.mu.Lock()
-	delete(p.instances, instanceID)
-	p.mu.Unlock()
+// newRegistry holds the configured instances. Each one compiles its
+// templates once, for every later call, and keeps what EL sees as #api.
+func newRegistry() *instances.Registry[*instanceConfig] {
+	return instances.New(instances.Options[*instanceConfig]{
+		Types: []string{typeName, aliasName},
+		Decode: func(b instances.Block) (*instanceConfig, lifecycle.Diagnostics) {
+			cfg, diags := decodeConfig(b.ConfigJSON)
+			if cfg == nil {
+				return nil, diags
+			}
+			return &instanceConfig{config: cfg, api: map[string]any{"id": b.APIID}}, diags
+		},
+	})
 }
 
 func (p *Plugin) instance(id string) (*instanceConfig, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if c := p.instances[id]; c != nil {
-		return c, nil
+	c, err := p.Lookup(id)
+	if err != nil {
+		return nil, fmt.Errorf("transform-headers: %w", err)
 	}
-	return nil, fmt.Errorf("transform-headers: instance %q is not configured", id)
+	return c, nil
 }
 
 // OnRequest is never called: the type declares no request phase.

@@ -42,6 +42,7 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/javafmt"
 )
 
 // Env is what an evaluation can see. Fields left nil make their root
@@ -262,23 +263,22 @@ func (t *Template) Eval(env Env) (any, error) {
 		v, _ = f.detach(v, 0)
 		return v, nil
 	}
-	var b strings.Builder
-	b.Grow(len(t.src))
+	b := make([]byte, 0, len(t.src))
 	for i := range t.parts {
 		p := &t.parts[i]
 		if p.prog == nil {
-			b.WriteString(p.text)
+			b = append(b, p.text...)
 			continue
 		}
 		v, err := t.run(p, f)
 		if err != nil {
 			return nil, err
 		}
-		// The builder copies what it writes, so the value need not be
+		// The buffer copies what it writes, so the value need not be
 		// detached from the frame.
-		writeValue(&b, v, 0)
+		b = javafmt.AppendJoined(b, v)
 	}
-	return b.String(), nil
+	return string(b), nil
 }
 
 // EvalString evaluates the template to text for string-typed configuration:

@@ -41,6 +41,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/policy"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+	"github.com/sluice-gw/sluice/sdk/schema"
 	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
@@ -58,8 +59,16 @@ type Harness struct {
 	// lifecycle calls, Publish, OnRequest, OnMessages) and the wait for the
 	// plugin's calls to return when the harness closes. Default DefaultTimeout.
 	Timeout time.Duration
+	// SkipSchema sends configurations to the plugin as they are. By default
+	// Validate and Configure first check them against the type's declared
+	// schema, as the core does (unknown attributes and blocks, required
+	// ones, value types, enums), and return those diagnostics without
+	// calling the plugin, since the core would not call it either. Set it
+	// to test the plugin's own decoding of values the core never sends.
+	SkipSchema bool
 
-	ctx        context.Context // cancelled when the harness closes
+	schemas    map[string]schema.Schema // by type name and alias; nil until needed
+	ctx        context.Context          // cancelled when the harness closes
 	publish    batchMux[pluginv1.Publish_Request, pluginv1.Publish_Response]
 	onMessages batchMux[pluginv1.OnMessages_Request, pluginv1.OnMessages_Response]
 }
@@ -173,12 +182,17 @@ func configJSON(t testing.TB, config any) []byte {
 
 // Validate calls ValidateConfig. config is marshalled to JSON, except []byte
 // and json.RawMessage, which are sent as they are (to test invalid JSON), and
-// nil, which is sent as {} (an empty block).
+// nil, which is sent as {} (an empty block). The configuration is first
+// checked against the type's schema, as the core does (see SkipSchema).
 func (h *Harness) Validate(t testing.TB, typ string, config any) lifecycle.Diagnostics {
 	t.Helper()
 	ctx, cancel := h.callContext()
 	defer cancel()
-	resp, err := h.Clients.Plugin.ValidateConfig(ctx, &pluginv1.ValidateConfig_Request{Type: typ, ConfigJson: configJSON(t, config)})
+	data := configJSON(t, config)
+	if diags := h.checkSchema(t, typ, data); diags.HasErrors() {
+		return diags
+	}
+	resp, err := h.Clients.Plugin.ValidateConfig(ctx, &pluginv1.ValidateConfig_Request{Type: typ, ConfigJson: data})
 	if err != nil {
 		t.Fatalf("plugintest: ValidateConfig: %v", err)
 	}
@@ -197,16 +211,50 @@ func (h *Harness) ConfigureAPI(t testing.TB, instanceID, typ, apiID string, conf
 	t.Helper()
 	ctx, cancel := h.callContext()
 	defer cancel()
+	data := configJSON(t, config)
+	if diags := h.checkSchema(t, typ, data); diags.HasErrors() {
+		return diags
+	}
 	resp, err := h.Clients.Plugin.Configure(ctx, &pluginv1.Configure_Request{
 		InstanceId: instanceID,
 		Type:       typ,
 		ApiId:      apiID,
-		ConfigJson: configJSON(t, config),
+		ConfigJson: data,
 	})
 	if err != nil {
 		t.Fatalf("plugintest: Configure: %v", err)
 	}
 	return wire.DiagnosticsFromWire(resp.GetDiagnostics())
+}
+
+// checkSchema checks data against the declared schema of typ, as the core
+// does before it calls the plugin. A type the plugin does not declare is
+// left to the plugin, which reports it.
+func (h *Harness) checkSchema(t testing.TB, typ string, data []byte) lifecycle.Diagnostics {
+	t.Helper()
+	// Bytes that are not JSON at all are a test of the plugin's own
+	// decoding (the core never sends them): they go through as they are.
+	if h.SkipSchema || !json.Valid(data) {
+		return nil
+	}
+	if h.schemas == nil {
+		h.schemas = map[string]schema.Schema{}
+		for _, ti := range h.Metadata(t).Types {
+			h.schemas[ti.Name] = ti.Schema
+			for _, a := range ti.Aliases {
+				h.schemas[a] = ti.Schema
+			}
+		}
+	}
+	s, ok := h.schemas[typ]
+	if !ok {
+		return nil
+	}
+	var diags lifecycle.Diagnostics
+	for _, p := range s.CheckJSON(data) {
+		diags = append(diags, lifecycle.Diagnostic{Severity: lifecycle.Error, Summary: p.Summary, Detail: p.Detail, Path: p.Path})
+	}
+	return diags
 }
 
 // Unconfigure calls Unconfigure for instanceID.

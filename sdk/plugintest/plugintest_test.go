@@ -1,6 +1,7 @@
 package plugintest_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/gateway"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/plugintest"
+	"github.com/sluice-gw/sluice/sdk/policy"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
@@ -539,4 +541,64 @@ func TestLargeMessages(t *testing.T) {
 	if len(batch) != 1 || len(batch[0].Content) != len(big) || batch[0].Content[len(big)-1] != 'z' {
 		t.Fatalf("large message did not come back whole")
 	}
+}
+
+// TestSchemaCheckedBeforeValidate: the harness reports what the core would
+// (an unknown attribute, a wrong type, a value outside an enum) without
+// calling the plugin, and SkipSchema turns that off.
+func TestSchemaCheckedBeforeValidate(t *testing.T) {
+	h := plugintest.Start(t, &schemaFake{})
+	tests := map[string]struct {
+		config any
+		want   string
+	}{
+		"unknown attribute": {map[string]any{"prefx": "x"}, `prefx: Unsupported argument or block "prefx"`},
+		"wrong type":        {map[string]any{"mode": 1}, "mode: Incorrect attribute value type"},
+		"enum":              {map[string]any{"mode": "c"}, `mode: Invalid value for "mode": "c"; allowed values are "a", "b"`},
+		"enum with EL":      {map[string]any{"mode": "{#request.id}"}, ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := h.Validate(t, "schemaed", tc.config).Err()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.want {
+				t.Fatalf("Validate = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	h.SkipSchema = true
+	if d := h.Validate(t, "schemaed", map[string]any{"prefx": "x"}); d.HasErrors() {
+		t.Fatalf("SkipSchema still checked: %v", d.Err())
+	}
+}
+
+// schemaFake declares a schema and accepts everything, so only the
+// harness's check can report a problem.
+type schemaFake struct{}
+
+func (schemaFake) Metadata() lifecycle.Metadata {
+	return lifecycle.Metadata{Kind: lifecycle.KindPolicy, Name: "schema-fake", Types: []lifecycle.TypeInfo{{
+		Name:   "schemaed",
+		Phases: []string{"publish"},
+		Schema: schema.Schema{Attributes: []schema.Attribute{
+			{Name: "prefix", Type: schema.String},
+			{Name: "mode", Type: schema.String, Enum: []string{"a", "b"}},
+		}},
+	}}}
+}
+func (schemaFake) Validate(context.Context, *lifecycle.ValidateRequest, *lifecycle.ValidateResponse) {
+}
+func (schemaFake) Configure(context.Context, *lifecycle.ConfigureRequest, *lifecycle.ConfigureResponse) {
+}
+func (schemaFake) Unconfigure(context.Context, string) {}
+func (schemaFake) OnRequest(context.Context, *policy.RequestPhase, *policy.RequestResult) error {
+	return nil
+}
+func (schemaFake) OnMessages(_ context.Context, in *policy.MessagesPhase) ([]*gateway.Message, error) {
+	return in.Messages, nil
 }

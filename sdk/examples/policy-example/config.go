@@ -1,12 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"strconv"
 	"strings"
 
 	"github.com/sluice-gw/sluice/sdk/el"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
@@ -72,15 +71,11 @@ type addHeader struct {
 func decodeConfig(data []byte) (*config, lifecycle.Diagnostics) {
 	var diags lifecycle.Diagnostics
 	var raw rawConfig
-	if data = bytes.TrimSpace(data); len(data) > 0 && !bytes.Equal(data, []byte("null")) {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		// The core only sends what the schema declares; anything else means
-		// a caller that skipped the core's decoding, and is reported.
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&raw); err != nil {
-			diags.Errorf(nil, "configuration does not match the transform-headers schema: %v", err)
-			return nil, diags
-		}
+	// The core only sends what the schema declares; anything else means a
+	// caller that skipped the core's decoding, and is reported.
+	if err := instances.Strict(data, &raw); err != nil {
+		diags.Errorf(nil, "configuration does not match the transform-headers schema: %v", err)
+		return nil, diags
 	}
 
 	cfg := &config{}

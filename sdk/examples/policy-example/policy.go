@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/sluice-gw/sluice/sdk/el"
 	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/policy"
 	"github.com/sluice-gw/sluice/sdk/serve"
@@ -24,15 +24,20 @@ const (
 	typeName   = "transform-headers"
 )
 
-// Interface guard: the compiler checks that Plugin is a policy.
-var _ policy.Policy = (*Plugin)(nil)
+// Interface guards: the compiler checks that Plugin is a policy and has the
+// lifecycle calls (its Registry provides Validate, Configure, Unconfigure).
+var (
+	_ policy.Policy    = (*Plugin)(nil)
+	_ lifecycle.Plugin = (*Plugin)(nil)
+)
 
 // Plugin is the Transform Headers policy: it removes, filters and sets the
 // headers of every message in the publish and subscribe phases. One process
 // serves every configured instance, so state is kept per instance id.
 type Plugin struct {
-	mu        sync.RWMutex
-	instances map[string]*instance
+	// Registry gives the plugin its Validate, Configure and Unconfigure,
+	// and finds the instance a call is for.
+	*instances.Registry[*instance]
 
 	// warn reports header values that could not be evaluated; the message
 	// still passes. Tests replace it to see the warnings.
@@ -48,7 +53,19 @@ type instance struct {
 // New returns the policy with no instances.
 func New() *Plugin {
 	return &Plugin{
-		instances: map[string]*instance{},
+		Registry: instances.New(instances.Options[*instance]{
+			Types: []string{typeName},
+			// Decode runs for Validate and Configure alike; the core calls
+			// Configure again with the same id after a plugin restart, so it
+			// must not depend on earlier calls.
+			Decode: func(b instances.Block) (*instance, lifecycle.Diagnostics) {
+				cfg, diags := decodeConfig(b.ConfigJSON)
+				if cfg == nil {
+					return nil, diags
+				}
+				return &instance{config: cfg, api: map[string]any{"id": b.APIID}}, diags
+			},
+		}),
 		// serve.Logger writes hclog JSON to stderr, which the core re-emits
 		// under the plugin's name; stdout belongs to the handshake.
 		warn: func(msg string, args ...any) { serve.Logger().Warn(msg, args...) },
@@ -72,40 +89,6 @@ func (p *Plugin) Metadata() lifecycle.Metadata {
 	}
 }
 
-// Validate checks one configuration block without keeping anything; the
-// core calls it at load time and for `sluice validate`.
-func (p *Plugin) Validate(_ context.Context, req *lifecycle.ValidateRequest, resp *lifecycle.ValidateResponse) {
-	if req.Type != typeName {
-		resp.Diagnostics.Errorf(nil, "unknown type %q: this plugin provides %q", req.Type, typeName)
-		return
-	}
-	_, resp.Diagnostics = decodeConfig(req.ConfigJSON)
-}
-
-// Configure creates or replaces an instance. The core calls it again with
-// the same id after a plugin restart, so it must not depend on earlier calls.
-func (p *Plugin) Configure(_ context.Context, req *lifecycle.ConfigureRequest, resp *lifecycle.ConfigureResponse) {
-	if req.Type != typeName {
-		resp.Diagnostics.Errorf(nil, "unknown type %q: this plugin provides %q", req.Type, typeName)
-		return
-	}
-	cfg, diags := decodeConfig(req.ConfigJSON)
-	resp.Diagnostics = diags
-	if cfg == nil {
-		return
-	}
-	p.mu.Lock()
-	p.instances[req.InstanceID] = &instance{config: cfg, api: map[string]any{"id": req.APIID}}
-	p.mu.Unlock()
-}
-
-// Unconfigure removes an instance.
-func (p *Plugin) Unconfigure(_ context.Context, instanceID string) {
-	p.mu.Lock()
-	delete(p.instances, instanceID)
-	p.mu.Unlock()
-}
-
 // OnRequest is never called by a core that honours Metadata's Phases. It
 // answers with an explicit failure rather than silently doing nothing, so a
 // misrouted call shows up in the client's response and the logs.
@@ -123,10 +106,8 @@ func (p *Plugin) OnRequest(_ context.Context, _ *policy.RequestPhase, _ *policy.
 // changing. Tags are left alone, so acknowledgements still reach the
 // endpoint.
 func (p *Plugin) OnMessages(_ context.Context, in *policy.MessagesPhase) ([]*gateway.Message, error) {
-	p.mu.RLock()
-	inst := p.instances[in.InstanceID]
-	p.mu.RUnlock()
-	if inst == nil {
+	inst, ok := p.Get(in.InstanceID)
+	if !ok {
 		// Not a *gateway.Failure: the SDK logs it and the client sees a
 		// generic 500, since it is a gateway fault, not the client's.
 		return nil, fmt.Errorf("transform-headers: instance %q is not configured", in.InstanceID)

@@ -150,6 +150,9 @@ func TestValidate(t *testing.T) {
 		},
 	}
 	h := plugintest.Start(t, New())
+	// These cases test the plugin's own decoder, including values the core's
+	// schema check would stop first (TestSchemaChecked shows that check).
+	h.SkipSchema = true
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			typ := tc.typ
@@ -338,5 +341,29 @@ func TestOnRequestRefuses(t *testing.T) {
 	}
 	if f == nil || f.Status != 500 || f.Key != "FAILURE_POLICY_PHASE_UNSUPPORTED" {
 		t.Fatalf("failure = %+v, want 500 FAILURE_POLICY_PHASE_UNSUPPORTED", f)
+	}
+}
+
+// TestSchemaChecked shows what an operator sees for blocks the declared
+// schema refuses: the harness checks them as the core does, before the
+// plugin's Validate.
+func TestSchemaChecked(t *testing.T) {
+	h := plugintest.Start(t, New())
+	tests := map[string]struct {
+		config any
+		path   string
+		want   string
+	}{
+		"unknown attribute": {map[string]any{"set": 1}, "set", `Unsupported argument or block "set"`},
+		"wrong type":        {map[string]any{"remove_headers": "X-A"}, "remove_headers", "Incorrect attribute value type"},
+		"missing required":  {map[string]any{"add_header": []any{map[string]any{"name": "X-A"}}}, "add_header.0.value", "Missing required argument"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			d := h.Validate(t, typeName, tc.config)
+			if len(d) != 1 || d[0].Summary != tc.want || strings.Join(d[0].Path, ".") != tc.path {
+				t.Fatalf("Validate = %+v, want one %q at %s", d, tc.want, tc.path)
+			}
+		})
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package logthrottle
 
 import (
 	"testing"
@@ -6,9 +6,9 @@ import (
 )
 
 func TestThrottleLetsOneLinePerKeyAndInterval(t *testing.T) {
-	th := newThrottle(time.Minute)
+	th := New(time.Minute)
 	now := time.Unix(0, 0)
-	th.now = func() time.Time { return now }
+	th.Now = func() time.Time { return now }
 	steps := []struct {
 		name           string
 		key            string
@@ -25,9 +25,19 @@ func TestThrottleLetsOneLinePerKeyAndInterval(t *testing.T) {
 	}
 	for _, s := range steps {
 		now = now.Add(s.advance)
-		ok, n := th.allow(s.key)
+		ok, n := th.Allow(s.key)
 		if ok != s.wantOK || n != s.wantSuppressed {
 			t.Fatalf("%s: allow = %v, %d; want %v, %d", s.name, ok, n, s.wantOK, s.wantSuppressed)
 		}
+	}
+}
+
+func TestKeys(t *testing.T) {
+	byAttr := ByMessageAndArg("attribute")
+	if byAttr("m", []any{"attribute", "a", "error", "x"}) != byAttr("m", []any{"attribute", "a", "error", "y"}) {
+		t.Fatal("ByMessageAndArg: other arguments changed the key")
+	}
+	if ByMessageAndArgs("m", []any{"a", 1}) == ByMessageAndArgs("m", []any{"a", 2}) {
+		t.Fatal("ByMessageAndArgs: arguments ignored")
 	}
 }
