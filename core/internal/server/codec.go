@@ -164,6 +164,27 @@ var (
 // its batch id and messages (fields of a newer protocol revision), which
 // the caller then decodes the ordinary way. A malformed body is an error.
 func rawPublishBatch(body []byte) (b rawBatch, ok bool, err error) {
+	// Check every field before rewriting anything: a field this core does
+	// not relay sends the batch down the decoding path, which must see the
+	// bytes as they came.
+	for i := 0; i < len(body); {
+		num, typ, n := protowire.ConsumeTag(body[i:])
+		if n < 0 {
+			return rawBatch{}, false, errMalformed
+		}
+		m := protowire.ConsumeFieldValue(num, typ, body[i+n:])
+		if m < 0 {
+			return rawBatch{}, false, errMalformed
+		}
+		switch {
+		case num == fieldPublishBatchMessages && typ == protowire.BytesType && n == 1:
+		case num == fieldPublishBatchID && typ == protowire.VarintType:
+		case num == fieldPublishBatchThen && typ == protowire.BytesType:
+		default:
+			return rawBatch{}, false, nil
+		}
+		i += n + m
+	}
 	segStart := 0
 	for i := 0; i < len(body); {
 		num, typ, n := protowire.ConsumeTag(body[i:])

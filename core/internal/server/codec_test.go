@@ -136,6 +136,10 @@ func TestRawPublishBatch(t *testing.T) {
 		"no messages":      {body: []byte{0x08, 1}, id: 1, wantOK: true},
 		"an unknown field": {body: append(mustMarshal(t, &pluginv1.Connect_PublishBatch{BatchId: 1, Messages: msgs}), 0x18, 1)},
 		"a long tag":       {body: []byte{0x92, 0x00, 0}},
+		"then_respond": {
+			body: mustMarshal(t, &pluginv1.Connect_PublishBatch{BatchId: 4, Messages: msgs, ThenRespond: &pluginv1.Connect_Respond{Status: 202}}),
+			id:   4, count: 2, wantOK: true, wantParts: 1,
+		},
 		"malformed":        {body: []byte{0x12, 5, 0}, wantErr: true},
 	}
 	for name, tc := range tests {
@@ -167,6 +171,22 @@ func TestRawPublishBatch(t *testing.T) {
 				t.Fatalf("got %v\nwant %v", &got, want)
 			}
 		})
+	}
+}
+
+// A batch with a field the relay does not know is left exactly as it came,
+// for the decoding path.
+func TestRawPublishBatchLeavesUnknownUntouched(t *testing.T) {
+	body := append(mustMarshal(t, &pluginv1.Connect_PublishBatch{BatchId: 1, Messages: []*pluginv1.Message{{Content: []byte("a")}}}), 0x22, 1, 'x')
+	before := bytes.Clone(body)
+	if _, ok, err := rawPublishBatch(body); ok || err != nil {
+		t.Fatalf("ok %v err %v, want a fallback", ok, err)
+	}
+	if !bytes.Equal(body, before) {
+		t.Fatalf("the body was rewritten:
+% x
+want
+% x", body, before)
 	}
 }
 
