@@ -31,6 +31,7 @@ const (
 	fieldConnectResponsePublish = 3 // Connect.Response.publish
 	fieldPublishBatchID         = 1 // Connect.PublishBatch.batch_id
 	fieldPublishBatchMessages   = 2 // Connect.PublishBatch.messages
+	fieldPublishBatchEndpoint   = 3 // Connect.PublishBatch.endpoint
 )
 
 // maxPrefix is room for a tag of a small field number and the longest
