@@ -132,14 +132,6 @@ func (p *Plugin) Configure(_ context.Context, req *lifecycle.ConfigureRequest, r
 	if inst == nil {
 		return
 	}
-	if inst.webhook != nil {
-		client, err := inst.webhook.newClient()
-		if err != nil {
-			resp.Diagnostics.Errorf(nil, "webhook client: %v", err)
-			return
-		}
-		inst.webhook.client = client
-	}
 	p.mu.Lock()
 	old := p.instances[req.InstanceID]
 	p.instances[req.InstanceID] = inst
@@ -157,12 +149,9 @@ func (p *Plugin) Unconfigure(_ context.Context, instanceID string) {
 	old.close()
 }
 
-// close releases what an instance holds (idle webhook connections).
-func (inst *instance) close() {
-	if inst != nil && inst.webhook != nil && inst.webhook.client != nil {
-		inst.webhook.client.CloseIdleConnections()
-	}
-}
+// close releases what an instance holds: nothing today, since each webhook
+// subscription closes its own client when its exchange ends.
+func (inst *instance) close() {}
 
 // Drain ends every exchange early and waits for them or ctx's deadline: a
 // GET answers with the messages it has, a webhook stops after the message
@@ -197,7 +186,7 @@ func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entryp
 	case typePost:
 		return p.connectPost(ctx, inst.post, req, conn)
 	default:
-		return p.connectWebhook(ctx, inst.webhook, open.Context, conn)
+		return p.connectWebhook(ctx, inst.webhook, open, conn)
 	}
 }
 

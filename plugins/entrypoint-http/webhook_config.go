@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-gw/sluice/sdk/endpoint"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
@@ -94,41 +93,101 @@ var sslBlockSchema = schema.Schema{
 	},
 }
 
-var webhookSchema = schema.Schema{
+var authBlockSchema = schema.Schema{
 	Attributes: []schema.Attribute{
-		qosAttribute(webhookQoS),
-		{Name: "callback_url", Type: schema.String, Required: true, Description: "Where messages are POSTed: an http:// or https:// URL."},
-		{Name: "interrupt_consumption_on_server_error", Type: schema.Bool, Default: true,
-			Description: "Stop the subscription when the callback keeps answering 5xx; otherwise the message is skipped."},
-		{Name: "interrupt_consumption_on_exception", Type: schema.Bool, Default: true,
-			Description: "Stop the subscription when the callback cannot be reached; otherwise the message is skipped."},
+		{Name: "type", Type: schema.String, Required: true, Enum: authTypes, Description: "basic, token (a bearer token) or oauth2 (client credentials)."},
 	},
 	Blocks: []schema.Block{
-		{Name: "http", Nesting: schema.Single, Schema: httpBlockSchema, Description: "HTTP client settings."},
-		{Name: "proxy", Nesting: schema.Single, Schema: proxyBlockSchema, Description: "Proxy to reach the callback through."},
-		{Name: "header", Nesting: schema.List, Schema: headerBlockSchema, Description: "A header sent with every delivery (after the message's own headers, which win)."},
-		{Name: "retry", Nesting: schema.Single, Schema: retryBlockSchema, Description: "Retries of failed deliveries."},
-		{Name: "ssl", Nesting: schema.Single, Schema: sslBlockSchema, Description: "TLS settings for https callbacks."},
+		{Name: "basic", Nesting: schema.Single, Description: "HTTP basic authentication.", Schema: schema.Schema{Attributes: []schema.Attribute{
+			{Name: "username", Type: schema.String, Required: true, Description: "User name."},
+			{Name: "password", Type: schema.String, Required: true, Description: "Password."},
+		}}},
+		{Name: "token", Nesting: schema.Single, Description: "A bearer token.", Schema: schema.Schema{Attributes: []schema.Attribute{
+			{Name: "value", Type: schema.String, Required: true, Description: "The token, sent as Authorization: Bearer <value>."},
+		}}},
+		{Name: "oauth2", Nesting: schema.Single, Description: "OAuth2 client credentials; the token is cached until shortly before it expires.", Schema: schema.Schema{Attributes: []schema.Attribute{
+			{Name: "endpoint", Type: schema.String, Required: true, Description: "The token endpoint URL."},
+			{Name: "client_id", Type: schema.String, Required: true, Description: "Client id."},
+			{Name: "client_secret", Type: schema.String, Required: true, Description: "Client secret."},
+			{Name: "scopes", Type: schema.ListOfString, Description: "Scopes to ask for."},
+		}}},
 	},
 }
 
-// webhookConfig is one decoded webhook instance.
+// webhookSchema is the webhook entrypoint block: what every push
+// subscription of the API shares.
+var webhookSchema = schema.Schema{
+	Attributes: []schema.Attribute{
+		qosAttribute(webhookQoS),
+		{Name: "interrupt_consumption_on_server_error", Type: schema.Bool, Default: true,
+			Description: "Stop a subscription when its callback still answers 5xx after the last attempt (and it has no dlq); otherwise the message is skipped."},
+		{Name: "interrupt_consumption_on_exception", Type: schema.Bool, Default: true,
+			Description: "Stop a subscription when its callback still cannot be reached after the last attempt (and it has no dlq); otherwise the message is skipped."},
+	},
+	Blocks: []schema.Block{
+		{Name: "http", Nesting: schema.Single, Schema: httpBlockSchema, Description: "HTTP client settings."},
+		{Name: "proxy", Nesting: schema.Single, Schema: proxyBlockSchema, Description: "Proxy to reach the callbacks through."},
+	},
+}
+
+// subscriptionSchema is a push subscription (plan "push" > subscription),
+// which the gateway sends as JSON when it opens the subscription's
+// exchange.
+var subscriptionSchema = schema.Schema{
+	Attributes: []schema.Attribute{
+		{Name: "callback_url", Type: schema.String, Required: true, Description: "Where messages are POSTed: an http:// or https:// URL."},
+	},
+	Blocks: []schema.Block{
+		{Name: "header", Nesting: schema.List, Schema: headerBlockSchema, Description: "A header sent with every delivery (after the message's own headers, which win)."},
+		{Name: "retry", Nesting: schema.Single, Schema: retryBlockSchema, Description: "Retries of failed deliveries."},
+		{Name: "ssl", Nesting: schema.Single, Schema: sslBlockSchema, Description: "TLS settings for https callbacks."},
+		{Name: "auth", Nesting: schema.Single, Schema: authBlockSchema, Description: "How the gateway authenticates to the callback."},
+		{Name: "dlq", Nesting: schema.Single, Description: "Where a message goes after its last failed attempt.", Schema: schema.Schema{Attributes: []schema.Attribute{
+			{Name: "endpoint", Type: schema.String, Required: true, Description: "The name of an endpoint block of the API."},
+		}}},
+	},
+}
+
+// webhookConfig is one decoded webhook instance: the settings its
+// subscriptions share.
 type webhookConfig struct {
 	QoS                    string
-	CallbackURL            string
 	ConnectTimeout         time.Duration
 	ReadTimeout            time.Duration
 	IdleTimeout            time.Duration
 	MaxConnections         int
 	InterruptOnServerError bool
 	InterruptOnException   bool
-	Headers                [][2]string
-	Retry                  retryPolicy
 	proxy                  func(*http.Request) (*url.URL, error)
-	tls                    *tls.Config
+}
 
-	// client is built at Configure and shared by the instance's exchanges.
-	client *http.Client
+// subscriptionConfig is one decoded push subscription.
+type subscriptionConfig struct {
+	CallbackURL string
+	Headers     [][2]string
+	Retry       retryPolicy
+	Auth        authConfig
+	DLQ         string
+	tls         *tls.Config
+}
+
+// Authentication types.
+const (
+	authBasic  = "basic"
+	authToken  = "token"
+	authOAuth2 = "oauth2"
+)
+
+var authTypes = []string{authBasic, authToken, authOAuth2}
+
+// authConfig is a subscription's auth block; Type "" is none.
+type authConfig struct {
+	Type               string
+	Username, Password string
+	Token              string
+	TokenURL           string
+	ClientID, Secret   string
+	Scopes             []string
 }
 
 // retryPolicy says how often and how late a failed delivery is tried again.
@@ -139,7 +198,9 @@ type retryPolicy struct {
 	MaxDelay     time.Duration
 }
 
-// delay is the wait before attempt n+1 after n failed attempts (n >= 1).
+// delay is the wait before attempt n+1 after n failed attempts (n >= 1):
+// LINEAR waits initial*n, EXPONENTIAL initial*2^(n-1), both capped at the
+// maximum delay.
 func (r retryPolicy) delay(n int) time.Duration {
 	d := r.InitialDelay * time.Duration(n)
 	if r.Exponential {
@@ -160,21 +221,11 @@ func decodeWebhook(data []byte) (*webhookConfig, lifecycle.Diagnostics) {
 		MaxConnections:         defaultMaxConnections,
 		InterruptOnServerError: true,
 		InterruptOnException:   true,
-		Retry:                  retryPolicy{MaxAttempts: 1},
 	}
 	d := newDecoder(data, webhookSchema)
 	d.qos("qos", webhookQoS, typeWebhook, &cfg.QoS)
-	if _, present := d.fields["callback_url"]; !present || string(d.fields["callback_url"]) == "null" {
-		d.diags.Errorf([]string{"callback_url"}, "callback_url is required: the http:// or https:// URL messages are POSTed to")
-	} else if d.str("callback_url", &cfg.CallbackURL) {
-		u, err := url.Parse(cfg.CallbackURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.diags.Errorf([]string{"callback_url"}, "callback_url %q must be an absolute http:// or https:// URL", cfg.CallbackURL)
-		}
-	}
 	d.boolean("interrupt_consumption_on_server_error", &cfg.InterruptOnServerError)
 	d.boolean("interrupt_consumption_on_exception", &cfg.InterruptOnException)
-
 	if h := d.block("http", httpBlockSchema); h != nil {
 		h.duration("connect_timeout", &cfg.ConnectTimeout)
 		h.duration("read_timeout", &cfg.ReadTimeout)
@@ -184,12 +235,27 @@ func decodeWebhook(data []byte) (*webhookConfig, lifecycle.Diagnostics) {
 		cfg.MaxConnections = int(n)
 		d.merge(h)
 	}
-	if cfg.QoS == endpoint.QoSAtMostOnce || cfg.QoS == endpoint.QoSAtLeastOnce {
-		cfg.MaxConnections = 1 // ordered delivery: one message at a time
-	}
 	if p := d.block("proxy", proxyBlockSchema); p != nil {
 		cfg.proxy = p.proxy()
 		d.merge(p)
+	}
+	if d.diags.HasErrors() {
+		return nil, d.diags
+	}
+	return cfg, d.diags
+}
+
+// decodeSubscription decodes the subscription JSON of a headless exchange.
+func decodeSubscription(data []byte) (*subscriptionConfig, lifecycle.Diagnostics) {
+	cfg := &subscriptionConfig{Retry: retryPolicy{MaxAttempts: 1}}
+	d := newDecoder(data, subscriptionSchema)
+	if _, present := d.fields["callback_url"]; !present || string(d.fields["callback_url"]) == "null" {
+		d.diags.Errorf([]string{"callback_url"}, "callback_url is required: the http:// or https:// URL messages are POSTed to")
+	} else if d.str("callback_url", &cfg.CallbackURL) {
+		u, err := url.Parse(cfg.CallbackURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			d.diags.Errorf([]string{"callback_url"}, "callback_url %q must be an absolute http:// or https:// URL", cfg.CallbackURL)
+		}
 	}
 	for _, h := range d.list("header", headerBlockSchema) {
 		var name, value string
@@ -208,10 +274,60 @@ func decodeWebhook(data []byte) (*webhookConfig, lifecycle.Diagnostics) {
 		cfg.tls = s.tlsConfig()
 		d.merge(s)
 	}
+	if a := d.block("auth", authBlockSchema); a != nil {
+		cfg.Auth = a.auth()
+		d.merge(a)
+	}
+	if q := d.block("dlq", subscriptionSchema.Blocks[4].Schema); q != nil {
+		q.str("endpoint", &cfg.DLQ)
+		d.merge(q)
+	}
 	if d.diags.HasErrors() {
 		return nil, d.diags
 	}
 	return cfg, d.diags
+}
+
+// auth reads an auth block: the block named by type must be there.
+func (d *decoder) auth() authConfig {
+	var a authConfig
+	d.oneOf("type", authTypes, &a.Type)
+	sub := func(name string) *decoder {
+		for _, b := range authBlockSchema.Blocks {
+			if b.Name == name {
+				if s := d.block(name, b.Schema); s != nil {
+					return s
+				}
+			}
+		}
+		d.diags.Errorf(d.at(name), "auth type %q needs a %s block", a.Type, name)
+		return nil
+	}
+	switch a.Type {
+	case authBasic:
+		if s := sub("basic"); s != nil {
+			s.str("username", &a.Username)
+			s.str("password", &a.Password)
+			d.merge(s)
+		}
+	case authToken:
+		if s := sub("token"); s != nil {
+			s.str("value", &a.Token)
+			d.merge(s)
+		}
+	case authOAuth2:
+		if s := sub("oauth2"); s != nil {
+			s.str("endpoint", &a.TokenURL)
+			s.str("client_id", &a.ClientID)
+			s.str("client_secret", &a.Secret)
+			s.value("scopes", &a.Scopes)
+			if u, err := url.Parse(a.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				s.diags.Errorf(s.at("endpoint"), "endpoint %q must be an absolute http:// or https:// URL", a.TokenURL)
+			}
+			d.merge(s)
+		}
+	}
+	return a
 }
 
 // duration reads a number of milliseconds.
@@ -374,13 +490,14 @@ func verifyChain(raw [][]byte, roots *x509.CertPool) error {
 	return err
 }
 
-// newClient builds the HTTP client of an instance.
-func (c *webhookConfig) newClient() (*http.Client, error) {
+// newClient builds the HTTP client of one subscription: the instance's
+// timeouts, limits and proxy with the subscription's TLS settings.
+func (c *webhookConfig) newClient(tlsConfig *tls.Config) *http.Client {
 	dialer := &net.Dialer{Timeout: c.ConnectTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 c.proxy,
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       c.tls,
+		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   c.ConnectTimeout,
 		ResponseHeaderTimeout: c.ReadTimeout,
 		IdleConnTimeout:       c.IdleTimeout,
@@ -392,5 +509,5 @@ func (c *webhookConfig) newClient() (*http.Client, error) {
 		Transport: tr,
 		// A callback that redirects is answered like any other non-2xx.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}, nil
+	}
 }
