@@ -66,7 +66,7 @@ type Report struct {
 }
 
 // interruptKeys are the failure keys with which the webhook entrypoint
-// interrupts a subscription on purpose (REFERENCE 5.5 in docs/webhooks.md):
+// interrupts a subscription on purpose (docs/webhooks.md):
 // starting it again would fail the same way, so it stays stopped.
 var interruptKeys = []string{"WEBHOOK_UNREACHABLE", "MESSAGE_PROCESSING_FAILED", "FAILURE_SUBSCRIPTION_INVALID"}
 
