@@ -11,12 +11,32 @@ gateway {
 dev_kafka {
   listen   = "127.0.0.1:9092"
   data_dir = ".sluice/kafka"
-  topics   = { demo = 3 }
+  topics   = { demo = 3, demo-dlq = 1 }
 }
 
 api "demo" {
   context_path = "/demo"
   plan "keyless" {}
+  # Webhooks: every message of the demo topic is POSTed to the receiver of
+  # examples/webhook-receiver (`go run ./examples/webhook-receiver`). While it
+  # is not running, deliveries are retried and nothing is lost.
+  plan "push" {
+    subscription "demo-hook" {
+      callback_url = "http://127.0.0.1:8099/demo"
+      header {
+        name  = "X-Demo"
+        value = "sluice"
+      }
+      retry {
+        retry_option          = "Retry On Fail"
+        retry_strategy        = "EXPONENTIAL"
+        max_attempts          = 1000
+        initial_delay_seconds = 1
+        max_delay_seconds     = 30
+      }
+      dlq { endpoint = "dead" }
+    }
+  }
 
   entrypoint "http-post" { request_headers_to_message = true }
   entrypoint "http-get" {
@@ -33,6 +53,11 @@ api "demo" {
     publisher { enabled = true }
     subscriber { enabled = true }
   }
+  # Runs the push subscriptions below: the gateway consumes and POSTs.
+  entrypoint "webhook" {
+    qos = "at-least-once"
+    http { read_timeout = 5000 }
+  }
 
   endpoint "kafka" "default" {
     bootstrap_servers = "127.0.0.1:9092"
@@ -47,6 +72,15 @@ api "demo" {
       topics            = ["demo"]
       auto_offset_reset = "earliest"
       encode_message_id = true
+    }
+  }
+
+  # A named target: the demo-hook's dead letters go here.
+  endpoint "kafka" "dead" {
+    bootstrap_servers = "127.0.0.1:9092"
+    producer {
+      enabled = true
+      topics  = ["demo-dlq"]
     }
   }
 

@@ -48,11 +48,8 @@ type instance struct {
 func New() *Plugin {
 	return &Plugin{
 		Registry: instances.New(instances.Options[*instance]{
-			Types:    []string{typeGet, typePost, typeWebhook},
-			Decode:   func(b instances.Block) (*instance, lifecycle.Diagnostics) { return decode(b.Type, b.ConfigJSON) },
-			Start:    start,
-			Replaced: (*instance).close,
-			Removed:  (*instance).close,
+			Types:  []string{typeGet, typePost, typeWebhook},
+			Decode: func(b instances.Block) (*instance, lifecycle.Diagnostics) { return decode(b.Type, b.ConfigJSON) },
 		}),
 		after: func(d time.Duration) (<-chan time.Time, func()) {
 			t := time.NewTimer(d)
@@ -121,26 +118,6 @@ func decode(typ string, data []byte) (*instance, lifecycle.Diagnostics) {
 	return inst, diags
 }
 
-// start gives a webhook instance its HTTP client, on Configure only: a
-// validated block holds no connections.
-func start(_ instances.Block, inst *instance) (*instance, error) {
-	if inst.webhook != nil {
-		client, err := inst.webhook.newClient()
-		if err != nil {
-			return nil, fmt.Errorf("webhook client: %w", err)
-		}
-		inst.webhook.client = client
-	}
-	return inst, nil
-}
-
-// close releases what an instance holds (idle webhook connections).
-func (inst *instance) close() {
-	if inst != nil && inst.webhook != nil && inst.webhook.client != nil {
-		inst.webhook.client.CloseIdleConnections()
-	}
-}
-
 // Drain ends every exchange early and waits for them or ctx's deadline: a
 // GET answers with the messages it has, a webhook stops after the message
 // it is posting, a POST finishes publishing.
@@ -165,7 +142,7 @@ func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entryp
 	case typePost:
 		return p.connectPost(ctx, inst.post, req, conn)
 	default:
-		return p.connectWebhook(ctx, inst.webhook, open.Context, conn)
+		return p.connectWebhook(ctx, inst.webhook, open, conn)
 	}
 }
 

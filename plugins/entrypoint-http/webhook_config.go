@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-gw/sluice/sdk/endpoint"
 	"github.com/sluice-gw/sluice/sdk/instances"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"github.com/sluice-gw/sluice/sdk/schema"
@@ -95,41 +94,101 @@ var sslBlockSchema = schema.Schema{
 	},
 }
 
-var webhookSchema = schema.Schema{
+var authBlockSchema = schema.Schema{
 	Attributes: []schema.Attribute{
-		qosAttribute(webhookQoS),
-		{Name: "callback_url", Type: schema.String, Required: true, Description: "Where messages are POSTed: an http:// or https:// URL."},
-		{Name: "interrupt_consumption_on_server_error", Type: schema.Bool, Default: true,
-			Description: "Stop the subscription when the callback keeps answering 5xx; otherwise the message is skipped."},
-		{Name: "interrupt_consumption_on_exception", Type: schema.Bool, Default: true,
-			Description: "Stop the subscription when the callback cannot be reached; otherwise the message is skipped."},
+		{Name: "type", Type: schema.String, Required: true, Enum: authTypes, Description: "basic, token (a bearer token) or oauth2 (client credentials)."},
 	},
 	Blocks: []schema.Block{
-		{Name: "http", Nesting: schema.Single, Schema: httpBlockSchema, Description: "HTTP client settings."},
-		{Name: "proxy", Nesting: schema.Single, Schema: proxyBlockSchema, Description: "Proxy to reach the callback through."},
-		{Name: "header", Nesting: schema.List, Schema: headerBlockSchema, Description: "A header sent with every delivery (after the message's own headers, which win)."},
-		{Name: "retry", Nesting: schema.Single, Schema: retryBlockSchema, Description: "Retries of failed deliveries."},
-		{Name: "ssl", Nesting: schema.Single, Schema: sslBlockSchema, Description: "TLS settings for https callbacks."},
+		{Name: "basic", Nesting: schema.Single, Description: "HTTP basic authentication.", Schema: schema.Schema{Attributes: []schema.Attribute{
+			{Name: "username", Type: schema.String, Required: true, Description: "User name."},
+			{Name: "password", Type: schema.String, Required: true, Description: "Password."},
+		}}},
+		{Name: "token", Nesting: schema.Single, Description: "A bearer token.", Schema: schema.Schema{Attributes: []schema.Attribute{
+			{Name: "value", Type: schema.String, Required: true, Description: "The token, sent as Authorization: Bearer <value>."},
+		}}},
+		{Name: "oauth2", Nesting: schema.Single, Description: "OAuth2 client credentials; the token is cached until shortly before it expires.", Schema: schema.Schema{Attributes: []schema.Attribute{
+			{Name: "endpoint", Type: schema.String, Required: true, Description: "The token endpoint URL."},
+			{Name: "client_id", Type: schema.String, Required: true, Description: "Client id."},
+			{Name: "client_secret", Type: schema.String, Required: true, Description: "Client secret."},
+			{Name: "scopes", Type: schema.ListOfString, Description: "Scopes to ask for."},
+		}}},
 	},
 }
 
-// webhookConfig is one decoded webhook instance.
+// webhookSchema is the webhook entrypoint block: what every push
+// subscription of the API shares.
+var webhookSchema = schema.Schema{
+	Attributes: []schema.Attribute{
+		qosAttribute(webhookQoS),
+		{Name: "interrupt_consumption_on_server_error", Type: schema.Bool, Default: true,
+			Description: "Stop a subscription when its callback still answers 5xx after the last attempt (and it has no dlq); otherwise the message is skipped."},
+		{Name: "interrupt_consumption_on_exception", Type: schema.Bool, Default: true,
+			Description: "Stop a subscription when its callback still cannot be reached after the last attempt (and it has no dlq); otherwise the message is skipped."},
+	},
+	Blocks: []schema.Block{
+		{Name: "http", Nesting: schema.Single, Schema: httpBlockSchema, Description: "HTTP client settings."},
+		{Name: "proxy", Nesting: schema.Single, Schema: proxyBlockSchema, Description: "Proxy to reach the callbacks through."},
+	},
+}
+
+// subscriptionSchema is a push subscription (plan "push" > subscription),
+// which the gateway sends as JSON when it opens the subscription's
+// exchange.
+var subscriptionSchema = schema.Schema{
+	Attributes: []schema.Attribute{
+		{Name: "callback_url", Type: schema.String, Required: true, Description: "Where messages are POSTed: an http:// or https:// URL."},
+	},
+	Blocks: []schema.Block{
+		{Name: "header", Nesting: schema.List, Schema: headerBlockSchema, Description: "A header sent with every delivery (after the message's own headers, which win)."},
+		{Name: "retry", Nesting: schema.Single, Schema: retryBlockSchema, Description: "Retries of failed deliveries."},
+		{Name: "ssl", Nesting: schema.Single, Schema: sslBlockSchema, Description: "TLS settings for https callbacks."},
+		{Name: "auth", Nesting: schema.Single, Schema: authBlockSchema, Description: "How the gateway authenticates to the callback."},
+		{Name: "dlq", Nesting: schema.Single, Description: "Where a message goes after its last failed attempt.", Schema: schema.Schema{Attributes: []schema.Attribute{
+			{Name: "endpoint", Type: schema.String, Required: true, Description: "The name of an endpoint block of the API."},
+		}}},
+	},
+}
+
+// webhookConfig is one decoded webhook instance: the settings its
+// subscriptions share.
 type webhookConfig struct {
 	QoS                    string
-	CallbackURL            string
 	ConnectTimeout         time.Duration
 	ReadTimeout            time.Duration
 	IdleTimeout            time.Duration
 	MaxConnections         int
 	InterruptOnServerError bool
 	InterruptOnException   bool
-	Headers                [][2]string
-	Retry                  retryPolicy
 	proxy                  func(*http.Request) (*url.URL, error)
-	tls                    *tls.Config
+}
 
-	// client is built at Configure and shared by the instance's exchanges.
-	client *http.Client
+// subscriptionConfig is one decoded push subscription.
+type subscriptionConfig struct {
+	CallbackURL string
+	Headers     [][2]string
+	Retry       retryPolicy
+	Auth        authConfig
+	DLQ         string
+	tls         *tls.Config
+}
+
+// Authentication types.
+const (
+	authBasic  = "basic"
+	authToken  = "token"
+	authOAuth2 = "oauth2"
+)
+
+var authTypes = []string{authBasic, authToken, authOAuth2}
+
+// authConfig is a subscription's auth block; Type "" is none.
+type authConfig struct {
+	Type               string
+	Username, Password string
+	Token              string
+	TokenURL           string
+	ClientID, Secret   string
+	Scopes             []string
 }
 
 // retryPolicy says how often and how late a failed delivery is tried again.
@@ -140,7 +199,9 @@ type retryPolicy struct {
 	MaxDelay     time.Duration
 }
 
-// delay is the wait before attempt n+1 after n failed attempts (n >= 1).
+// delay is the wait before attempt n+1 after n failed attempts (n >= 1):
+// LINEAR waits initial*n, EXPONENTIAL initial*2^(n-1), both capped at the
+// maximum delay.
 func (r retryPolicy) delay(n int) time.Duration {
 	d := r.InitialDelay * time.Duration(n)
 	if r.Exponential {
@@ -161,21 +222,11 @@ func decodeWebhook(data []byte) (*webhookConfig, lifecycle.Diagnostics) {
 		MaxConnections:         defaultMaxConnections,
 		InterruptOnServerError: true,
 		InterruptOnException:   true,
-		Retry:                  retryPolicy{MaxAttempts: 1},
 	}
 	d := newDecoder(data, webhookSchema)
 	qos(d, "qos", webhookQoS, typeWebhook, &cfg.QoS)
-	if v := d.Raw("callback_url"); v == nil || string(v) == "null" {
-		d.Errorf("callback_url", "callback_url is required: the http:// or https:// URL messages are POSTed to")
-	} else if d.String("callback_url", &cfg.CallbackURL) {
-		u, err := url.Parse(cfg.CallbackURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			d.Errorf("callback_url", "callback_url %q must be an absolute http:// or https:// URL", cfg.CallbackURL)
-		}
-	}
 	d.Bool("interrupt_consumption_on_server_error", &cfg.InterruptOnServerError)
 	d.Bool("interrupt_consumption_on_exception", &cfg.InterruptOnException)
-
 	if h := d.Block("http", httpBlockSchema); h != nil {
 		duration(h, "connect_timeout", &cfg.ConnectTimeout)
 		duration(h, "read_timeout", &cfg.ReadTimeout)
@@ -185,12 +236,27 @@ func decodeWebhook(data []byte) (*webhookConfig, lifecycle.Diagnostics) {
 		cfg.MaxConnections = int(n)
 		d.Merge(h)
 	}
-	if cfg.QoS == endpoint.QoSAtMostOnce || cfg.QoS == endpoint.QoSAtLeastOnce {
-		cfg.MaxConnections = 1 // ordered delivery: one message at a time
-	}
 	if p := d.Block("proxy", proxyBlockSchema); p != nil {
 		cfg.proxy = proxy(p)
 		d.Merge(p)
+	}
+	if d.HasErrors() {
+		return nil, d.Diagnostics()
+	}
+	return cfg, d.Diagnostics()
+}
+
+// decodeSubscription decodes the subscription JSON of a headless exchange.
+func decodeSubscription(data []byte) (*subscriptionConfig, lifecycle.Diagnostics) {
+	cfg := &subscriptionConfig{Retry: retryPolicy{MaxAttempts: 1}}
+	d := newDecoder(data, subscriptionSchema)
+	if !d.Has("callback_url") || string(d.Raw("callback_url")) == "null" {
+		d.Errorf("callback_url", "callback_url is required: the http:// or https:// URL messages are POSTed to")
+	} else if d.String("callback_url", &cfg.CallbackURL) {
+		u, err := url.Parse(cfg.CallbackURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			d.Errorf("callback_url", "callback_url %q must be an absolute http:// or https:// URL", cfg.CallbackURL)
+		}
 	}
 	for _, h := range d.List("header", headerBlockSchema) {
 		var name, value string
@@ -209,10 +275,60 @@ func decodeWebhook(data []byte) (*webhookConfig, lifecycle.Diagnostics) {
 		cfg.tls = tlsConfig(s)
 		d.Merge(s)
 	}
+	if a := d.Block("auth", authBlockSchema); a != nil {
+		cfg.Auth = auth(a)
+		d.Merge(a)
+	}
+	if q := d.Block("dlq", subscriptionSchema.Blocks[4].Schema); q != nil {
+		q.String("endpoint", &cfg.DLQ)
+		d.Merge(q)
+	}
 	if d.HasErrors() {
 		return nil, d.Diagnostics()
 	}
 	return cfg, d.Diagnostics()
+}
+
+// auth reads an auth block: the block named by type must be there.
+func auth(d *instances.Decoder) authConfig {
+	var a authConfig
+	d.OneOf("type", authTypes, &a.Type)
+	sub := func(name string) *instances.Decoder {
+		for _, b := range authBlockSchema.Blocks {
+			if b.Name == name {
+				if s := d.Block(name, b.Schema); s != nil {
+					return s
+				}
+			}
+		}
+		d.Errorf(name, "auth type %q needs a %s block", a.Type, name)
+		return nil
+	}
+	switch a.Type {
+	case authBasic:
+		if s := sub("basic"); s != nil {
+			s.String("username", &a.Username)
+			s.String("password", &a.Password)
+			d.Merge(s)
+		}
+	case authToken:
+		if s := sub("token"); s != nil {
+			s.String("value", &a.Token)
+			d.Merge(s)
+		}
+	case authOAuth2:
+		if s := sub("oauth2"); s != nil {
+			s.String("endpoint", &a.TokenURL)
+			s.String("client_id", &a.ClientID)
+			s.String("client_secret", &a.Secret)
+			s.Value("scopes", &a.Scopes)
+			if u, err := url.Parse(a.TokenURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				s.Errorf("endpoint", "endpoint %q must be an absolute http:// or https:// URL", a.TokenURL)
+			}
+			d.Merge(s)
+		}
+	}
+	return a
 }
 
 // duration reads a number of milliseconds.
@@ -375,13 +491,14 @@ func verifyChain(raw [][]byte, roots *x509.CertPool) error {
 	return err
 }
 
-// newClient builds the HTTP client of an instance.
-func (c *webhookConfig) newClient() (*http.Client, error) {
+// newClient builds the HTTP client of one subscription: the instance's
+// timeouts, limits and proxy with the subscription's TLS settings.
+func (c *webhookConfig) newClient(tlsConfig *tls.Config) *http.Client {
 	dialer := &net.Dialer{Timeout: c.ConnectTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		Proxy:                 c.proxy,
 		DialContext:           dialer.DialContext,
-		TLSClientConfig:       c.tls,
+		TLSClientConfig:       tlsConfig,
 		TLSHandshakeTimeout:   c.ConnectTimeout,
 		ResponseHeaderTimeout: c.ReadTimeout,
 		IdleConnTimeout:       c.IdleTimeout,
@@ -393,5 +510,5 @@ func (c *webhookConfig) newClient() (*http.Client, error) {
 		Transport: tr,
 		// A callback that redirects is answered like any other non-2xx.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}, nil
+	}
 }

@@ -32,6 +32,24 @@ type Open struct {
 	InstanceID string
 	// Context is the client's context after request-phase policies.
 	Context *gateway.Context
+	// Subscription is set when the core opens the exchange itself, with no
+	// client socket behind it (a webhook push subscription): the
+	// subscription block's values as JSON (snake_case attribute and block
+	// names). Such an exchange has no client to respond to: what it writes
+	// is read by the core, and acknowledgements work as for a socket.
+	// Empty for client requests.
+	Subscription []byte
+}
+
+// TargetPublisher is implemented by the Conn of gateways that can publish to
+// an API endpoint other than the first one (protocol v1.2). An entrypoint
+// that needs it (a webhook's dead-letter endpoint) checks for it with a type
+// assertion, so older gateways and test doubles keep working.
+type TargetPublisher interface {
+	// PublishTo is Conn.Publish to the API endpoint named endpoint (an
+	// endpoint block's name label); "" is the API's first endpoint. The
+	// result arrives as a Published event with the returned batch id.
+	PublishTo(endpoint string, messages []*gateway.Message) (batchID uint64, err error)
 }
 
 // EventKind says what an Event carries.

@@ -19,7 +19,14 @@ import (
 // holds at most one action the test has not taken with Next.
 func (h *Harness) Connect(t testing.TB, instanceID string, c *gateway.Context) *Exchange {
 	t.Helper()
-	open, err := wire.OpenToWire(&entrypoint.Open{InstanceID: instanceID, Context: c})
+	return h.ConnectOpen(t, &entrypoint.Open{InstanceID: instanceID, Context: c})
+}
+
+// ConnectOpen is Connect with the whole Open, e.g. a push subscription's
+// (Open.Subscription), as the gateway opens a headless exchange.
+func (h *Harness) ConnectOpen(t testing.TB, o *entrypoint.Open) *Exchange {
+	t.Helper()
+	open, err := wire.OpenToWire(o)
 	if err != nil {
 		t.Fatalf("plugintest: Connect: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/sluice-gw/sluice/core/internal/flow"
 	"github.com/sluice-gw/sluice/core/internal/plan"
 	"github.com/sluice-gw/sluice/core/internal/pluginhost"
+	"github.com/sluice-gw/sluice/core/internal/push"
 	"github.com/sluice-gw/sluice/core/internal/server"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
@@ -112,7 +113,19 @@ func runGateway(path string, stderr io.Writer) int {
 		log.Error("deployment rejected", "err", err)
 		return 1
 	}
-	adm, err := admin.New(admin.Options{Server: srv, Registry: reg, Logger: log, Plugins: pluginInfos(host)})
+	pushMetrics, err := push.NewMetrics(reg)
+	if err != nil {
+		log.Error("metrics", "err", err)
+		return 1
+	}
+	pushes := push.New(push.Options{Server: srv, Metrics: pushMetrics, Logger: log})
+	adm, err := admin.New(admin.Options{Server: srv, Registry: reg, Logger: log, Plugins: pluginInfos(host),
+		Push: func(api string) any {
+			if st := pushes.Status(api); len(st) > 0 {
+				return st
+			}
+			return nil
+		}})
 	if err != nil {
 		log.Error("admin listener", "err", err)
 		return 1
@@ -121,7 +134,12 @@ func runGateway(path string, stderr io.Writer) int {
 	errs := make(chan error, 2)
 	go func() { errs <- fmt.Errorf("gateway listener: %w", srv.ListenAndServe(f.Gateway.Listen)) }()
 	go func() { errs <- fmt.Errorf("admin listener: %w", adm.ListenAndServe(f.Gateway.AdminListen)) }()
-	cleanups = append(cleanups, func(c context.Context) { _ = adm.Shutdown(c) }, func(c context.Context) { _ = srv.Shutdown(c) })
+	// Cleanups run last first: the push subscriptions stop (committing
+	// what their callbacks acknowledged) before the data path shuts down,
+	// so none is started again meanwhile.
+	cleanups = append(cleanups, func(c context.Context) { _ = adm.Shutdown(c) }, func(c context.Context) { _ = srv.Shutdown(c) },
+		pushes.Close)
+	pushes.Sync(pushSpecs(f))
 	log.Info("sluice is serving", "listen", f.Gateway.Listen, "admin", f.Gateway.AdminListen, "apis", len(apis), "version", version)
 
 	hup := make(chan os.Signal, 1)
@@ -136,8 +154,9 @@ func runGateway(path string, stderr io.Writer) int {
 			log.Error("listener failed", "err", err)
 			return 1
 		case <-hup:
-			if next, ok := reload(ctx, path, f, loader, host, srv, current, certs, stderr, log); ok {
-				current = next
+			if next, nf, ok := reload(ctx, path, f, loader, host, srv, current, certs, stderr, log); ok {
+				current, f = next, nf
+				pushes.Sync(pushSpecs(f))
 			}
 		}
 	}
@@ -148,7 +167,7 @@ func runGateway(path string, stderr io.Writer) int {
 // and the running APIs keep serving. Listeners, the plugin directory and the
 // embedded broker are read at start-up only; a change to them is reported.
 func reload(ctx context.Context, path string, running *config.File, loader *config.Loader, host *pluginhost.Host,
-	srv *server.Server, current instances, certs *certStore, stderr io.Writer, log *slog.Logger) (instances, bool) {
+	srv *server.Server, current instances, certs *certStore, stderr io.Writer, log *slog.Logger) (instances, *config.File, bool) {
 	log.Info("reloading configuration", "file", path)
 	f, diags := loader.Load(path)
 	if !diags.HasErrors() {
@@ -159,7 +178,7 @@ func reload(ctx context.Context, path string, running *config.File, loader *conf
 	}
 	if diags.HasErrors() {
 		log.Error("reload rejected: the configuration has errors; the running APIs are unchanged")
-		return nil, false
+		return nil, nil, false
 	}
 	if f.Gateway.Listen != running.Gateway.Listen || f.Gateway.AdminListen != running.Gateway.AdminListen ||
 		f.Gateway.PluginDir != running.Gateway.PluginDir || (f.DevKafka == nil) != (running.DevKafka == nil) {
@@ -188,7 +207,7 @@ func reload(ctx context.Context, path string, running *config.File, loader *conf
 		log.Error("reload rejected; the running APIs are unchanged", "err", err)
 		// Instances new to this file were configured; remove them again.
 		unconfigureAbsent(ctx, next, current, log)
-		return nil, false
+		return nil, nil, false
 	}
 	// Requests already running keep the instances they started with; give
 	// them time before those instances go.
@@ -198,7 +217,7 @@ func reload(ctx context.Context, path string, running *config.File, loader *conf
 		unconfigureAbsent(cctx, current, next, log)
 	})
 	log.Info("configuration reloaded", "apis", len(apis))
-	return next, true
+	return next, f, true
 }
 
 // reloadGrace is how long instances replaced by a reload stay configured, so
@@ -277,10 +296,18 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 				api.Entrypoints = append(api.Entrypoints, &server.EntrypointInstance{Type: ti.GetName(), InstanceID: id, Plugin: p, Match: ti.GetMatch()})
 			}
 		}
-		// The loader rejects a second endpoint, so there is at most one.
-		for _, b := range a.Endpoints {
+		// The first endpoint serves the API; every endpoint, the first
+		// included, is a named target (a push subscription's dlq).
+		for i, b := range a.Endpoints {
 			if p, ti, id := configure(b, fmt.Sprintf("%s/endpoint/%s/%s", a.Name, b.Type, b.Name), a.Name); p != nil {
-				api.Endpoint = &server.EndpointInstance{Type: ti.GetName(), Name: b.Name, InstanceID: id, Plugin: p, QoS: ti.GetQos()}
+				ep := &server.EndpointInstance{Type: ti.GetName(), Name: b.Name, InstanceID: id, Plugin: p, QoS: ti.GetQos()}
+				if i == 0 {
+					api.Endpoint = ep
+				}
+				if api.Targets == nil {
+					api.Targets = map[string]*server.EndpointInstance{}
+				}
+				api.Targets[b.Name] = ep
 			}
 		}
 		for _, fl := range a.Flows {
@@ -367,4 +394,35 @@ func serverOptions(l config.Limits) server.Options {
 		IdleTimeout:         l.IdleTimeout,
 		WebSocket:           server.WebSocketOptions{ReadLimit: int64(l.WebSocketMaxMessageBytes)},
 	}
+}
+
+// pushSpecs lists the push subscriptions of f. A subscription's version
+// digests everything its exchange depends on (the subscription, the API's
+// webhook entrypoint and endpoints), so a reload that changes any of them
+// restarts it and one that changes none leaves it running.
+func pushSpecs(f *config.File) []push.Spec {
+	var out []push.Spec
+	for _, a := range f.APIs {
+		if len(a.Push) == 0 {
+			continue
+		}
+		h := sha256.New()
+		for _, b := range a.Entrypoints {
+			if b.Type == config.PushEntrypoint {
+				h.Write(b.ConfigJSON)
+			}
+		}
+		for _, b := range a.Endpoints {
+			h.Write([]byte(b.Name))
+			h.Write(b.ConfigJSON)
+		}
+		shared := h.Sum(nil)
+		for _, ps := range a.Push {
+			d := sha256.New()
+			d.Write(shared)
+			d.Write(ps.ConfigJSON)
+			out = append(out, push.Spec{API: a.Name, ID: ps.ID, Config: ps.ConfigJSON, Version: hex.EncodeToString(d.Sum(nil)[:8])})
+		}
+	}
+	return out
 }

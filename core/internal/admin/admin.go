@@ -17,7 +17,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,6 +64,9 @@ type Options struct {
 	NotReady func() []string
 	// Logger receives the listener's logs. Optional. Default: discard.
 	Logger *slog.Logger
+	// Push returns the state of an API's push subscriptions, shown under
+	// "push_subscriptions" in /apis. Optional.
+	Push func(api string) any
 }
 
 // Admin is the admin listener.
@@ -224,6 +229,10 @@ type (
 		// Plans show every secret as "(sensitive)".
 		Plans              []plan.PlanDoc `json:"plans"`
 		MaxRequestBodySize int            `json:"max_request_body_bytes,omitempty"`
+		// Targets are the named endpoints beyond the first.
+		Targets []*endpointDoc `json:"targets,omitempty"`
+		// Push is the state of the API's push subscriptions.
+		Push any `json:"push_subscriptions,omitempty"`
 	}
 	entrypointDoc struct {
 		Type       string    `json:"type"`
@@ -293,6 +302,17 @@ func (a *Admin) apis() []apiDoc {
 		if ep := api.Endpoint; ep != nil {
 			name, up := pluginName(ep.Plugin)
 			d.Endpoint = &endpointDoc{Type: ep.Type, Name: ep.Name, InstanceID: ep.InstanceID, Plugin: name, Up: up, QoS: append([]string{}, ep.QoS...)}
+		}
+		for name, t := range api.Targets {
+			if api.Endpoint != nil && name == api.Endpoint.Name {
+				continue
+			}
+			tn, up := pluginName(t.Plugin)
+			d.Targets = append(d.Targets, &endpointDoc{Type: t.Type, Name: t.Name, InstanceID: t.InstanceID, Plugin: tn, Up: up, QoS: append([]string{}, t.QoS...)})
+		}
+		slices.SortFunc(d.Targets, func(a, b *endpointDoc) int { return strings.Compare(a.Name, b.Name) })
+		if a.opts.Push != nil {
+			d.Push = a.opts.Push(api.Name)
 		}
 		// Every step of every flow, per phase in file order; which flows
 		// run is decided per request.

@@ -133,10 +133,13 @@ type API struct {
 	MaxRequestBodyBytes int
 	// Entrypoints are the entrypoint blocks in file order.
 	Entrypoints []*PluginBlock
-	// Endpoints are the endpoint blocks in file order. A valid file has
-	// exactly one per API, since the data path serves one endpoint per API;
-	// a file with more keeps them all so stage 2 still reports their bodies.
+	// Endpoints are the endpoint blocks in file order, with unique names.
+	// The first serves the API; the others are named targets (a push
+	// subscription's dlq).
 	Endpoints []*PluginBlock
+	// Push are the subscriptions of the API's push plan, in file order.
+	// Optional.
+	Push []*PushSubscription
 	// Flows are the flow blocks in file order; the gateway runs them in that order.
 	Flows []*Flow
 	// CORS is the cors block: which browser origins may call the API.

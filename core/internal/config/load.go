@@ -555,10 +555,32 @@ func loadAPI(f *File, shell *namedShellHCL) (api *API, ctxRange *hcl.Range, diag
 		}
 	}
 
-	plans, d := loadPlans(f, where, h.Plans)
+	// A push plan authenticates no request: it lists the subscriptions the
+	// gateway itself delivers. The other plans guard the HTTP entrypoints.
+	var requestPlans []*planHCL
+	var pushPlan *planHCL
+	for _, pb := range h.Plans {
+		if pb.Name != PlanPush {
+			requestPlans = append(requestPlans, pb)
+			continue
+		}
+		pw := fmt.Sprintf("%s > plan %q", where, pb.Name)
+		if pushPlan != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
+				Summary: fmt.Sprintf("%s: Duplicate plan %q", where, pb.Name),
+				Detail:  fmt.Sprintf("This API already has a %q plan at %s; put all its subscriptions in that block.", pb.Name, startString(pushPlan.NameRange)),
+				Subject: pb.NameRange.Ptr()})
+			continue
+		}
+		pushPlan = pb
+		subs, d := loadPushPlan(f, pw, pb)
+		diags = append(diags, d...)
+		api.Push = subs
+	}
+	plans, d := loadPlans(f, where, requestPlans)
 	diags = append(diags, d...)
 	api.Plans = plans
-	if len(h.Plans) == 0 {
+	if len(requestPlans) == 0 {
 		api.Plans = []plan.Config{{Type: plan.TypeKeyless}}
 	}
 	diags = append(diags, prefixed(where, duplicateBlocks("limits", h.Limits))...)
@@ -579,7 +601,7 @@ func loadAPI(f *File, shell *namedShellHCL) (api *API, ctxRange *hcl.Range, diag
 		})
 	}
 	endpointNames := map[string]hcl.Range{}
-	for i, e := range h.Endpoints {
+	for _, e := range h.Endpoints {
 		ew := fmt.Sprintf("%s > endpoint %q %q", where, e.Type, e.Name)
 		if prev, dup := endpointNames[e.Name]; dup {
 			diags = append(diags, &hcl.Diagnostic{
@@ -590,19 +612,6 @@ func loadAPI(f *File, shell *namedShellHCL) (api *API, ctxRange *hcl.Range, diag
 			})
 		} else {
 			endpointNames[e.Name] = e.NameRange
-		}
-		// The data path connects each API to one endpoint; `sluice run`
-		// refuses more, so validation must too.
-		if i > 0 {
-			first := h.Endpoints[0]
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("%s: More than one endpoint in an API", ew),
-				Detail: fmt.Sprintf("An API serves one endpoint today, and this API already has endpoint %q %q at %s. "+
-					"Remove this endpoint block, or move it into an api block of its own with its own context_path.",
-					first.Type, first.Name, startString(first.DefRange)),
-				Subject: e.NameRange.Ptr(),
-			})
 		}
 		api.Endpoints = append(api.Endpoints, &PluginBlock{
 			Kind:      lifecycle.KindEndpoint,
@@ -631,6 +640,23 @@ func loadAPI(f *File, shell *namedShellHCL) (api *API, ctxRange *hcl.Range, diag
 			Detail:   `An API needs at least one endpoint block naming its backend, e.g. endpoint "kafka" "default" { bootstrap_servers = "127.0.0.1:9092" }.`,
 			Subject:  shell.DefRange.Ptr(),
 		})
+	}
+
+	if pushPlan != nil {
+		diags = append(diags, checkPush(where, api, pushPlan.NameRange)...)
+		if len(requestPlans) == 0 {
+			for _, e := range api.Entrypoints {
+				if e.Type != PushEntrypoint {
+					// Keyless by omission would open the HTTP entrypoints
+					// to anyone because a push plan was added: say so.
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError,
+						Summary: fmt.Sprintf("%s: No plan for the %q entrypoint", where, e.Type),
+						Detail:  `A push plan authenticates no request. Declare the plan HTTP clients use, e.g. plan "keyless" {} or plan "api-key" { ... }.`,
+						Subject: e.Range.Ptr()})
+					break
+				}
+			}
+		}
 	}
 
 	for _, fh := range h.Flows {

@@ -86,6 +86,8 @@ func newFakeSchemas() *fakeSchemas {
 			str("qos", false, qos...), attr("heartbeat_interval_in_ms", N), attr("metadata_as_comment", B),
 		}}},
 		{Name: "websocket", ConfigSchema: &pluginv1.Schema{Blocks: []*pluginv1.Schema_Block{single("publisher", enabled), single("subscriber", enabled)}}},
+		{Name: "webhook", ConfigSchema: &pluginv1.Schema{Attributes: []*pluginv1.Schema_Attribute{str("qos", false, qos...)},
+			Blocks: []*pluginv1.Schema_Block{single("http", &pluginv1.Schema{Attributes: []*pluginv1.Schema_Attribute{attr("read_timeout", N)}})}}},
 	}
 	policies := []*pluginv1.TypeInfo{
 		{Name: "assign-attributes", Phases: []string{PhaseRequest, PhaseResponse, PhasePublish, PhaseSubscribe}, ConfigSchema: &pluginv1.Schema{Blocks: []*pluginv1.Schema_Block{

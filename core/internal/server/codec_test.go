@@ -183,10 +183,7 @@ func TestRawPublishBatchLeavesUnknownUntouched(t *testing.T) {
 		t.Fatalf("ok %v err %v, want a fallback", ok, err)
 	}
 	if !bytes.Equal(body, before) {
-		t.Fatalf("the body was rewritten:
-% x
-want
-% x", body, before)
+		t.Fatalf("the body was rewritten:\n% x\nwant\n% x", body, before)
 	}
 }
 

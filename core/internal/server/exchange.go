@@ -89,6 +89,12 @@ type exchange struct {
 // open connects the entrypoint and sends Open. The failure is set when the
 // plugin is down or refused the stream.
 func (s *Server) open(api *API, ep *EntrypointInstance, pctx *pluginv1.Context, accept []string, sel *flow.Selection) (*exchange, *pluginv1.Failure) {
+	return s.openWith(api, ep, pctx, accept, sel, nil)
+}
+
+// openWith is open for an exchange with no client socket when subscription
+// is set: the Open carries the push subscription it runs.
+func (s *Server) openWith(api *API, ep *EntrypointInstance, pctx *pluginv1.Context, accept []string, sel *flow.Selection, subscription []byte) (*exchange, *pluginv1.Failure) {
 	name := ep.Plugin.Name()
 	clients, err := ep.Plugin.Clients()
 	if err != nil || clients == nil {
@@ -109,7 +115,13 @@ func (s *Server) open(api *API, ep *EntrypointInstance, pctx *pluginv1.Context, 
 		cancel()
 		return nil, flow.TransportFailure(name, err)
 	}
-	if err := stream.SendMsg(openFrame(ep.InstanceID, ctxBytes)); err != nil {
+	var first any = openFrame(ep.InstanceID, ctxBytes)
+	if subscription != nil {
+		// Rare (one per push subscription start): encoded the plain way.
+		first = &pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Open{Open: &pluginv1.Connect_Open{
+			InstanceId: ep.InstanceID, Context: pctx, SubscriptionJson: subscription}}}
+	}
+	if err := stream.SendMsg(first); err != nil {
 		// Send only reports that the stream is gone; Recv says why.
 		_, rerr := stream.Recv()
 		cancel()
@@ -179,6 +191,8 @@ type pubBatch struct {
 	// result, when set, receives the outcome instead of the entrypoint (a
 	// batch with then_respond: the core answers the client itself).
 	result chan *pluginv1.Failure
+	// target names the API endpoint to publish to; "" is the first one.
+	target string
 }
 
 func (x *exchange) recvLoop() {
@@ -246,7 +260,7 @@ func (x *exchange) recvLoop() {
 				return
 			}
 		case *pluginv1.Connect_Response_Publish:
-			b := pubBatch{id: k.Publish.GetBatchId(), msgs: k.Publish.GetMessages()}
+			b := pubBatch{id: k.Publish.GetBatchId(), msgs: k.Publish.GetMessages(), target: k.Publish.GetEndpoint()}
 			if then := k.Publish.GetThenRespond(); then != nil {
 				if !x.publishThenRespond(queue, b, then) {
 					return
@@ -331,7 +345,7 @@ func (x *exchange) publisher(q <-chan pubBatch) {
 		if b.raw != nil {
 			f = x.publishRaw(b.raw)
 		} else {
-			f = x.publish(b.msgs)
+			f = x.publish(b.msgs, b.target)
 		}
 		if b.result != nil {
 			b.result <- f
@@ -349,12 +363,20 @@ func (x *exchange) noEndpoint() *pluginv1.Failure {
 		Message: "API " + x.api.Name + " has no endpoint to publish to; declare an endpoint block", RequestLevel: true}
 }
 
-func (x *exchange) publish(msgs []*pluginv1.Message) *pluginv1.Failure {
+func (x *exchange) publish(msgs []*pluginv1.Message, target string) *pluginv1.Failure {
 	ep := x.api.Endpoint
-	if ep == nil {
+	if target != "" {
+		// A named endpoint (a webhook's dead-letter endpoint): the
+		// messages were already through the subscribe phase, so the
+		// publish phase, written for what clients send, does not run.
+		if ep = x.api.Targets[target]; ep == nil {
+			return &pluginv1.Failure{Status: http.StatusInternalServerError, Key: flow.KeyInternal,
+				Message: "API " + x.api.Name + " has no endpoint named " + target}
+		}
+	} else if ep == nil {
 		return x.noEndpoint()
 	}
-	if len(x.flows.Publish) > 0 {
+	if target == "" && len(x.flows.Publish) > 0 {
 		var f *pluginv1.Failure
 		msgs, f = x.s.flows.OnMessages(x.ctx, flow.PhasePublish, x.flows.Publish, x.pctx, msgs)
 		if f != nil {

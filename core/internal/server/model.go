@@ -32,6 +32,10 @@ type API struct {
 	// Endpoint is the API's endpoint; nil means the API cannot publish or
 	// subscribe.
 	Endpoint *EndpointInstance
+	// Targets are the API's endpoints by name, the first one (Endpoint)
+	// included: the named targets an entrypoint may publish to (a webhook's
+	// dead-letter endpoint). Optional.
+	Targets map[string]*EndpointInstance
 	// Flows are the API's flows in file order; each request runs the
 	// steps of the flows flow.Select picks for it.
 	Flows flow.Flows
@@ -119,6 +123,11 @@ func validate(apis []*API) error {
 		}
 		if a.Endpoint != nil && a.Endpoint.Plugin == nil {
 			errs = append(errs, fmt.Errorf("api %q: endpoint %q has no plugin", a.Name, a.Endpoint.Name))
+		}
+		for name, t := range a.Targets {
+			if t == nil || t.Plugin == nil {
+				errs = append(errs, fmt.Errorf("api %q: endpoint %q has no plugin", a.Name, name))
+			}
 		}
 		for k, fl := range a.Flows {
 			if fl == nil {

@@ -36,6 +36,7 @@ const (
 	fieldWriteChunks             = 1 // Connect.Write.chunks
 	fieldWriteText               = 2 // Connect.Write.text
 	fieldWriteAckThrough         = 3 // Connect.Write.ack_through
+	fieldPublishBatchEndpoint    = 4 // Connect.PublishBatch.endpoint
 )
 
 // maxPrefix is room for a tag of a small field number and the longest

@@ -217,6 +217,28 @@ func (c *conn) PublishThenFinish(messages []*gateway.Message, success entrypoint
 	return c.send(wrap(b, fieldConnectResponsePublish))
 }
 
+// PublishTo is Publish to a named API endpoint (entrypoint.TargetPublisher).
+func (c *conn) PublishTo(endpoint string, messages []*gateway.Message) (uint64, error) {
+	if endpoint == "" {
+		return c.Publish(messages)
+	}
+	// The endpoint field goes first: a core that relays plain batches
+	// without decoding them sees at once that this one is not plain, before
+	// it has rewritten any message field in place.
+	// The buffer starts with wrap's room, as encodeBody's does.
+	b := make([]byte, maxPrefix, maxPrefix+16+len(endpoint)+wire.MessagesSize(messages))
+	b = protowire.AppendTag(b, fieldPublishBatchEndpoint, protowire.BytesType)
+	b = protowire.AppendString(b, endpoint)
+	b, err := wire.AppendMessages(b, fieldPublishBatchMessages, messages)
+	if err != nil {
+		return 0, err
+	}
+	id := c.batchID.Add(1)
+	b = protowire.AppendTag(b, fieldPublishBatchID, protowire.VarintType)
+	b = protowire.AppendVarint(b, id)
+	return id, c.send(wrap(b, fieldConnectResponsePublish))
+}
+
 func (c *conn) Subscribe(qos, lastID string, limit int64) error {
 	return c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Subscribe{
 		Subscribe: &pluginv1.Connect_SubscribeStart{Qos: qos, LastId: lastID, Limit: limit},

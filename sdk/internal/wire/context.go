@@ -183,6 +183,7 @@ const (
 	fConnectRequestOpen = 1
 	fOpenInstanceID     = 1
 	fOpenContext        = 2
+	fOpenSubscription   = 3
 )
 
 // DecodeOpen decodes an encoded Connect.Request that holds an Open straight
@@ -202,17 +203,22 @@ func DecodeOpen(b []byte) (open *entrypoint.Open, ok bool, err error) {
 			open = &entrypoint.Open{Context: &gateway.Context{}}
 		}
 		err = d.fields(s, e, func(num protowire.Number, typ protowire.Type, at int) int {
-			if typ != protowire.BytesType || (num != fOpenInstanceID && num != fOpenContext) {
+			if typ != protowire.BytesType || (num != fOpenInstanceID && num != fOpenContext && num != fOpenSubscription) {
 				return skip
 			}
 			s, e, next := d.span(at, len(b))
 			if next < 0 {
 				return next
 			}
-			if num == fOpenInstanceID {
+			switch num {
+			case fOpenInstanceID:
 				open.InstanceID = d.str(s, e)
-			} else if err := d.context(open.Context, s, e); err != nil {
-				return -1
+			case fOpenSubscription:
+				open.Subscription = b[s:e:e]
+			default:
+				if err := d.context(open.Context, s, e); err != nil {
+					return -1
+				}
 			}
 			return next
 		})

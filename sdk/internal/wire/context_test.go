@@ -53,7 +53,7 @@ func TestDecodeContextMatchesGeneratedCode(t *testing.T) {
 			}
 
 			open, err := proto.Marshal(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Open{
-				Open: &pluginv1.Connect_Open{InstanceId: "i-" + name, Context: in}}})
+				Open: &pluginv1.Connect_Open{InstanceId: "i-" + name, Context: in, SubscriptionJson: []byte(`{"s":"` + name + `"}`)}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,7 +61,7 @@ func TestDecodeContextMatchesGeneratedCode(t *testing.T) {
 			if err != nil || !ok {
 				t.Fatalf("DecodeOpen: %v %v", ok, err)
 			}
-			if o.InstanceID != "i-"+name || !reflect.DeepEqual(o.Context, want) {
+			if o.InstanceID != "i-"+name || !reflect.DeepEqual(o.Context, want) || string(o.Subscription) != `{"s":"`+name+`"}` {
 				t.Fatalf("DecodeOpen: %q %#v, want %#v", o.InstanceID, o.Context, want)
 			}
 		})

@@ -65,13 +65,13 @@ func OpenToWire(o *entrypoint.Open) (*pluginv1.Connect_Request, error) {
 		return nil, err
 	}
 	return &pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Open{
-		Open: &pluginv1.Connect_Open{InstanceId: o.InstanceID, Context: c},
+		Open: &pluginv1.Connect_Open{InstanceId: o.InstanceID, Context: c, SubscriptionJson: o.Subscription},
 	}}, nil
 }
 
 // OpenFromWire converts the opening of an exchange.
 func OpenFromWire(w *pluginv1.Connect_Open) *entrypoint.Open {
-	return &entrypoint.Open{InstanceID: w.GetInstanceId(), Context: ContextFromWire(w.GetContext())}
+	return &entrypoint.Open{InstanceID: w.GetInstanceId(), Context: ContextFromWire(w.GetContext()), Subscription: w.GetSubscriptionJson()}
 }
 
 // EventToWire converts an event for an entrypoint into its Connect request.

@@ -2896,11 +2896,15 @@ func (*Connect_Request_EndpointFailure) isConnect_Request_Kind() {}
 func (*Connect_Request_End) isConnect_Request_Kind() {}
 
 type Connect_Open struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Context       *Context               `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Context    *Context               `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"`
+	// Set when the core opens the exchange itself, with no client socket:
+	// the push subscription it runs (webhook), as the subscription block's
+	// values in JSON (snake_case). Empty for client requests. (v1.2)
+	SubscriptionJson []byte `protobuf:"bytes,3,opt,name=subscription_json,json=subscriptionJson,proto3" json:"subscription_json,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Connect_Open) Reset() {
@@ -2943,6 +2947,13 @@ func (x *Connect_Open) GetInstanceId() string {
 func (x *Connect_Open) GetContext() *Context {
 	if x != nil {
 		return x.Context
+	}
+	return nil
+}
+
+func (x *Connect_Open) GetSubscriptionJson() []byte {
+	if x != nil {
+		return x.SubscriptionJson
 	}
 	return nil
 }
@@ -3508,7 +3519,11 @@ type Connect_PublishBatch struct {
 	// status, 503 when it has none). The entrypoint hears no Published and
 	// has nothing left to do: a POST costs one round trip to the entrypoint
 	// instead of two.
-	ThenRespond   *Connect_Respond `protobuf:"bytes,3,opt,name=then_respond,json=thenRespond,proto3" json:"then_respond,omitempty"`
+	ThenRespond *Connect_Respond `protobuf:"bytes,3,opt,name=then_respond,json=thenRespond,proto3" json:"then_respond,omitempty"`
+	// The name of the API endpoint to publish to (an endpoint block's name
+	// label); empty means the API's first endpoint. Publish-phase policies
+	// do not run for a named endpoint. (v1.1)
+	Endpoint      string `protobuf:"bytes,4,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3562,6 +3577,13 @@ func (x *Connect_PublishBatch) GetThenRespond() *Connect_Respond {
 		return x.ThenRespond
 	}
 	return nil
+}
+
+func (x *Connect_PublishBatch) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
 }
 
 type Connect_SubscribeStart struct {
@@ -4119,7 +4141,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05Ready\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x1a>\n" +
 	"\x05Batch\x125\n" +
-	"\bmessages\x18\x01 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\"\xb3\x0e\n" +
+	"\bmessages\x18\x01 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\"\xfd\x0e\n" +
 	"\aConnect\x1a\xbe\x03\n" +
 	"\aRequest\x124\n" +
 	"\x04open\x18\x01 \x01(\v2\x1e.sluice.plugin.v1.Connect.OpenH\x00R\x04open\x12=\n" +
@@ -4129,11 +4151,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05ready\x18\x05 \x01(\v2\x1f.sluice.plugin.v1.Connect.ReadyH\x00R\x05ready\x12F\n" +
 	"\x10endpoint_failure\x18\x06 \x01(\v2\x19.sluice.plugin.v1.FailureH\x00R\x0fendpointFailure\x121\n" +
 	"\x03end\x18\a \x01(\v2\x1d.sluice.plugin.v1.Connect.EndH\x00R\x03endB\x06\n" +
-	"\x04kind\x1a\\\n" +
+	"\x04kind\x1a\x89\x01\n" +
 	"\x04Open\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x123\n" +
-	"\acontext\x18\x02 \x01(\v2\x19.sluice.plugin.v1.ContextR\acontext\x1aB\n" +
+	"\acontext\x18\x02 \x01(\v2\x19.sluice.plugin.v1.ContextR\acontext\x12+\n" +
+	"\x11subscription_json\x18\x03 \x01(\fR\x10subscriptionJson\x1aB\n" +
 	"\aInbound\x127\n" +
 	"\x06frames\x18\x01 \x03(\v2\x1f.sluice.plugin.v1.Connect.FrameR\x06frames\x1a/\n" +
 	"\x05Frame\x12\x12\n" +
@@ -4165,11 +4188,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06chunks\x18\x01 \x03(\fR\x06chunks\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\bR\x04text\x12\x1f\n" +
 	"\vack_through\x18\x03 \x01(\x04R\n" +
-	"ackThrough\x1a\xa6\x01\n" +
+	"ackThrough\x1a\xc2\x01\n" +
 	"\fPublishBatch\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x125\n" +
 	"\bmessages\x18\x02 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\x12D\n" +
-	"\fthen_respond\x18\x03 \x01(\v2!.sluice.plugin.v1.Connect.RespondR\vthenRespond\x1aQ\n" +
+	"\fthen_respond\x18\x03 \x01(\v2!.sluice.plugin.v1.Connect.RespondR\vthenRespond\x12\x1a\n" +
+	"\bendpoint\x18\x04 \x01(\tR\bendpoint\x1aQ\n" +
 	"\x0eSubscribeStart\x12\x10\n" +
 	"\x03qos\x18\x01 \x01(\tR\x03qos\x12\x17\n" +
 	"\alast_id\x18\x02 \x01(\tR\x06lastId\x12\x14\n" +
