@@ -178,6 +178,9 @@ func (k *Kafka) Subscribe(ctx context.Context, req *endpoint.SubscribeRequest, o
 		s.detach(p)
 		return nil
 	}
+	if k.shareable(qos, req, cfg) && k.serveShared(p, inst, cfg, group, topics, pattern) {
+		return nil
+	}
 	// Only bounded polls of levels that commit reuse a consumer: their
 	// next poll continues where this one stopped, exactly as a new
 	// consumer reading the committed offsets would. QoS none never
@@ -463,6 +466,9 @@ func (s *subscription) close() {
 
 // closeClients leaves the group and closes the connections.
 func (s *subscription) closeClients() {
+	if s.cg != nil {
+		s.k.consumersClosed.Add(1)
+	}
 	_ = s.cg.Close()
 	_ = s.client.Close()
 	if s.commit != nil {
@@ -536,32 +542,39 @@ func (s *subscription) connect() error {
 		}
 	}
 	s.client, s.cg = client, cg
+	s.k.consumersOpened.Add(1)
 	return nil
 }
 
 // resolvePresent splits the wanted topics into those the cluster has and
 // those it lacks; with a pattern, present are the matching topics.
 func (s *subscription) resolvePresent() (present, missing []string, err error) {
-	if s.pattern != nil {
-		if err := s.client.RefreshMetadata(); err != nil {
+	return resolveTopics(s.client, s.topics, s.pattern)
+}
+
+// resolveTopics splits topics into those the cluster has and those it
+// lacks; with a pattern, present are the matching topics.
+func resolveTopics(client sarama.Client, topics []string, pattern *regexp.Regexp) (present, missing []string, err error) {
+	if pattern != nil {
+		if err := client.RefreshMetadata(); err != nil {
 			return nil, nil, err
 		}
-		all, err := s.client.Topics()
+		all, err := client.Topics()
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, t := range all {
-			if !strings.HasPrefix(t, "__") && s.pattern.MatchString(t) {
+			if !strings.HasPrefix(t, "__") && pattern.MatchString(t) {
 				present = append(present, t)
 			}
 		}
 		sort.Strings(present)
 		return present, nil, nil
 	}
-	if err := s.client.RefreshMetadata(s.topics...); err != nil && !onlyMissingTopics(err) {
+	if err := client.RefreshMetadata(topics...); err != nil && !onlyMissingTopics(err) {
 		return nil, nil, err
 	}
-	all, err := s.client.Topics()
+	all, err := client.Topics()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -569,7 +582,7 @@ func (s *subscription) resolvePresent() (present, missing []string, err error) {
 	for _, t := range all {
 		exists[t] = true
 	}
-	for _, t := range s.topics {
+	for _, t := range topics {
 		if exists[t] {
 			present = append(present, t)
 		} else {
@@ -938,11 +951,17 @@ func (s *subscription) add(b *claimBatch, sess sarama.ConsumerGroupSession, r *s
 
 // toMessage converts a record (REFERENCE 2.6, DESIGN 10.6).
 func (s *subscription) toMessage(r *sarama.ConsumerMessage) *gateway.Message {
+	return recordMessage(r, s.strip, s.qos.ids, s.encode)
+}
+
+// recordMessage converts a record: strip removes the Confluent header, ids
+// gives the message its position as id (encoded when encode is set).
+func recordMessage(r *sarama.ConsumerMessage, strip, ids, encode bool) *gateway.Message {
 	content := r.Value
 	tombstone := content == nil
 	if tombstone {
 		content = []byte{}
-	} else if s.strip {
+	} else if strip {
 		content = stripConfluentHeader(content)
 	}
 	ts := r.Timestamp
@@ -972,8 +991,8 @@ func (s *subscription) toMessage(r *sarama.ConsumerMessage) *gateway.Message {
 		}
 		m.Headers = h
 	}
-	if s.qos.ids {
-		m.ID = encodeID(r.Topic, r.Partition, r.Offset, s.encode)
+	if ids {
+		m.ID = encodeID(r.Topic, r.Partition, r.Offset, encode)
 	}
 	return m
 }
