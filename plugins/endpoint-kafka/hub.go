@@ -443,7 +443,9 @@ func (h *hub) publish(b hubBatch) {
 		}
 	}
 	for s := range h.subs {
-		if s.queued+len(b) > h.k.hubQueue {
+		// A batch larger than the bound still goes to a stream that has
+		// taken everything before it: only falling behind is punished.
+		if s.queued > 0 && s.queued+len(b) > h.k.hubQueue {
 			h.dropLocked(s, slowFailure(h.k.hubQueue))
 			continue
 		}
@@ -667,7 +669,12 @@ func (h *hub) groupCommitted(group string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if !errors.Is(resp.Err, sarama.ErrNoError) {
+	switch {
+	case errors.Is(resp.Err, sarama.ErrGroupIDNotFound):
+		// Some brokers (kfake) say so for a group that never committed;
+		// Kafka answers with no offsets.
+		return false, nil
+	case !errors.Is(resp.Err, sarama.ErrNoError):
 		return false, resp.Err
 	}
 	for topic, parts := range resp.Blocks {
