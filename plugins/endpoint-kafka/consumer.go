@@ -519,6 +519,7 @@ func (s *subscription) connect() error {
 	sc.Consumer.Offsets.AutoCommit.Enable = s.qos.commitAcked
 	sc.Consumer.Offsets.AutoCommit.Interval = s.k.commitInterval
 	sc.Consumer.Retry.Backoff = time.Second
+	sizeConsumerBuffers(sc)
 	switch s.cfg.Consumer.AutoOffsetReset {
 	case "earliest":
 		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
@@ -544,6 +545,39 @@ func (s *subscription) connect() error {
 	s.client, s.cg = client, cg
 	s.k.consumersOpened.Add(1)
 	return nil
+}
+
+// Buffers of a consumer serving one stream (at-least-once, at-most-once,
+// auto, and QoS none with a group of its own). Sarama's defaults suit one
+// consumer per process; here there is one per stream, and what a stream can
+// use at once is one frame to the core (maxBatch records, the sendLoop's
+// 4 batches queued) while the next fetch is under way.
+const (
+	// consumerFetchDefault is the bytes asked per partition per fetch
+	// (sarama: 1 MiB). 256 KiB is about 900 records of 256 B per partition,
+	// several frames of maxBatch, so a fast reader never waits for a fetch.
+	consumerFetchDefault = 256 << 10
+	// consumerFetchMax bounds a whole fetch response (sarama: 100 MiB),
+	// which is decoded and held until its records are handed on: with many
+	// partitions per broker the default would let one stream hold 1 MiB per
+	// partition. A record larger than either bound is still fetched (Kafka
+	// returns the first record whatever the limits).
+	consumerFetchMax = 1 << 20
+)
+
+// sizeConsumerBuffers applies the bounds above. ChannelBufferSize stays at
+// sarama's 256: its channels hold pointers (about 2 KiB each, a few per
+// partition) into the fetch response bounded above, and at 64 one SSE
+// reader measured slower (claims hand over smaller batches, so more frames
+// cross to the core). Net.MaxOpenRequests stays at
+// sarama's 5: it only sizes two small channels per connection, and a lower
+// value would queue group heartbeats and commits behind a long-polling fetch
+// on a shared connection. Metadata.RefreshFrequency stays at 10 minutes: the
+// background refresh is one goroutine and one request per client, and it is
+// how a consumer group notices partitions added to its topics.
+func sizeConsumerBuffers(sc *sarama.Config) {
+	sc.Consumer.Fetch.Default = consumerFetchDefault
+	sc.Consumer.Fetch.Max = consumerFetchMax
 }
 
 // resolvePresent splits the wanted topics into those the cluster has and
