@@ -178,6 +178,9 @@ func (k *Kafka) Subscribe(ctx context.Context, req *endpoint.SubscribeRequest, o
 		s.detach(p)
 		return nil
 	}
+	if k.shareable(qos, req, cfg) && k.serveShared(p, inst, cfg, group, topics, pattern) {
+		return nil
+	}
 	// Only bounded polls of levels that commit reuse a consumer: their
 	// next poll continues where this one stopped, exactly as a new
 	// consumer reading the committed offsets would. QoS none never
@@ -463,6 +466,9 @@ func (s *subscription) close() {
 
 // closeClients leaves the group and closes the connections.
 func (s *subscription) closeClients() {
+	if s.cg != nil {
+		s.k.consumersClosed.Add(1)
+	}
 	_ = s.cg.Close()
 	_ = s.client.Close()
 	if s.commit != nil {
@@ -513,6 +519,7 @@ func (s *subscription) connect() error {
 	sc.Consumer.Offsets.AutoCommit.Enable = s.qos.commitAcked
 	sc.Consumer.Offsets.AutoCommit.Interval = s.k.commitInterval
 	sc.Consumer.Retry.Backoff = time.Second
+	sizeConsumerBuffers(sc)
 	switch s.cfg.Consumer.AutoOffsetReset {
 	case "earliest":
 		sc.Consumer.Offsets.Initial = sarama.OffsetOldest
@@ -536,32 +543,72 @@ func (s *subscription) connect() error {
 		}
 	}
 	s.client, s.cg = client, cg
+	s.k.consumersOpened.Add(1)
 	return nil
+}
+
+// Buffers of a consumer serving one stream (at-least-once, at-most-once,
+// auto, and QoS none with a group of its own). Sarama's defaults suit one
+// consumer per process; here there is one per stream, and what a stream can
+// use at once is one frame to the core (maxBatch records, the sendLoop's
+// 4 batches queued) while the next fetch is under way.
+const (
+	// consumerFetchDefault is the bytes asked per partition per fetch
+	// (sarama: 1 MiB). 256 KiB is about 900 records of 256 B per partition,
+	// several frames of maxBatch, so a fast reader never waits for a fetch.
+	consumerFetchDefault = 256 << 10
+	// consumerFetchMax bounds a whole fetch response (sarama: 100 MiB),
+	// which is decoded and held until its records are handed on: with many
+	// partitions per broker the default would let one stream hold 1 MiB per
+	// partition. A record larger than either bound is still fetched (Kafka
+	// returns the first record whatever the limits).
+	consumerFetchMax = 1 << 20
+)
+
+// sizeConsumerBuffers applies the bounds above. ChannelBufferSize stays at
+// sarama's 256: its channels hold pointers (about 2 KiB each, a few per
+// partition) into the fetch response bounded above, and at 64 one SSE
+// reader measured slower (claims hand over smaller batches, so more frames
+// cross to the core). Net.MaxOpenRequests stays at
+// sarama's 5: it only sizes two small channels per connection, and a lower
+// value would queue group heartbeats and commits behind a long-polling fetch
+// on a shared connection. Metadata.RefreshFrequency stays at 10 minutes: the
+// background refresh is one goroutine and one request per client, and it is
+// how a consumer group notices partitions added to its topics.
+func sizeConsumerBuffers(sc *sarama.Config) {
+	sc.Consumer.Fetch.Default = consumerFetchDefault
+	sc.Consumer.Fetch.Max = consumerFetchMax
 }
 
 // resolvePresent splits the wanted topics into those the cluster has and
 // those it lacks; with a pattern, present are the matching topics.
 func (s *subscription) resolvePresent() (present, missing []string, err error) {
-	if s.pattern != nil {
-		if err := s.client.RefreshMetadata(); err != nil {
+	return resolveTopics(s.client, s.topics, s.pattern)
+}
+
+// resolveTopics splits topics into those the cluster has and those it
+// lacks; with a pattern, present are the matching topics.
+func resolveTopics(client sarama.Client, topics []string, pattern *regexp.Regexp) (present, missing []string, err error) {
+	if pattern != nil {
+		if err := client.RefreshMetadata(); err != nil {
 			return nil, nil, err
 		}
-		all, err := s.client.Topics()
+		all, err := client.Topics()
 		if err != nil {
 			return nil, nil, err
 		}
 		for _, t := range all {
-			if !strings.HasPrefix(t, "__") && s.pattern.MatchString(t) {
+			if !strings.HasPrefix(t, "__") && pattern.MatchString(t) {
 				present = append(present, t)
 			}
 		}
 		sort.Strings(present)
 		return present, nil, nil
 	}
-	if err := s.client.RefreshMetadata(s.topics...); err != nil && !onlyMissingTopics(err) {
+	if err := client.RefreshMetadata(topics...); err != nil && !onlyMissingTopics(err) {
 		return nil, nil, err
 	}
-	all, err := s.client.Topics()
+	all, err := client.Topics()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -569,7 +616,7 @@ func (s *subscription) resolvePresent() (present, missing []string, err error) {
 	for _, t := range all {
 		exists[t] = true
 	}
-	for _, t := range s.topics {
+	for _, t := range topics {
 		if exists[t] {
 			present = append(present, t)
 		} else {
@@ -938,11 +985,17 @@ func (s *subscription) add(b *claimBatch, sess sarama.ConsumerGroupSession, r *s
 
 // toMessage converts a record (REFERENCE 2.6, DESIGN 10.6).
 func (s *subscription) toMessage(r *sarama.ConsumerMessage) *gateway.Message {
+	return recordMessage(r, s.strip, s.qos.ids, s.encode)
+}
+
+// recordMessage converts a record: strip removes the Confluent header, ids
+// gives the message its position as id (encoded when encode is set).
+func recordMessage(r *sarama.ConsumerMessage, strip, ids, encode bool) *gateway.Message {
 	content := r.Value
 	tombstone := content == nil
 	if tombstone {
 		content = []byte{}
-	} else if s.strip {
+	} else if strip {
 		content = stripConfluentHeader(content)
 	}
 	ts := r.Timestamp
@@ -972,8 +1025,8 @@ func (s *subscription) toMessage(r *sarama.ConsumerMessage) *gateway.Message {
 		}
 		m.Headers = h
 	}
-	if s.qos.ids {
-		m.ID = encodeID(r.Topic, r.Partition, r.Offset, s.encode)
+	if ids {
+		m.ID = encodeID(r.Topic, r.Partition, r.Offset, encode)
 	}
 	return m
 }

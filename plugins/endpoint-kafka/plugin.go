@@ -35,7 +35,9 @@ type logger interface {
 
 // Kafka is the Kafka endpoint: publish through shared sarama producers,
 // subscribe through one consumer group member per subscription, kept
-// between the bounded polls of one group (HTTP GET). The zero value is not
+// between the bounded polls of one group (HTTP GET), except QoS none
+// streams, which share one groupless consumer per instance, configuration,
+// topics and start (hub.go). The zero value is not
 // usable; see NewKafka.
 type Kafka struct {
 	log logger
@@ -44,6 +46,8 @@ type Kafka struct {
 
 	producers *producerCache
 	sessions  *sessionCache
+	hubs      *hubSet
+	consumerCounts
 
 	subsMu   sync.Mutex
 	subs     map[*poll]struct{}
@@ -58,6 +62,11 @@ type Kafka struct {
 	// connectionWatchdog is how long a subscription tolerates an
 	// unreachable cluster.
 	connectionWatchdog time.Duration
+	// hubLinger is how long a shared QoS none consumer outlives its last
+	// stream; hubQueue bounds, in records, how far one of its streams may
+	// fall behind (0 turns sharing off).
+	hubLinger time.Duration
+	hubQueue  int
 }
 
 // NewKafka returns a plugin that logs through log.
@@ -66,12 +75,15 @@ func NewKafka(log logger) *Kafka {
 		log:       log,
 		producers: newProducerCache(),
 		sessions:  newSessionCache(),
+		hubs:      newHubSet(),
 		subs:      map[*poll]struct{}{},
 
 		metadataRefresh: defaultMetadataRefresh,
 		commitInterval:  time.Second,
 
 		connectionWatchdog: defaultConnectionWatchdog,
+		hubLinger:          defaultHubLinger,
+		hubQueue:           defaultHubQueue,
 	}
 	k.Registry = instances.New(instances.Options[*instance]{
 		Types:  []string{"kafka"},
@@ -91,6 +103,7 @@ func NewKafka(log logger) *Kafka {
 		Removed: func(old *instance) {
 			old.cancel()
 			k.sessions.closeInstance(old)
+			k.hubs.closeInstance(old)
 		},
 	})
 	return k
@@ -171,6 +184,7 @@ func newInstance(id, apiID string, cfg *Config) (*instance, error) {
 // producers, before ctx's deadline.
 func (k *Kafka) Drain(ctx context.Context) error {
 	k.sessions.stop()
+	k.hubs.stop()
 	k.subsMu.Lock()
 	k.draining = true
 	for s := range k.subs {
@@ -187,6 +201,9 @@ func (k *Kafka) Drain(ctx context.Context) error {
 	}
 	if err := k.sessions.wait(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("kept consumers still closing: %w", err))
+	}
+	if err := k.hubs.wait(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shared consumers still closing: %w", err))
 	}
 	if err := k.producers.drain(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("producers still flushing: %w", err))
