@@ -9,7 +9,7 @@ GO        ?= go
 BIN       := bin
 PLUGINDIR := $(BIN)/plugins
 PLUGINS   := $(notdir $(wildcard plugins/*))
-MODULES   := ./core/... ./sdk/... ./sdk/examples/policy-example/... $(addsuffix /...,$(addprefix ./plugins/,$(PLUGINS)))
+MODULES   := ./core/... ./sdk/... ./sdk/examples/policy-example/... ./examples/... $(addsuffix /...,$(addprefix ./plugins/,$(PLUGINS)))
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Tests run the binaries the build just made.
@@ -67,7 +67,7 @@ proto:
 lint:
 	$(GO) vet $(MODULES) ./e2e/... ./bench/...
 	$(GO) vet -tags tools ./e2e/...
-	@out=$$(gofmt -l core sdk plugins e2e bench | grep -v '\.pb\.go$$'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l core sdk plugins e2e bench examples | grep -v '\.pb\.go$$'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 clean:
 	rm -rf $(BIN) .sluice

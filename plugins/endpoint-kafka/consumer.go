@@ -212,7 +212,7 @@ func (k *Kafka) newSubscription(inst *instance, cfg *Config, qos qosPolicy, grou
 		topics:   topics,
 		pattern:  pattern,
 		batches:  make(chan claimBatch, 4),
-		acks:     newAckTracker(),
+		acks:     newAckTracker(group),
 		changed:  make(chan struct{}),
 		done:     make(chan struct{}),
 		loopDone: make(chan struct{}),
@@ -459,6 +459,7 @@ func (s *subscription) close() {
 	<-s.loopDone
 	s.closeClients()
 	<-s.done
+	metrics.forget(s.group)
 }
 
 // closeClients leaves the group and closes the connections.
@@ -905,7 +906,7 @@ func (s *subscription) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			return nil
 		}
 		b := claimBatch{msgs: make([]*gateway.Message, 0, 16), recs: make([]recordPos, 0, 16)}
-		s.add(&b, sess, first)
+		s.add(&b, sess, claim, first)
 		closed := false
 	fill:
 		for len(b.msgs) < maxBatch {
@@ -915,7 +916,7 @@ func (s *subscription) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 					closed = true
 					break fill
 				}
-				s.add(&b, sess, m)
+				s.add(&b, sess, claim, m)
 			default:
 				break fill
 			}
@@ -931,7 +932,8 @@ func (s *subscription) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	}
 }
 
-func (s *subscription) add(b *claimBatch, sess sarama.ConsumerGroupSession, r *sarama.ConsumerMessage) {
+func (s *subscription) add(b *claimBatch, sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, r *sarama.ConsumerMessage) {
+	metrics.fetched(s.group, r.Topic, r.Partition, r.Timestamp, claim.HighWaterMarkOffset())
 	b.msgs = append(b.msgs, s.toMessage(r))
 	b.recs = append(b.recs, recordPos{sess: sess, topic: r.Topic, partition: r.Partition, offset: r.Offset})
 }

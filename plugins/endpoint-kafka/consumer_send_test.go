@@ -100,7 +100,7 @@ func TestSendFailure(t *testing.T) {
 			}
 			s := &subscription{
 				k: NewKafka(testLogger(t)), inst: &instance{id: "i"}, group: "g",
-				batches: make(chan claimBatch, 1), acks: newAckTracker(),
+				batches: make(chan claimBatch, 1), acks: newAckTracker("g"),
 			}
 			p := &poll{req: &endpoint.SubscribeRequest{InstanceID: "i"}, out: out, parent: parent}
 			p.ctx, p.cancel = context.WithCancel(parent)

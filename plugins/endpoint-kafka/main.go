@@ -5,5 +5,6 @@ package main
 import "github.com/sluice-gw/sluice/sdk/serve"
 
 func main() {
+	go metrics.writeLoop(serve.Logger())
 	serve.Serve(NewKafka(serve.Logger()))
 }

@@ -78,6 +78,8 @@ type sharedProducer struct {
 
 // tracker counts the outstanding records of one batch.
 type tracker struct {
+	// start is when send began, for the produce latency metric.
+	start     time.Time
 	remaining atomic.Int64
 	err       atomic.Pointer[error]
 	done      chan struct{}
@@ -305,7 +307,9 @@ func newSharedProducer(cfg *Config, key producerKey) (*sharedProducer, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for m := range ap.Successes() {
-			m.Metadata.(*tracker).ack(nil)
+			t := m.Metadata.(*tracker)
+			metrics.produced(m.Topic, t.start)
+			t.ack(nil)
 		}
 	})
 	wg.Go(func() {
@@ -417,7 +421,7 @@ func (p *sharedProducer) send(ctx context.Context, records []sarama.ProducerMess
 	if len(records) == 0 {
 		return nil
 	}
-	t := &tracker{done: make(chan struct{})}
+	t := &tracker{start: time.Now(), done: make(chan struct{})}
 	t.remaining.Store(int64(len(records)))
 	in := p.ap.Input()
 	for i := range records {

@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/sluice-gw/sluice/core/internal/config"
 	"github.com/sluice-gw/sluice/core/internal/pluginhost"
 )
@@ -137,12 +139,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func newLogger(w io.Writer) *slog.Logger {
+// newLogger returns the gateway's logger as gateway { log } asks:
+// slog's text or JSON, one record a line, on w. SLUICE_LOG_LEVEL overrides
+// the level, so a running setup can be debugged without editing its file.
+func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 	level := slog.LevelInfo
-	if os.Getenv("SLUICE_LOG_LEVEL") == "debug" {
-		level = slog.LevelDebug
+	name := cfg.Level
+	if env := os.Getenv("SLUICE_LOG_LEVEL"); env != "" {
+		name = env
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	switch name {
+	case config.LogLevelDebug:
+		level = slog.LevelDebug
+	case config.LogLevelWarn:
+		level = slog.LevelWarn
+	case config.LogLevelError:
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == config.LogFormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// logDiagnostics writes each diagnostic as one record, so a log collector
+// keeps a rejected reload's reasons together instead of as loose lines of a
+// multi-line text block.
+func logDiagnostics(log *slog.Logger, diags hcl.Diagnostics) {
+	for _, d := range diags {
+		level := slog.LevelError
+		if d.Severity == hcl.DiagWarning {
+			level = slog.LevelWarn
+		}
+		attrs := []slog.Attr{slog.String("summary", d.Summary)}
+		if d.Detail != "" {
+			attrs = append(attrs, slog.String("detail", d.Detail))
+		}
+		if r := d.Subject; r != nil {
+			attrs = append(attrs, slog.String("file", r.Filename), slog.Int("line", r.Start.Line), slog.Int("column", r.Start.Column))
+		}
+		log.LogAttrs(context.Background(), level, "configuration diagnostic", attrs...)
+	}
 }
 
 // validate loads FILE, starts the plugins it needs to learn their schemas,
@@ -156,7 +194,7 @@ func validate(path string, stdout, stderr io.Writer) int {
 		loader.WriteDiagnostics(stderr, diags, false)
 		return 1
 	}
-	host := pluginhost.New(pluginhost.Options{Dir: f.Gateway.PluginDir, Pins: f.Gateway.Pins, Logger: newLogger(io.Discard)})
+	host := pluginhost.New(pluginhost.Options{Dir: f.Gateway.PluginDir, Pins: f.Gateway.Pins, Logger: newLogger(io.Discard, config.DefaultLog())})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	startErr := host.Start(ctx)

@@ -62,6 +62,10 @@ type Options struct {
 	NotReady func() []string
 	// Logger receives the listener's logs. Optional. Default: discard.
 	Logger *slog.Logger
+	// PluginMetricsDir is the directory plugins write their own metrics to
+	// (one <plugin>.prom file each, in the text format); /metrics serves
+	// them beside the core's. Optional. Default: none.
+	PluginMetricsDir string
 }
 
 // Admin is the admin listener.
@@ -89,7 +93,8 @@ func New(opts Options) (*Admin, error) {
 	}
 	a := &Admin{
 		opts:    opts,
-		metrics: fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
+		metrics: fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(
+			prometheus.Gatherers{reg, &fileGatherer{dir: opts.PluginMetricsDir, log: opts.Logger}}, promhttp.HandlerOpts{})),
 	}
 	a.http = &fasthttp.Server{
 		Handler:               a.handle,

@@ -104,6 +104,8 @@ type Gateway struct {
 	// Limits bound what one client can take; every field has its default
 	// filled in.
 	Limits Limits
+	// Log is the gateway { log } block, with defaults filled in.
+	Log Log
 }
 
 // DevKafka is the dev_kafka block: the embedded Kafka-compatible broker.
