@@ -92,7 +92,7 @@ func New(opts Options) (*Admin, error) {
 		return nil, err
 	}
 	a := &Admin{
-		opts:    opts,
+		opts: opts,
 		metrics: fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(
 			prometheus.Gatherers{reg, &fileGatherer{dir: opts.PluginMetricsDir, log: opts.Logger}}, promhttp.HandlerOpts{})),
 	}
