@@ -411,8 +411,8 @@ func TestBrowserEventSourceReceivesAndResumesAcrossARestart(t *testing.T) {
 	b := startBrowser(t)
 	g := StartGateway(t, browserAPIs, browserTopics)
 	id := func(o int) string { return b64(fmt.Sprintf("browser-sse@0#%d", o)) }
-	// The gateway splits content on LF, CRLF and CR into data: lines (DESIGN
-	// 10.1); the browser joins them with LF, so a CRLF comes back as LF.
+	// The gateway splits content on LF, CRLF and CR into data: lines
+	// (docs/differences.md #1); the browser joins them with LF, so a CRLF comes back as LF.
 	before := []struct{ value, want string }{
 		{"plain", "plain"},
 		{"line one\nline two\n\nline four", "line one\nline two\n\nline four"},
@@ -468,7 +468,7 @@ func TestBrowserEventSourceReceivesAndResumesAcrossARestart(t *testing.T) {
 	})
 	// The stream must end the way the SSE spec lets a browser reconnect: no
 	// HTTP error, no `event: error` from the gateway, one goaway event
-	// (REFERENCE.md 5.1: the gateway is stopping), then the end of the body.
+	// (docs/behaviour.md 5.1: the gateway is stopping), then the end of the body.
 	lastMessage := 0
 	for i, e := range log {
 		if e.Type == "message" {

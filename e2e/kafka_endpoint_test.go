@@ -53,7 +53,7 @@ func contents(p getItems) []string {
 	return out
 }
 
-// REFERENCE.md section 7, vector 1: QoS auto commits only what was delivered,
+// docs/behaviour.md section 7, vector 1: QoS auto commits only what was delivered,
 // gives no ids and no pagination.
 func TestVector1HTTPGetAutoCommitsOnlyDelivered(t *testing.T) {
 	g := StartGateway(t, `
@@ -93,7 +93,7 @@ api "v1" {
 	}
 }
 
-// REFERENCE.md section 7, vector 3: a request-phase topics attribute (comma
+// docs/behaviour.md section 7, vector 3: a request-phase topics attribute (comma
 // string, with a space) makes one request consume both topics.
 func TestVector3TopicsAttributeConsumesEveryTopic(t *testing.T) {
 	g := StartGateway(t, `
@@ -140,7 +140,7 @@ api "v3" {
 	}
 }
 
-// REFERENCE.md section 7, vector 4: EL in auto_offset_reset; a value that is
+// docs/behaviour.md section 7, vector 4: EL in auto_offset_reset; a value that is
 // not valid after evaluation is a request-level 500.
 func TestVector4DynamicConfigurationViolationIs500(t *testing.T) {
 	g := StartGateway(t, `
@@ -172,7 +172,7 @@ api "v4" {
 }
 
 // Two subscribers with one client identifier share a consumer group: they
-// split the records and none is delivered twice (REFERENCE.md 2.2).
+// split the records and none is delivered twice (docs/behaviour.md 2.2).
 func TestSharedClientIdentifierSplitsRecordsWithoutDuplicates(t *testing.T) {
 	g := StartGateway(t, `
 api "shared" {

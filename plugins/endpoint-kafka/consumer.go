@@ -29,7 +29,7 @@ const (
 	rebalanceAckWait = 5 * time.Second
 	// defaultConnectionWatchdog is how long the cluster may stay
 	// unreachable before a subscription fails with
-	// FAILURE_ENDPOINT_CONNECTION_CLOSED (REFERENCE 2.9: 10 attempts x 1 s).
+	// FAILURE_ENDPOINT_CONNECTION_CLOSED (docs/behaviour.md 2.9: 10 attempts x 1 s).
 	defaultConnectionWatchdog = 10 * time.Second
 )
 
@@ -245,7 +245,7 @@ func (k *Kafka) unregister(p *poll) {
 	k.subsWG.Done()
 }
 
-// groupID chooses the consumer group (REFERENCE 2.2, DESIGN 10.5): the
+// groupID chooses the consumer group (docs/behaviour.md 2.2, docs/differences.md #5): the
 // groupId attribute, else the client identifier, else a random UUID.
 func groupID(c *gateway.Context) string {
 	if c == nil {
@@ -266,7 +266,7 @@ func groupID(c *gateway.Context) string {
 func (s *subscription) fail(err error) {
 	f := classify(err)
 	if errors.Is(err, errMissingTopics) {
-		// DESIGN 10.3: the message names the missing topics.
+		// docs/differences.md #3: the message names the missing topics.
 		f.Message = msgEndpointConfigurationInvalid + ": " + err.Error()
 	}
 	s.mu.Lock()
@@ -411,7 +411,7 @@ func (s *subscription) report(p *poll) {
 	s.mu.Unlock()
 	if f != nil && p.parent.Err() == nil {
 		// Only our own cancel fired: the client side is still there to be
-		// told, as an error message (REFERENCE 2.9).
+		// told, as an error message (docs/behaviour.md 2.9).
 		if s.signalReady(p, s.readyEcho(p)) == nil {
 			_ = p.out.Send([]*gateway.Message{errorMessage(f)})
 		}
@@ -492,7 +492,7 @@ func (s *subscription) reusable() bool {
 }
 
 // errMissingTopics reports topics that do not exist when
-// check_topic_existence is set (DESIGN 10.3).
+// check_topic_existence is set (docs/differences.md #3).
 var errMissingTopics = errors.New("topics do not exist")
 
 // connect creates the client and the group member.
@@ -735,7 +735,7 @@ func (s *subscription) Setup(sess sarama.ConsumerGroupSession) error {
 		if !ok || s.cursorApplied[tp] {
 			continue
 		}
-		// Resume after the client's position (REFERENCE 2.7). MarkOffset
+		// Resume after the client's position (docs/behaviour.md 2.7). MarkOffset
 		// only moves forward and ResetOffset only backward: together they
 		// set it.
 		sess.MarkOffset(tp.topic, tp.partition, off+1, "")
@@ -806,7 +806,7 @@ func (s *subscription) Setup(sess sarama.ConsumerGroupSession) error {
 			}
 		}
 		// The position before the first record to deliver; -1 when nothing
-		// precedes it (DESIGN 10.2).
+		// precedes it (docs/differences.md #2).
 		cursor = encodeID(first.topic, first.partition, o-1, s.encode)
 	}
 	if s.signalReady(p, cursor) != nil {
@@ -938,7 +938,7 @@ func (s *subscription) add(b *claimBatch, sess sarama.ConsumerGroupSession, clai
 	b.recs = append(b.recs, recordPos{sess: sess, topic: r.Topic, partition: r.Partition, offset: r.Offset})
 }
 
-// toMessage converts a record (REFERENCE 2.6, DESIGN 10.6).
+// toMessage converts a record (docs/behaviour.md 2.6, docs/differences.md #6).
 func (s *subscription) toMessage(r *sarama.ConsumerMessage) *gateway.Message {
 	content := r.Value
 	tombstone := content == nil
@@ -980,7 +980,7 @@ func (s *subscription) toMessage(r *sarama.ConsumerMessage) *gateway.Message {
 	return m
 }
 
-// validUTF8 decodes Kafka bytes as UTF-8 text (REFERENCE 2.6). Kafka does
+// validUTF8 decodes Kafka bytes as UTF-8 text (docs/behaviour.md 2.6). Kafka does
 // not require keys or headers to be text, but they travel as protobuf strings,
 // which must be valid UTF-8: an invalid sequence would make Send fail for the
 // whole batch and the record could never be delivered. Each run of invalid

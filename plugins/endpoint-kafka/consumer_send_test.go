@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// REFERENCE 2.6: keys and header values are decoded as UTF-8, invalid
+// docs/behaviour.md 2.6: keys and header values are decoded as UTF-8, invalid
 // sequences becoming U+FFFD. Sent as they are, they made Send fail and the
 // subscription end as if cleanly, so a resuming client met the same record
 // again and again.

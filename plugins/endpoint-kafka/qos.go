@@ -9,8 +9,8 @@ import (
 	"github.com/sluice-gw/sluice/sdk/gateway"
 )
 
-// qosPolicy is what a QoS level means for a consumer (REFERENCE 2.5,
-// DESIGN 10.4).
+// qosPolicy is what a QoS level means for a consumer (docs/behaviour.md 2.5,
+// docs/differences.md #4).
 type qosPolicy struct {
 	// name is the QoS label.
 	name string
@@ -69,7 +69,7 @@ type sessionPartition struct {
 // ackTracker remembers delivered records until the client side acknowledges
 // them, then marks their offsets for commit. Only acknowledged records are
 // ever marked, so a record fetched but not delivered (an HTTP GET that hit
-// its limit) is never committed (REFERENCE 8.2).
+// its limit) is never committed (docs/behaviour.md 8.2).
 type ackTracker struct {
 	// group is the consumer group, for the lag metric.
 	group   string

@@ -14,7 +14,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
-// Failures a webhook ends its subscription with (REFERENCE.md 5.5).
+// Failures a webhook ends its subscription with (docs/behaviour.md 5.5).
 const (
 	keyUnreachable     = "WEBHOOK_UNREACHABLE"
 	msgUnreachable     = "Webhook callback url is unreachable"

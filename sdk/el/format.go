@@ -11,7 +11,7 @@ import (
 
 // format renders an EL value as the text a configuration field receives.
 // Lists are joined with "," because the Kafka connector splits comma strings
-// back into lists (REFERENCE.md 1.6), and integral numbers never use an
+// back into lists (docs/behaviour.md 1.6), and integral numbers never use an
 // exponent because they usually end up as topic names, ids or sizes.
 func format(v any) string {
 	var b strings.Builder

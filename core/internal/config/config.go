@@ -1,4 +1,4 @@
-// Package config loads the gateway's HCL file (DESIGN.md section 5).
+// Package config loads the gateway's HCL file (docs/hcl.md).
 //
 // Loading happens in two stages, so that `sluice validate` and the gateway
 // report every problem at once:
