@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,8 +165,8 @@ func TestOperationsLogsAndMetrics(t *testing.T) {
 	waitRecord(t, g, "access line of the GET", func(r map[string]any) bool {
 		return r["msg"] == "access" && r["entrypoint"] == "http-get" && r["status"] == float64(200)
 	})
-	waitRecord(t, g, "access line of the refused POST", func(r map[string]any) bool {
-		return r["msg"] == "access" && r["api"] == "demo-keyed" && r["status"] == float64(401)
+	waitRecord(t, g, "access line of the refused POST, with no plan", func(r map[string]any) bool {
+		return r["msg"] == "access" && r["api"] == "demo-keyed" && r["status"] == float64(401) && r["plan"] == ""
 	})
 	waitRecord(t, g, "with the plugin's name", func(r map[string]any) bool {
 		return r["plugin"] == "endpoint-kafka" && r["msg"] == "plugin started"
@@ -227,6 +228,22 @@ func TestOperationsLogsAndMetrics(t *testing.T) {
 			t.Fatalf("no Kafka produce, fetch and lag metrics for the demo topic and the poller's group in /metrics")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// The Grafana dashboard in docs/ is built on exactly these names.
+	dash, err := os.ReadFile("../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`sluice_[a-z_]+`).FindAllString(string(dash), -1)
+	if len(names) == 0 {
+		t.Fatal("the dashboard queries no sluice metric")
+	}
+	for _, name := range names {
+		family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count")
+		if fams[family] == nil {
+			t.Errorf("docs/grafana-dashboard.json queries %s, which /metrics does not serve", name)
+		}
 	}
 }
 

@@ -113,9 +113,6 @@ func (s *Server) finishAccess(ctx *fasthttp.RequestCtx, a *access) {
 		Status:    ctx.Response.StatusCode(),
 		BytesIn:   int64(len(ctx.Request.Body())),
 	}
-	if line.Plan == "" && a.api != nil {
-		line.Plan = PlanKeyless
-	}
 	if a.api != nil {
 		line.API = a.api.Name
 	}
