@@ -6,8 +6,7 @@
 // The core owns every socket. For each request it:
 //
 //  1. routes by the longest context path (404 otherwise),
-//  2. identifies the client (docs/behaviour.md, "Client identifier") and
-//     snapshots the request,
+//  2. identifies the client (docs/behaviour.md 2.3) and snapshots the request,
 //  3. selects the entrypoint with the highest match count (404 otherwise),
 //  4. runs request-phase policies (one unary call each; none costs nothing),
 //  5. opens the entrypoint's Connect stream and drives it: responses and
