@@ -1,16 +1,21 @@
-# Sluice build. Every target works on a fresh machine with Go; `make proto`
-# also needs protoc (installed by .ci/install or `apt-get install protobuf-compiler`).
+# Sluice build. `make build`, `make run` and `make test` need only Go. The
+# targets that need more refuse to start without it and print the install
+# command (./.ci/install installs everything on Debian):
+#   make test-tools  kcat and Chromium (tests built with -tags tools)
+#   make test-kafka  Java 17, Maven, openssl (a real Apache Kafka)
+#   make proto       protoc
+# `make test-all` runs all three test targets; CI (.ci/run) runs it.
 GO        ?= go
 BIN       := bin
 PLUGINDIR := $(BIN)/plugins
 PLUGINS   := $(notdir $(wildcard plugins/*))
-MODULES   := ./core/... ./sdk/... ./sdk/examples/policy-example/... $(addsuffix /...,$(addprefix ./plugins/,$(PLUGINS)))
+MODULES   := ./core/... ./sdk/... ./sdk/examples/policy-example/... ./examples/... $(addsuffix /...,$(addprefix ./plugins/,$(PLUGINS)))
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Tests run the binaries the build just made.
 export SLUICE_BIN_DIR := $(CURDIR)/$(BIN)
 
-.PHONY: all build run test test-unit test-e2e test-kafka bench proto lint clean
+.PHONY: all build run test test-unit test-e2e test-tools test-kafka test-all bench proto lint clean
 
 all: build
 
@@ -33,8 +38,25 @@ test-unit:
 test-e2e: build
 	$(GO) test -count=1 -timeout 8m ./e2e/...
 
+# The e2e tests that need a tool besides Go are built with -tags tools and
+# named after their tool; TOOLS_TESTS selects them so the rest of the suite,
+# which `make test` already ran, does not run twice.
+TOOLS_TESTS := Kcat|Browser
+
+test-tools: build
+	@command -v kcat >/dev/null 2>&1 || { echo "make test-tools needs kcat: sudo apt-get install kcat (or ./.ci/install)" >&2; exit 1; }
+	@[ -n "$$SLUICE_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		command -v google-chrome >/dev/null 2>&1 || { echo "make test-tools needs Chromium: sudo apt-get install chromium (or ./.ci/install, or set SLUICE_CHROMIUM)" >&2; exit 1; }
+	$(GO) test -count=1 -timeout 8m -tags tools -run '$(TOOLS_TESTS)' ./e2e/...
+
 test-kafka: build
+	@for t in java keytool mvn openssl; do command -v $$t >/dev/null 2>&1 || \
+		{ echo "make test-kafka needs $$t: sudo apt-get install openjdk-17-jre-headless maven openssl (or ./.ci/install)" >&2; exit 1; }; done
 	./scripts/kafka/run-tests.sh
+
+# Everything: the Go-only suite, then the tests that need tools and a real
+# Apache Kafka.
+test-all: test test-tools test-kafka
 
 bench: build
 	$(GO) run ./bench/cmd/bench -results bench/results -label '$(VERSION)' $(BENCH_FLAGS)
@@ -44,7 +66,8 @@ proto:
 
 lint:
 	$(GO) vet $(MODULES) ./e2e/... ./bench/...
-	@out=$$(gofmt -l core sdk plugins e2e bench | grep -v '\.pb\.go$$'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags tools ./e2e/...
+	@out=$$(gofmt -l core sdk plugins e2e bench examples | grep -v '\.pb\.go$$'); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 clean:
 	rm -rf $(BIN) .sluice

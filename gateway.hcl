@@ -5,6 +5,12 @@ gateway {
   listen       = "127.0.0.1:8082"
   admin_listen = "127.0.0.1:18082" # /health, /ready, /metrics, /apis, /plugins
   plugin_dir   = "bin/plugins"
+
+  log {
+    format     = "text" # or "json", one object a line, for log collectors
+    level      = "info"
+    access_log = true # one line per request: id, API, entrypoint, plan, client, status, duration, bytes, messages
+  }
 }
 
 # An embedded Kafka-compatible broker, persisted on disk, for development.
@@ -42,7 +48,9 @@ api "demo" {
   entrypoint "http-get" {
     qos                        = "at-least-once"
     messages_limit_count       = 500
-    messages_limit_duration_ms = 5000
+    # A GET answers when it has messages_limit_count records or after this
+    # long, whichever comes first: 1 s keeps the demo snappy.
+    messages_limit_duration_ms = 1000
   }
   entrypoint "sse" {
     qos                      = "at-least-once"
@@ -85,8 +93,10 @@ api "demo" {
   }
 
   # Messages with an X-Key header are keyed by it, so they keep their order
-  # on one partition.
+  # on one partition. The condition leaves the rest alone: without it the
+  # policy would meet a missing header (a normal request) on every message.
   flow "keys" {
+    condition = "{#request.headers['X-Key'] != null}"
     publish {
       policy "assign-attributes" {
         attribute {

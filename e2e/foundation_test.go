@@ -252,7 +252,7 @@ func TestHTTPGetPagesWithNextCursor(t *testing.T) {
 	client := uniqueID("get")
 	id := func(o int) string { return b64(fmt.Sprintf("test-topic@0#%d", o)) }
 
-	// REFERENCE.md section 7, vector 2.
+	// docs/behaviour.md section 7, vector 2.
 	steps := []struct {
 		name, query, want string
 	}{

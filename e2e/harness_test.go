@@ -93,6 +93,8 @@ type GatewayConfig struct {
 	Topics map[string]int
 	// APIs is raw HCL for the api blocks; {{.Kafka}} expands to the bootstrap address.
 	APIs string
+	// GatewayExtra is raw HCL added inside the gateway block (e.g. a log block).
+	GatewayExtra string
 }
 
 const gatewayTemplate = `
@@ -100,6 +102,7 @@ gateway {
   listen       = "{{.Listen}}"
   admin_listen = "{{.Admin}}"
   plugin_dir   = "{{.PluginDir}}"
+{{.GatewayExtra}}
 }
 {{if .Embedded}}
 dev_kafka {
@@ -114,6 +117,13 @@ dev_kafka {
 // StartGateway writes the config, starts sluice and waits for /ready.
 func StartGateway(t testing.TB, apis string, topics map[string]int) *Gateway {
 	t.Helper()
+	return StartGatewayWith(t, apis, topics, "")
+}
+
+// StartGatewayWith is StartGateway with gatewayExtra added inside the
+// gateway block.
+func StartGatewayWith(t testing.TB, apis string, topics map[string]int, gatewayExtra string) *Gateway {
+	t.Helper()
 	bin := binDir(t)
 	dir := t.TempDir()
 	cfg := GatewayConfig{
@@ -122,6 +132,8 @@ func StartGateway(t testing.TB, apis string, topics map[string]int) *Gateway {
 		PluginDir: filepath.Join(bin, "plugins"),
 		DataDir:   filepath.Join(dir, "kafka"),
 		Topics:    topics,
+
+		GatewayExtra: gatewayExtra,
 	}
 	if ext := os.Getenv("SLUICE_KAFKA_BOOTSTRAP"); ext != "" {
 		cfg.Kafka = ext

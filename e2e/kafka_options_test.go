@@ -350,7 +350,7 @@ api "fan" {
 }
 
 // A bootstrap that is not an address is a configuration error on the
-// message, with HTTP 200 for GET (REFERENCE.md 1.1 and 2.9).
+// message, with HTTP 200 for GET (docs/behaviour.md 1.1 and 2.9).
 func TestBadBootstrapIsConfigurationInvalid(t *testing.T) {
 	g := StartGateway(t, `
 api "bad" {
@@ -385,7 +385,7 @@ func unsecuredJWT(sub string) string {
 }
 
 // OAUTHBEARER with the token taken per request from a context attribute
-// through EL in the JAAS string (REFERENCE.md 4).
+// through EL in the JAAS string (docs/behaviour.md 4).
 func TestOAuthBearerTokenPerRequest(t *testing.T) {
 	needRealKafka(t)
 	if !strings.Contains(os.Getenv("SLUICE_KAFKA_SASL_MECHANISMS"), "OAUTHBEARER") {

@@ -13,7 +13,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
 
-// Enumerations of the configuration (REFERENCE 1).
+// Enumerations of the configuration (docs/behaviour.md 1).
 var (
 	protocols        = []string{"PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"}
 	mechanisms       = []string{"GSSAPI", "OAUTHBEARER", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM"}
@@ -327,7 +327,7 @@ func (c *Config) checkShape(d *lifecycle.Diagnostics) {
 }
 
 // checkEvaluated validates a configuration after dynamic evaluation; any
-// problem is the request-level "Invalid configuration" (REFERENCE 1.6).
+// problem is the request-level "Invalid configuration" (docs/behaviour.md 1.6).
 func (c *Config) checkEvaluated() error {
 	var d lifecycle.Diagnostics
 	if strings.TrimSpace(c.BootstrapServers) == "" {

@@ -29,7 +29,7 @@ const (
 	rebalanceAckWait = 5 * time.Second
 	// defaultConnectionWatchdog is how long the cluster may stay
 	// unreachable before a subscription fails with
-	// FAILURE_ENDPOINT_CONNECTION_CLOSED (REFERENCE 2.9: 10 attempts x 1 s).
+	// FAILURE_ENDPOINT_CONNECTION_CLOSED (docs/behaviour.md 2.9: 10 attempts x 1 s).
 	defaultConnectionWatchdog = 10 * time.Second
 )
 
@@ -215,7 +215,7 @@ func (k *Kafka) newSubscription(inst *instance, cfg *Config, qos qosPolicy, grou
 		topics:   topics,
 		pattern:  pattern,
 		batches:  make(chan claimBatch, 4),
-		acks:     newAckTracker(),
+		acks:     newAckTracker(group),
 		changed:  make(chan struct{}),
 		done:     make(chan struct{}),
 		loopDone: make(chan struct{}),
@@ -248,7 +248,7 @@ func (k *Kafka) unregister(p *poll) {
 	k.subsWG.Done()
 }
 
-// groupID chooses the consumer group (REFERENCE 2.2, DESIGN 10.5): the
+// groupID chooses the consumer group (docs/behaviour.md 2.2, docs/differences.md #5): the
 // groupId attribute, else the client identifier, else a random UUID.
 func groupID(c *gateway.Context) string {
 	if c == nil {
@@ -269,7 +269,7 @@ func groupID(c *gateway.Context) string {
 func (s *subscription) fail(err error) {
 	f := classify(err)
 	if errors.Is(err, errMissingTopics) {
-		// DESIGN 10.3: the message names the missing topics.
+		// docs/differences.md #3: the message names the missing topics.
 		f.Message = msgEndpointConfigurationInvalid + ": " + err.Error()
 	}
 	s.mu.Lock()
@@ -414,7 +414,7 @@ func (s *subscription) report(p *poll) {
 	s.mu.Unlock()
 	if f != nil && p.parent.Err() == nil {
 		// Only our own cancel fired: the client side is still there to be
-		// told, as an error message (REFERENCE 2.9).
+		// told, as an error message (docs/behaviour.md 2.9).
 		if s.signalReady(p, s.readyEcho(p)) == nil {
 			_ = p.out.Send([]*gateway.Message{errorMessage(f)})
 		}
@@ -462,6 +462,7 @@ func (s *subscription) close() {
 	<-s.loopDone
 	s.closeClients()
 	<-s.done
+	metrics.forget(s.group)
 }
 
 // closeClients leaves the group and closes the connections.
@@ -497,7 +498,7 @@ func (s *subscription) reusable() bool {
 }
 
 // errMissingTopics reports topics that do not exist when
-// check_topic_existence is set (DESIGN 10.3).
+// check_topic_existence is set (docs/differences.md #3).
 var errMissingTopics = errors.New("topics do not exist")
 
 // connect creates the client and the group member.
@@ -781,7 +782,7 @@ func (s *subscription) Setup(sess sarama.ConsumerGroupSession) error {
 		if !ok || s.cursorApplied[tp] {
 			continue
 		}
-		// Resume after the client's position (REFERENCE 2.7). MarkOffset
+		// Resume after the client's position (docs/behaviour.md 2.7). MarkOffset
 		// only moves forward and ResetOffset only backward: together they
 		// set it.
 		sess.MarkOffset(tp.topic, tp.partition, off+1, "")
@@ -852,7 +853,7 @@ func (s *subscription) Setup(sess sarama.ConsumerGroupSession) error {
 			}
 		}
 		// The position before the first record to deliver; -1 when nothing
-		// precedes it (DESIGN 10.2).
+		// precedes it (docs/differences.md #2).
 		cursor = encodeID(first.topic, first.partition, o-1, s.encode)
 	}
 	if s.signalReady(p, cursor) != nil {
@@ -952,7 +953,7 @@ func (s *subscription) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 			return nil
 		}
 		b := claimBatch{msgs: make([]*gateway.Message, 0, 16), recs: make([]recordPos, 0, 16)}
-		s.add(&b, sess, first)
+		s.add(&b, sess, claim, first)
 		closed := false
 	fill:
 		for len(b.msgs) < maxBatch {
@@ -962,7 +963,7 @@ func (s *subscription) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 					closed = true
 					break fill
 				}
-				s.add(&b, sess, m)
+				s.add(&b, sess, claim, m)
 			default:
 				break fill
 			}
@@ -978,12 +979,13 @@ func (s *subscription) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sara
 	}
 }
 
-func (s *subscription) add(b *claimBatch, sess sarama.ConsumerGroupSession, r *sarama.ConsumerMessage) {
+func (s *subscription) add(b *claimBatch, sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim, r *sarama.ConsumerMessage) {
+	metrics.fetched(s.group, r.Topic, r.Partition, r.Timestamp, claim.HighWaterMarkOffset())
 	b.msgs = append(b.msgs, s.toMessage(r))
 	b.recs = append(b.recs, recordPos{sess: sess, topic: r.Topic, partition: r.Partition, offset: r.Offset})
 }
 
-// toMessage converts a record (REFERENCE 2.6, DESIGN 10.6).
+// toMessage converts a record (docs/behaviour.md 2.6, docs/differences.md #6).
 func (s *subscription) toMessage(r *sarama.ConsumerMessage) *gateway.Message {
 	return recordMessage(r, s.strip, s.qos.ids, s.encode)
 }
@@ -1031,7 +1033,7 @@ func recordMessage(r *sarama.ConsumerMessage, strip, ids, encode bool) *gateway.
 	return m
 }
 
-// validUTF8 decodes Kafka bytes as UTF-8 text (REFERENCE 2.6). Kafka does
+// validUTF8 decodes Kafka bytes as UTF-8 text (docs/behaviour.md 2.6). Kafka does
 // not require keys or headers to be text, but they travel as protobuf strings,
 // which must be valid UTF-8: an invalid sequence would make Send fail for the
 // whole batch and the record could never be delivered. Each run of invalid

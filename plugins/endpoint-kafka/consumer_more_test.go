@@ -82,7 +82,7 @@ func TestSubscribeRequestLevelFailures(t *testing.T) {
 	}
 }
 
-// DESIGN 10.3: without check_topic_existence a subscription waits for a
+// docs/differences.md #3: without check_topic_existence a subscription waits for a
 // missing topic and consumes it once it exists.
 func TestWaitsForMissingTopic(t *testing.T) {
 	t.Parallel()
@@ -122,7 +122,7 @@ func TestTopicPattern(t *testing.T) {
 	closeAndWait(t, k, s)
 }
 
-// REFERENCE 2.6, DESIGN 10.6: what a record becomes.
+// docs/behaviour.md 2.6, docs/differences.md #6: what a record becomes.
 func TestRecordConversion(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, map[string]int32{"conv": 1})

@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// REFERENCE 2.6: keys and header values are decoded as UTF-8, invalid
+// docs/behaviour.md 2.6: keys and header values are decoded as UTF-8, invalid
 // sequences becoming U+FFFD. Sent as they are, they made Send fail and the
 // subscription end as if cleanly, so a resuming client met the same record
 // again and again.
@@ -100,7 +100,7 @@ func TestSendFailure(t *testing.T) {
 			}
 			s := &subscription{
 				k: NewKafka(testLogger(t)), inst: &instance{id: "i"}, group: "g",
-				batches: make(chan claimBatch, 1), acks: newAckTracker(),
+				batches: make(chan claimBatch, 1), acks: newAckTracker("g"),
 			}
 			p := &poll{req: &endpoint.SubscribeRequest{InstanceID: "i"}, out: out, parent: parent}
 			p.ctx, p.cancel = context.WithCancel(parent)

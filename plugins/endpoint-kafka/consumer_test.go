@@ -45,9 +45,9 @@ func expectOnly(t *testing.T, c *cluster, s *plugintest.Subscription, topic, sen
 	return got[0]
 }
 
-// REFERENCE 7.1: qos auto, limit 2, three records: the first request gets
+// docs/behaviour.md 7.1: qos auto, limit 2, three records: the first request gets
 // message1 and message2 without ids, the second message3, the third nothing.
-// Only delivered records are committed (REFERENCE 8.2).
+// Only delivered records are committed (docs/behaviour.md 8.2).
 func TestVector1AutoLimit(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, map[string]int32{"test-topic": 1})
@@ -85,7 +85,7 @@ func TestVector1AutoLimit(t *testing.T) {
 	closeAndWait(t, k, s)
 }
 
-// REFERENCE 7.2 with DESIGN 10.2: at-least-once and at-most-once give ids,
+// docs/behaviour.md 7.2 with docs/differences.md #2: at-least-once and at-most-once give ids,
 // the Ready cursor is the position before the first record, cursors resume
 // after the given offset.
 func TestVector2Cursors(t *testing.T) {
@@ -190,7 +190,7 @@ func TestPlainIDsAndMalformedCursor(t *testing.T) {
 	closeAndWait(t, k, s)
 }
 
-// REFERENCE 7.3: a context attribute adds topics; messages of both arrive,
+// docs/behaviour.md 7.3: a context attribute adds topics; messages of both arrive,
 // each partition in order. (Order across topics is not a Kafka guarantee.)
 func TestVector3TopicsAttribute(t *testing.T) {
 	t.Parallel()
@@ -217,7 +217,7 @@ func TestVector3TopicsAttribute(t *testing.T) {
 	closeAndWait(t, k, s)
 }
 
-// REFERENCE 7.4: dynamic auto_offset_reset from a header.
+// docs/behaviour.md 7.4: dynamic auto_offset_reset from a header.
 func TestVector4DynamicOffsetReset(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, map[string]int32{"test-topic": 1})
@@ -241,7 +241,7 @@ func TestVector4DynamicOffsetReset(t *testing.T) {
 	closeAndWait(t, k, s)
 }
 
-// REFERENCE 2.5: QoS none never commits, so the same group starts over.
+// docs/behaviour.md 2.5: QoS none never commits, so the same group starts over.
 func TestQoSNoneNeverCommits(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t, map[string]int32{"test-topic": 1})
@@ -292,7 +292,7 @@ func TestAtLeastOnceCommitsOnlyAcked(t *testing.T) {
 	closeAndWait(t, k, s)
 }
 
-// REFERENCE 2.2 / 7.8: subscriptions sharing a group split the records
+// docs/behaviour.md 2.2 / 7.8: subscriptions sharing a group split the records
 // without duplicates.
 func TestSharedGroupSplitsRecords(t *testing.T) {
 	t.Parallel()

@@ -29,7 +29,7 @@ type position struct {
 }
 
 // encodeID renders the id of one record: "topic@partition#offset", base64
-// (standard alphabet, with padding) when encode is set (REFERENCE 2.7).
+// (standard alphabet, with padding) when encode is set (docs/behaviour.md 2.7).
 func encodeID(topic string, partition int32, offset int64, encode bool) string {
 	buf := make([]byte, 0, len(topic)+24)
 	buf = append(buf, topic...)
@@ -70,7 +70,7 @@ func formatCursor(ps []position, encode bool) string {
 // parseCursor parses a client's last seen id (Last-Event-ID, ?cursor=). With
 // decode set the text is base64 first; padding and the URL-safe alphabet
 // are tolerated because clients pass ids through URLs. Offsets may be -1
-// (DESIGN 10.2: nothing delivered yet on that partition).
+// (docs/differences.md #2: nothing delivered yet on that partition).
 func parseCursor(s string, decode bool) ([]position, error) {
 	raw := strings.TrimSpace(s)
 	if decode {

@@ -14,7 +14,7 @@ func TestEncodeID(t *testing.T) {
 		encode    bool
 		want      string
 	}{
-		// REFERENCE 2.7 / 7.2: ids of offsets 0, 1, 2 of test-topic.
+		// docs/behaviour.md 2.7 / 7.2: ids of offsets 0, 1, 2 of test-topic.
 		"offset 0 base64":  {"test-topic", 0, 0, true, "dGVzdC10b3BpY0AwIzA="},
 		"offset 1 base64":  {"test-topic", 0, 1, true, "dGVzdC10b3BpY0AwIzE="},
 		"offset 2 base64":  {"test-topic", 0, 2, true, "dGVzdC10b3BpY0AwIzI="},

@@ -9,7 +9,7 @@ import (
 )
 
 // dynamicPrefix starts the context attributes that override configuration
-// fields per request (REFERENCE 1.6): the prefix followed by the field path.
+// fields per request (docs/behaviour.md 1.6): the prefix followed by the field path.
 const dynamicPrefix = "gravitee.attributes.endpoint.kafka."
 
 // configField describes one configuration field for dynamic evaluation.
@@ -140,7 +140,7 @@ func hasOverrides(attrs map[string]any) bool {
 
 // evaluate returns the configuration for one request: context attributes
 // named gravitee.attributes.endpoint.kafka.<path> replace fields, then EL
-// is evaluated, then the result is validated (REFERENCE 1.6). Any failure
+// is evaluated, then the result is validated (docs/behaviour.md 1.6). Any failure
 // is the request-level 500 "Invalid configuration". When nothing is dynamic
 // the instance's pre-evaluated configuration is returned as is.
 func (inst *instance) evaluate(c *gateway.Context) (*Config, error) {

@@ -46,7 +46,7 @@ func TestEvaluate(t *testing.T) {
 		check   func(t *testing.T, c *Config)
 		invalid string
 	}{
-		// REFERENCE 7.4: a valid value after EL works...
+		// docs/behaviour.md 7.4: a valid value after EL works...
 		"EL offset reset earliest": {
 			headers: gateway.Headers{"X-AutoOffsetReset": {"earliest"}, "X-Topic": {"u"}},
 			check: func(t *testing.T, c *Config) {

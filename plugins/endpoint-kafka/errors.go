@@ -15,7 +15,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/gateway"
 )
 
-// Failure keys and messages of the reference (REFERENCE 2.9, 1.6).
+// Failure keys and messages of the reference (docs/behaviour.md 2.9, 1.6).
 const (
 	keyConfigurationInvalid         = "FAILURE_CONFIGURATION_INVALID"
 	keyEndpointConfigurationInvalid = "FAILURE_ENDPOINT_CONFIGURATION_INVALID"
@@ -74,13 +74,13 @@ func isTimeout(err error) bool {
 var errConnectionClosed = errors.New("kafka: no broker reachable")
 
 // invalidConfigurationFailure is the request-level failure of dynamic
-// configuration (REFERENCE 1.6 step 3).
+// configuration (docs/behaviour.md 1.6 step 3).
 func invalidConfigurationFailure() *gateway.Failure {
 	return &gateway.Failure{Status: 500, Key: keyConfigurationInvalid, Message: msgConfigurationInvalid, RequestLevel: true}
 }
 
 // classify maps a Kafka client error to the reference's failures
-// (REFERENCE 2.9): configuration, authentication and TLS problems are
+// (docs/behaviour.md 2.9): configuration, authentication and TLS problems are
 // FAILURE_ENDPOINT_CONFIGURATION_INVALID, a lost or unreachable cluster is
 // FAILURE_ENDPOINT_CONNECTION_CLOSED, anything else
 // FAILURE_ENDPOINT_UNKNOWN_ERROR. All are 500 and message-level.
@@ -156,7 +156,7 @@ func isConnectionError(err error) bool {
 }
 
 // errorMessage turns a failure into the error message a subscription sends
-// (REFERENCE 2.9): content is the failure message, metadata carries the key
+// (docs/behaviour.md 2.9): content is the failure message, metadata carries the key
 // and status, and the id is a random UUID.
 func errorMessage(f *gateway.Failure) *gateway.Message {
 	return &gateway.Message{

@@ -3,7 +3,8 @@
 package main
 
 import (
-	metrics "github.com/rcrowley/go-metrics"
+	gometrics "github.com/rcrowley/go-metrics"
+
 	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
@@ -13,6 +14,7 @@ func main() {
 	// 1,028 samples (16 KiB), tens of KiB per consumer that nothing here
 	// reads (the plugin exports no sarama metrics). Off for the whole
 	// process, before any client exists.
-	metrics.UseNilMetrics = true
+	gometrics.UseNilMetrics = true
+	go metrics.writeLoop(serve.Logger())
 	serve.Serve(NewKafka(serve.Logger()))
 }

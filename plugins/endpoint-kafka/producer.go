@@ -13,13 +13,13 @@ import (
 	"github.com/sluice-gw/sluice/sdk/gateway"
 )
 
-// defaultProducerIdle is how long an unused shared producer lives (DESIGN
-// 10.7): long enough that steady traffic never reconnects, short enough
+// defaultProducerIdle is how long an unused shared producer lives
+// (docs/differences.md #7): long enough that steady traffic never reconnects, short enough
 // that per-request OAUTHBEARER tokens do not pile up producers.
 const defaultProducerIdle = 5 * time.Minute
 
 // producerKey identifies a distinct evaluated configuration: requests whose
-// connection settings are equal share one producer (REFERENCE 3).
+// connection settings are equal share one producer (docs/behaviour.md 3).
 type producerKey struct {
 	bootstrap   string
 	protocol    string
@@ -78,6 +78,8 @@ type sharedProducer struct {
 
 // tracker counts the outstanding records of one batch.
 type tracker struct {
+	// start is when send began, for the produce latency metric.
+	start     time.Time
 	remaining atomic.Int64
 	err       atomic.Pointer[error]
 	done      chan struct{}
@@ -305,7 +307,9 @@ func newSharedProducer(cfg *Config, key producerKey) (*sharedProducer, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for m := range ap.Successes() {
-			m.Metadata.(*tracker).ack(nil)
+			t := m.Metadata.(*tracker)
+			metrics.produced(m.Topic, t.start)
+			t.ack(nil)
 		}
 	})
 	wg.Go(func() {
@@ -358,7 +362,7 @@ const (
 )
 
 // producerSaramaConfig is the configuration of a shared producer, with the
-// reference's settings (REFERENCE 3): acks from all replicas, 1 s retry
+// reference's settings (docs/behaviour.md 3): acks from all replicas, 1 s retry
 // backoff, the Java client's murmur2 partitioner, compression per
 // configuration; and the batching above.
 func producerSaramaConfig(cfg *Config) (*sarama.Config, error) {
@@ -417,7 +421,7 @@ func (p *sharedProducer) send(ctx context.Context, records []sarama.ProducerMess
 	if len(records) == 0 {
 		return nil
 	}
-	t := &tracker{done: make(chan struct{})}
+	t := &tracker{start: time.Now(), done: make(chan struct{})}
 	t.remaining.Store(int64(len(records)))
 	in := p.ap.Input()
 	for i := range records {
@@ -441,7 +445,7 @@ func (p *sharedProducer) send(ctx context.Context, records []sarama.ProducerMess
 
 // Publish sends one batch: each message to each of its resolved topics,
 // with its key and headers, and returns once the brokers acknowledged every
-// record (REFERENCE 3).
+// record (docs/behaviour.md 3).
 func (k *Kafka) Publish(ctx context.Context, req *endpoint.PublishRequest) error {
 	inst, err := k.instance(req.InstanceID)
 	if err != nil {

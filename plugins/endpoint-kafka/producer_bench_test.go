@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// The producer design choice (DESIGN 4): one shared AsyncProducer whose
+// The producer design choice (docs/architecture.md, "Data path"): one shared AsyncProducer whose
 // records carry their batch's tracker, against sarama's SyncProducer
 // SendMessages, for the batch sizes a publish stream carries.
 //

@@ -34,7 +34,7 @@ func TestPartitionerMatchesJava(t *testing.T) {
 	}
 }
 
-// REFERENCE 7.5: the record value is the exact body, request headers become
+// docs/behaviour.md 7.5: the record value is the exact body, request headers become
 // record headers.
 func TestPublishValueAndHeaders(t *testing.T) {
 	t.Parallel()
@@ -59,7 +59,7 @@ func TestPublishValueAndHeaders(t *testing.T) {
 	}
 }
 
-// REFERENCE 3: message attributes choose topics (comma list, trimmed), the
+// docs/behaviour.md 3: message attributes choose topics (comma list, trimmed), the
 // record is sent to every one of them; the key comes from attributes.
 func TestPublishFanOutAndKeys(t *testing.T) {
 	t.Parallel()

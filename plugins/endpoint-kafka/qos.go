@@ -9,8 +9,8 @@ import (
 	"github.com/sluice-gw/sluice/sdk/gateway"
 )
 
-// qosPolicy is what a QoS level means for a consumer (REFERENCE 2.5,
-// DESIGN 10.4).
+// qosPolicy is what a QoS level means for a consumer (docs/behaviour.md 2.5,
+// docs/differences.md #4).
 type qosPolicy struct {
 	// name is the QoS label.
 	name string
@@ -69,15 +69,19 @@ type sessionPartition struct {
 // ackTracker remembers delivered records until the client side acknowledges
 // them, then marks their offsets for commit. Only acknowledged records are
 // ever marked, so a record fetched but not delivered (an HTTP GET that hit
-// its limit) is never committed (REFERENCE 8.2).
+// its limit) is never committed (docs/behaviour.md 8.2).
 type ackTracker struct {
+	// group is the consumer group, for the lag metric.
+	group   string
 	mu      sync.Mutex
 	pending []pendingRec // in tag order
 	closed  bool         // no acknowledgement will come any more
 	changed chan struct{}
 }
 
-func newAckTracker() *ackTracker { return &ackTracker{changed: make(chan struct{})} }
+func newAckTracker(group string) *ackTracker {
+	return &ackTracker{group: group, changed: make(chan struct{})}
+}
 
 // add records delivered messages; tags increase.
 func (t *ackTracker) add(recs []recordPos, firstTag uint64) {
@@ -115,6 +119,7 @@ func (t *ackTracker) ack(through uint64) {
 	for k, o := range marks {
 		// Committed offsets name the next record to read.
 		k.sess.MarkOffset(k.topic, k.partition, o+1, "")
+		metrics.committed(t.group, k.topic, k.partition, o+1)
 	}
 }
 
@@ -236,6 +241,9 @@ func (c *committer) commit(recs []recordPos) error {
 				}
 			}
 		}
+	}
+	for k, o := range marks {
+		metrics.committed(c.group, k.topic, k.partition, o+1)
 	}
 	return nil
 }

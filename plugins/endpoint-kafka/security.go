@@ -46,7 +46,7 @@ func newSaramaConfig(cfg *Config, id string) (*sarama.Config, error) {
 	return sc, nil
 }
 
-// applySecurity sets TLS and SASL from the security block (REFERENCE 4).
+// applySecurity sets TLS and SASL from the security block (docs/behaviour.md 4).
 func applySecurity(sc *sarama.Config, cfg *Config) error {
 	proto := cfg.Security.Protocol
 	if isTLS(proto) {
@@ -221,7 +221,7 @@ func mskTokenProviderFor(region string, j *jaasEntry) sarama.AccessTokenProvider
 }
 
 // mskGenerator chooses how credentials are found, after the JAAS forms of
-// aws-msk-iam-auth (REFERENCE 4): the default chain, a named profile, a role
+// aws-msk-iam-auth (docs/behaviour.md 4): the default chain, a named profile, a role
 // to assume, optionally with the static keys to assume it with.
 func mskGenerator(region string, j *jaasEntry) func(context.Context) (string, int64, error) {
 	profile := j.option("awsProfileName")

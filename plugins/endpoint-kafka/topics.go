@@ -11,7 +11,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/gateway"
 )
 
-// Attribute names that choose topics (REFERENCE 2.4 and 3, DESIGN 10.5).
+// Attribute names that choose topics (docs/behaviour.md 2.4 and 3, docs/differences.md #5).
 // Every spelling the reference or its docs use is accepted.
 const (
 	attrDynProducerTopics    = dynamicPrefix + "producer.topics"
@@ -175,7 +175,7 @@ func evalList(l []string, env el.Env) ([]string, error) {
 	return dedupe(out), nil
 }
 
-// consumerTopics resolves the topics of a subscription (REFERENCE 2.4):
+// consumerTopics resolves the topics of a subscription (docs/behaviour.md 2.4):
 // context attributes first, then the evaluated configuration's topics or
 // pattern. It returns an error when neither yields anything.
 func consumerTopics(c *gateway.Context, cfg *Config) (topics []string, pattern *regexp.Regexp, err error) {
@@ -222,7 +222,7 @@ func compileTopicPattern(p string) (*regexp.Regexp, error) {
 }
 
 // producerTopics resolves the topics one message is published to
-// (REFERENCE 3): message attributes, then the batch's context topics
+// (docs/behaviour.md 3): message attributes, then the batch's context topics
 // (computed once per batch by the caller), then the configured topics.
 func producerTopics(m *gateway.Message, ctxTopics []string, env el.Env) ([]string, error) {
 	if len(m.Attributes) > 0 {
@@ -235,7 +235,7 @@ func producerTopics(m *gateway.Message, ctxTopics []string, env el.Env) ([]strin
 }
 
 // recordKey returns the record key for a message: a message attribute, then
-// a context attribute (REFERENCE 3, DESIGN 10.5). ok is false for no key.
+// a context attribute (docs/behaviour.md 3, docs/differences.md #5). ok is false for no key.
 func recordKey(m *gateway.Message, ctxKey string, ctxHasKey bool) (string, bool) {
 	if len(m.Attributes) > 0 {
 		if k, ok := stringAttr(m.Attributes, recordKeyAttrs); ok {

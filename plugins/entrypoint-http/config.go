@@ -21,7 +21,7 @@ const (
 
 const defaultQoS = endpoint.QoSAuto
 
-// QoS levels each type accepts (REFERENCE.md 5): GET has no "none" because
+// QoS levels each type accepts (docs/behaviour.md 5): GET has no "none" because
 // it must commit what it returned; POST has no at-* because the client
 // cannot resume a publish.
 var (
@@ -30,7 +30,7 @@ var (
 	webhookQoS = []string{endpoint.QoSNone, endpoint.QoSAuto, endpoint.QoSAtMostOnce, endpoint.QoSAtLeastOnce}
 )
 
-// HTTP GET defaults (REFERENCE.md 5.2).
+// HTTP GET defaults (docs/behaviour.md 5.2).
 const (
 	defaultLimitCount      = 500
 	defaultLimitDurationMs = 5000

@@ -283,7 +283,7 @@ func (f pageFormat) appendTextItem(b []byte, tag string, m *gateway.Message, con
 }
 
 // forError is the format of the error item e: its metadata shows whenever it
-// has any, since it carries the failure's key (REFERENCE 2.9), which is how a
+// has any, since it carries the failure's key (docs/behaviour.md 2.9), which is how a
 // client tells a bad configuration from a lost connection.
 func (f pageFormat) forError(e *gateway.Message) pageFormat {
 	f.metadataInPayload = f.metadataInPayload || len(e.Metadata) > 0

@@ -7,7 +7,7 @@ import (
 )
 
 // negotiate picks the media type of an HTTP GET response from the request's
-// Accept values (REFERENCE.md 5.2): the supported type (application/json,
+// Accept values (docs/behaviour.md 5.2): the supported type (application/json,
 // application/xml, text/plain) with the highest quality, ties going to the
 // one listed first; with no supported type, no Accept (or only empty values)
 // gives text/plain and a leading */* gives application/json. ok is false when

@@ -147,7 +147,7 @@ func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entryp
 }
 
 // failureFinish renders a failure as a whole response in the gateway's
-// failure format (REFERENCE.md 5), with Connection: close for non-4xx
+// failure format (docs/behaviour.md 5), with Connection: close for non-4xx
 // statuses as the reference does.
 func failureFinish(req *gateway.Request, f *gateway.Failure, defaultStatus int) entrypoint.Finish {
 	status, h, body := httpfailure.Response(req.Headers.Values("Accept"), f, defaultStatus)

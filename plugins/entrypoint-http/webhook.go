@@ -23,7 +23,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
-// Failures a webhook ends its subscription with (REFERENCE.md 5.5), and the
+// Failures a webhook ends its subscription with (docs/behaviour.md 5.5), and the
 // header that carries the key to the gateway (a headless exchange's final
 // response is read by the gateway, which keeps an interrupted subscription
 // stopped).

@@ -18,7 +18,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
 
-// Webhook defaults (REFERENCE.md 5.5).
+// Webhook defaults (docs/behaviour.md 5.5).
 const (
 	defaultConnectTimeoutMs = 3000
 	defaultReadTimeoutMs    = 10000

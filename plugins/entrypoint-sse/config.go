@@ -12,7 +12,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/schema"
 )
 
-// Configuration defaults and bounds (REFERENCE.md 5.1).
+// Configuration defaults and bounds (docs/behaviour.md 5.1).
 const (
 	defaultHeartbeatMs = 5000
 	minHeartbeatMs     = 2000

@@ -22,7 +22,7 @@ var (
 	goawayEvent = []byte("event: goaway\ndata: Stopping, please reconnect\n\n")
 )
 
-// Bounds of the random retry hint (REFERENCE.md 5.1): spreading reconnects
+// Bounds of the random retry hint (docs/behaviour.md 5.1): spreading reconnects
 // over half a minute keeps a restarting gateway from being stampeded.
 const (
 	retryMin = 1000
@@ -71,7 +71,7 @@ func (f eventFormat) appendMessage(b []byte, m *gateway.Message) []byte {
 
 // appendEvent appends `id:` (only for a non-empty id), `event:` and the data
 // split into one `data:` line per line of content, as the SSE specification
-// requires (DESIGN.md 10.1): a browser joins them back with "\n". The
+// requires (docs/differences.md #1): a browser joins them back with "\n". The
 // reference writes multi-line content on one data line, which corrupts the
 // stream.
 func appendEvent(b []byte, id, event string, data []byte) []byte {

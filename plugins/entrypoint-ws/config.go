@@ -12,7 +12,7 @@ import (
 
 const defaultQoS = endpoint.QoSAuto
 
-// supportedQoS are the QoS levels WebSocket offers: a
+// supportedQoS are the QoS levels WebSocket offers (docs/behaviour.md 5): a
 // WebSocket has no way to resume, so no at-* levels.
 var supportedQoS = []string{endpoint.QoSNone, endpoint.QoSAuto}
 

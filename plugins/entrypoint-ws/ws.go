@@ -197,7 +197,7 @@ func (s *session) handle(ev entrypoint.Event) (done bool, err error) {
 			return true, nil
 		}
 		if ev.Stopping {
-			// The gateway is stopping (REFERENCE.md 5.4): the client should
+			// The gateway is stopping (docs/behaviour.md 5.4): the client should
 			// reconnect, as after a drain. The core closes with the code
 			// given here, and picks 1013 itself only for a session that
 			// ends without a Finish.

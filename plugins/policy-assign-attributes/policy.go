@@ -18,7 +18,7 @@ import (
 var version = "dev"
 
 // typeName is the policy's name in the reference; aliasName is how the
-// reference's own integration fixtures (and DESIGN.md's example) spell it.
+// reference's own integration fixtures (and docs/hcl.md's examples) spell it.
 const (
 	typeName  = "policy-assign-attributes"
 	aliasName = "assign-attributes"

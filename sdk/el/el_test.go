@@ -145,7 +145,7 @@ func TestEval(t *testing.T) {
 		"jsonPath chained":      {src: "{#jsonPath(jsonPath(#request.content, '$.b'), '$.c[2]')}", want: "x"},
 		"jsonPath dynamic path": {src: "{#jsonPath(#request.content, '$.' + 'a')}", want: "alpha"},
 
-		// SpEL forms from REFERENCE.md section 6
+		// SpEL forms from docs/behaviour.md section 6
 		"ref topic override":  {src: "{#request.headers['X-Topic-Override-Request-Level'][0]}", want: "topic-a"},
 		"ref header present":  {src: "{#request.headers['X'] != null}", want: true},
 		"ref header absent":   {src: "{#request.headers['Y'] != null}", want: false},

@@ -61,7 +61,7 @@ type Request struct {
 	ID string
 	// TransactionID is the transaction id (X-Gravitee-Transaction-Id).
 	TransactionID string
-	// ClientIdentifier is the computed client identifier (REFERENCE.md 2.3);
+	// ClientIdentifier is the computed client identifier (docs/behaviour.md 2.3);
 	// Kafka uses it as the consumer group.
 	ClientIdentifier string
 	// Method is the HTTP method in upper case.

@@ -2,7 +2,7 @@
 // receives, in the reference gateway's format, so every entrypoint and the
 // core answer failures the same way.
 //
-// The rule (REFERENCE.md section 5): when any Accept value mentions
+// The rule (docs/behaviour.md section 5): when any Accept value mentions
 // application/json or */*, the body is the JSON object
 // {"message":"...","http_status_code":N}; otherwise it is the message as
 // text/plain.

@@ -1,5 +1,5 @@
 // Command bench measures the sluice gateway against IBM/sarama talking
-// straight to the same Kafka broker, in the same run (DESIGN.md section 8).
+// straight to the same Kafka broker, in the same run (docs/architecture.md, "Benchmarks").
 //
 // It starts bin/sluice with a generated configuration (free loopback ports, a
 // temporary data directory, the embedded dev_kafka broker and one API per

@@ -38,7 +38,7 @@ func fullN(o *options) int  { return o.n }
 func tenthN(o *options) int { return max(o.n/10, 1) }
 func noSeed(*options) int   { return 0 }
 
-// allScenarios are the DESIGN.md section 8 scenarios in their default order.
+// allScenarios are the scenarios of docs/architecture.md ("Benchmarks") in their default order.
 var allScenarios = []*scenario{
 	{
 		name: "ws-publish", unit: "msg/s", per: "msg",

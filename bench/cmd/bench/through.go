@@ -18,7 +18,7 @@ import (
 )
 
 // clientIDHeader names the header that gives each reader its own consumer
-// group (REFERENCE.md 2.3).
+// group (docs/behaviour.md 2.3).
 const clientIDHeader = "X-Gravitee-Client-Identifier"
 
 // wsPublishGateway sends n binary frames on one WebSocket as fast as the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,19 +29,25 @@ import (
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
+// pluginMetricsDirEnv tells plugins where to write their metrics files (see
+// admin.Options.PluginMetricsDir and plugins/endpoint-kafka/metrics.go).
+const pluginMetricsDirEnv = "SLUICE_PLUGIN_METRICS_DIR"
+
 // shutdownGrace bounds the whole shutdown: streams, plugins, broker.
 const shutdownGrace = 15 * time.Second
 
 // runGateway loads the configuration, starts everything it names and serves
 // until SIGINT or SIGTERM. Every exit path stops the plugin processes.
 func runGateway(path string, stderr io.Writer) int {
-	log := newLogger(stderr)
 	loader := config.NewLoader()
 	f, diags := loader.Load(path)
 	if diags.HasErrors() {
 		loader.WriteDiagnostics(stderr, diags, false)
 		return 1
 	}
+	// The log block is read at start-up only: a reload cannot switch the
+	// format of a stream a collector is already parsing.
+	log := newLogger(stderr, f.Gateway.Log)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -69,7 +76,31 @@ func runGateway(path string, stderr io.Writer) int {
 		})
 	}
 
-	host := pluginhost.New(pluginhost.Options{Dir: f.Gateway.PluginDir, Pins: f.Gateway.Pins, Logger: log})
+	// Plugins write their own metrics (Kafka latency and lag) as files in
+	// a directory of this process's; /metrics serves them with the core's.
+	// The plugins learn it from their environment (SLUICE_* variables pass).
+	metricsDir, err := os.MkdirTemp("", "sluice-metrics-")
+	if err != nil {
+		log.Error("plugin metrics directory", "err", err)
+		return 1
+	}
+	cleanups = append(cleanups, func(context.Context) { _ = os.RemoveAll(metricsDir) })
+	if err := os.Setenv(pluginMetricsDirEnv, metricsDir); err != nil {
+		log.Error("plugin metrics directory", "err", err)
+		return 1
+	}
+
+	rpcDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "sluice", Name: "plugin_rpc_duration_seconds",
+		Help: "Duration of the core's unary calls to plugins (Configure, request-phase policies, ...), by plugin and method.",
+		// A loopback gRPC call costs about 100 µs; a request-phase policy
+		// that calls out may take seconds.
+		Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10),
+	}, []string{"plugin", "method"})
+	host := pluginhost.New(pluginhost.Options{Dir: f.Gateway.PluginDir, Pins: f.Gateway.Pins, Logger: log,
+		ObserveRPC: func(plugin, method string, d time.Duration) {
+			rpcDuration.WithLabelValues(plugin, method).Observe(d.Seconds())
+		}})
 	cleanups = append(cleanups, host.Close)
 	if err := host.Start(ctx); err != nil {
 		// Plugins that did start still serve; the APIs that need a missing
@@ -87,12 +118,12 @@ func runGateway(path string, stderr io.Writer) int {
 
 	apis, current, err := deploy(ctx, f, host, nil, log)
 	if err != nil {
-		log.Error("configuration rejected", "err", err)
+		logProblems(log, "configuration rejected", err)
 		return 1
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), rpcDuration)
 	metrics, err := server.NewMetrics(reg)
 	if err != nil {
 		log.Error("metrics", "err", err)
@@ -100,6 +131,9 @@ func runGateway(path string, stderr io.Writer) int {
 	}
 	opts := serverOptions(f.Gateway.Limits)
 	opts.Logger, opts.Metrics = log, metrics
+	if f.Gateway.Log.AccessLog {
+		opts.AccessLog = log
+	}
 	var certs *certStore
 	if t := f.Gateway.TLS; t != nil {
 		if certs, err = newCertStore(t); err != nil {
@@ -119,7 +153,7 @@ func runGateway(path string, stderr io.Writer) int {
 		return 1
 	}
 	pushes := push.New(push.Options{Server: srv, Metrics: pushMetrics, Logger: log})
-	adm, err := admin.New(admin.Options{Server: srv, Registry: reg, Logger: log, Plugins: pluginInfos(host),
+	adm, err := admin.New(admin.Options{Server: srv, Registry: reg, Logger: log, Plugins: pluginInfos(host), PluginMetricsDir: metricsDir,
 		Push: func(api string) any {
 			if st := pushes.Status(api); len(st) > 0 {
 				return st
@@ -173,16 +207,17 @@ func reload(ctx context.Context, path string, running *config.File, loader *conf
 	if !diags.HasErrors() {
 		diags = append(diags, loader.Decode(ctx, f, host)...)
 	}
-	if len(diags) > 0 {
-		loader.WriteDiagnostics(stderr, diags, false)
-	}
+	logDiagnostics(log, diags)
 	if diags.HasErrors() {
-		log.Error("reload rejected: the configuration has errors; the running APIs are unchanged")
+		log.Error("reload rejected: the configuration has errors; the running APIs are unchanged", "errors", len(diags.Errs()))
 		return nil, nil, false
 	}
 	if f.Gateway.Listen != running.Gateway.Listen || f.Gateway.AdminListen != running.Gateway.AdminListen ||
 		f.Gateway.PluginDir != running.Gateway.PluginDir || (f.DevKafka == nil) != (running.DevKafka == nil) {
 		log.Warn("reload: listen, admin_listen, plugin_dir and dev_kafka take effect at the next start")
+	}
+	if f.Gateway.Log != running.Gateway.Log {
+		log.Warn("reload: gateway log takes effect at the next start")
 	}
 	if f.Gateway.Limits != running.Gateway.Limits {
 		log.Warn("reload: gateway limits take effect at the next start")
@@ -204,7 +239,7 @@ func reload(ctx context.Context, path string, running *config.File, loader *conf
 		err = srv.Deploy(apis)
 	}
 	if err != nil {
-		log.Error("reload rejected; the running APIs are unchanged", "err", err)
+		logProblems(log, "reload rejected; the running APIs are unchanged", err)
 		// Instances new to this file were configured; remove them again.
 		unconfigureAbsent(ctx, next, current, log)
 		return nil, nil, false
@@ -343,9 +378,30 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return nil, configured, fmt.Errorf("%d problem(s):\n  %s", len(problems), strings.Join(problems, "\n  "))
+		return nil, configured, problemsError(problems)
 	}
 	return apis, configured, nil
+}
+
+// problemsError is what deploy found wrong, one entry per problem.
+type problemsError []string
+
+func (p problemsError) Error() string {
+	return fmt.Sprintf("%d problem(s):\n  %s", len(p), strings.Join(p, "\n  "))
+}
+
+// logProblems logs each of a failed deployment's problems as one record, and
+// any other error as itself.
+func logProblems(log *slog.Logger, msg string, err error) {
+	var p problemsError
+	if !errors.As(err, &p) {
+		log.Error(msg, "err", err)
+		return
+	}
+	for _, problem := range p {
+		log.Error("deployment problem", "problem", problem)
+	}
+	log.Error(msg, "problems", len(p))
 }
 
 // instances maps the instance ids a deployment configured to their plugins,

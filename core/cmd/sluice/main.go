@@ -16,6 +16,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/hashicorp/hcl/v2"
+
 	"github.com/sluice-gw/sluice/core/internal/config"
 	"github.com/sluice-gw/sluice/core/internal/pluginhost"
 )
@@ -30,7 +32,58 @@ commands:
   validate FILE   check FILE; prints every error with file:line:col, exits non-zero on any error
   plugins [DIR]   list the plugins in DIR (default bin/plugins) and the types they provide
   version         print the version
+  help            print this help
+
+Run 'sluice <command> --help' for the details of a command.
 `
+
+// commandHelp is what 'sluice <command> --help' prints, one entry per
+// command, so no command mistakes --help for a file name.
+var commandHelp = map[string]string{
+	"run": `usage: sluice run FILE
+
+Starts the gateway with the configuration FILE (HCL): the embedded broker if
+the file has a dev_kafka block, the plugin processes, the data-path listener
+(gateway.listen) and the admin listener (gateway.admin_listen: /health,
+/ready, /metrics, /apis, /plugins). It serves until SIGINT or SIGTERM.
+
+SIGHUP reloads FILE: the APIs are swapped atomically; a file with errors is
+rejected whole, its diagnostics are logged and the running APIs keep serving.
+listen, admin_listen, plugin_dir, dev_kafka and log are read at start-up only.
+
+Logging is set by gateway { log { format, level, access_log } } in FILE;
+SLUICE_LOG_LEVEL=debug overrides the level.
+`,
+	"validate": `usage: sluice validate FILE
+
+Checks FILE: its HCL, and each plugin block against the schema of the plugin
+that provides it (the plugins in gateway.plugin_dir are started to learn
+their schemas). Prints every diagnostic with file:line:col and exits 1 on any
+error, 0 when the file is valid.
+`,
+	"plugins": `usage: sluice plugins [DIR]
+
+Lists the plugin binaries (sluice-plugin-*) in DIR, default bin/plugins, with
+their kind, version and the types they provide. Each binary is asked to
+describe itself; no gRPC connection is made. Exits 1 if a binary does not
+answer.
+`,
+	"version": `usage: sluice version
+
+Prints the version of sluice and of the plugin protocol it speaks.
+`,
+	"help": usage,
+}
+
+// wantsHelp reports whether args ask for help rather than name a file.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" {
+			return true
+		}
+	}
+	return false
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -41,20 +94,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	if h, ok := commandHelp[args[0]]; ok && wantsHelp(args[1:]) {
+		fmt.Fprint(stdout, h)
+		return 0
+	}
 	switch args[0] {
 	case "run":
 		if len(args) != 2 {
-			fmt.Fprint(stderr, usage)
+			fmt.Fprint(stderr, commandHelp["run"])
 			return 2
 		}
 		return runGateway(args[1], stderr)
 	case "validate":
 		if len(args) != 2 {
-			fmt.Fprint(stderr, usage)
+			fmt.Fprint(stderr, commandHelp["validate"])
 			return 2
 		}
 		return validate(args[1], stdout, stderr)
 	case "plugins":
+		if len(args) > 2 {
+			fmt.Fprint(stderr, commandHelp["plugins"])
+			return 2
+		}
 		dir := "bin/plugins"
 		if len(args) > 1 {
 			dir = args[1]
@@ -64,6 +125,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "sluice %s (plugin protocol v1)\n", version)
 		return 0
 	case "help", "--help", "-h":
+		if len(args) > 1 {
+			if h, ok := commandHelp[args[1]]; ok {
+				fmt.Fprint(stdout, h)
+				return 0
+			}
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
@@ -72,12 +139,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func newLogger(w io.Writer) *slog.Logger {
+// newLogger returns the gateway's logger as gateway { log } asks:
+// slog's text or JSON, one record a line, on w. SLUICE_LOG_LEVEL overrides
+// the level, so a running setup can be debugged without editing its file.
+func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 	level := slog.LevelInfo
-	if os.Getenv("SLUICE_LOG_LEVEL") == "debug" {
-		level = slog.LevelDebug
+	name := cfg.Level
+	if env := os.Getenv("SLUICE_LOG_LEVEL"); env != "" {
+		name = env
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+	switch name {
+	case config.LogLevelDebug:
+		level = slog.LevelDebug
+	case config.LogLevelWarn:
+		level = slog.LevelWarn
+	case config.LogLevelError:
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Format == config.LogFormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// logDiagnostics writes each diagnostic as one record, so a log collector
+// keeps a rejected reload's reasons together instead of as loose lines of a
+// multi-line text block.
+func logDiagnostics(log *slog.Logger, diags hcl.Diagnostics) {
+	for _, d := range diags {
+		level := slog.LevelError
+		if d.Severity == hcl.DiagWarning {
+			level = slog.LevelWarn
+		}
+		attrs := []slog.Attr{slog.String("summary", d.Summary)}
+		if d.Detail != "" {
+			attrs = append(attrs, slog.String("detail", d.Detail))
+		}
+		if r := d.Subject; r != nil {
+			attrs = append(attrs, slog.String("file", r.Filename), slog.Int("line", r.Start.Line), slog.Int("column", r.Start.Column))
+		}
+		log.LogAttrs(context.Background(), level, "configuration diagnostic", attrs...)
+	}
 }
 
 // validate loads FILE, starts the plugins it needs to learn their schemas,
@@ -91,7 +194,7 @@ func validate(path string, stdout, stderr io.Writer) int {
 		loader.WriteDiagnostics(stderr, diags, false)
 		return 1
 	}
-	host := pluginhost.New(pluginhost.Options{Dir: f.Gateway.PluginDir, Pins: f.Gateway.Pins, Logger: newLogger(io.Discard)})
+	host := pluginhost.New(pluginhost.Options{Dir: f.Gateway.PluginDir, Pins: f.Gateway.Pins, Logger: newLogger(io.Discard, config.DefaultLog())})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	startErr := host.Start(ctx)

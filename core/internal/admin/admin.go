@@ -67,6 +67,10 @@ type Options struct {
 	// Push returns the state of an API's push subscriptions, shown under
 	// "push_subscriptions" in /apis. Optional.
 	Push func(api string) any
+	// PluginMetricsDir is the directory plugins write their own metrics to
+	// (one <plugin>.prom file each, in the text format); /metrics serves
+	// them beside the core's. Optional. Default: none.
+	PluginMetricsDir string
 }
 
 // Admin is the admin listener.
@@ -93,8 +97,9 @@ func New(opts Options) (*Admin, error) {
 		return nil, err
 	}
 	a := &Admin{
-		opts:    opts,
-		metrics: fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})),
+		opts: opts,
+		metrics: fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(
+			prometheus.Gatherers{reg, &fileGatherer{dir: opts.PluginMetricsDir, log: opts.Logger}}, promhttp.HandlerOpts{})),
 	}
 	a.http = &fasthttp.Server{
 		Handler:               a.handle,

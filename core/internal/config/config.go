@@ -1,4 +1,4 @@
-// Package config loads the gateway's HCL file (DESIGN.md section 5).
+// Package config loads the gateway's HCL file (docs/hcl.md).
 //
 // Loading happens in two stages, so that `sluice validate` and the gateway
 // report every problem at once:
@@ -104,6 +104,8 @@ type Gateway struct {
 	// Limits bound what one client can take; every field has its default
 	// filled in.
 	Limits Limits
+	// Log is the gateway { log } block, with defaults filled in.
+	Log Log
 }
 
 // DevKafka is the dev_kafka block: the embedded Kafka-compatible broker.

@@ -187,6 +187,7 @@ func TestFullFile(t *testing.T) {
 		PluginDir:   filepath.Join(dir, "bin/plugins"),
 		Pins:        map[string]string{"endpoint-kafka": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 		Limits:      DefaultLimits(),
+		Log:         Log{Format: LogFormatJSON, Level: LogLevelInfo, AccessLog: true},
 	}
 	if !reflect.DeepEqual(f.Gateway, wantGateway) {
 		t.Errorf("gateway = %+v, want %+v", f.Gateway, wantGateway)
@@ -206,8 +207,8 @@ func TestFullFile(t *testing.T) {
 	if demo.Name != "demo" || demo.ContextPath != "/demo" || !reflect.DeepEqual(planTypes(demo), []string{"keyless"}) {
 		t.Errorf("demo = %q %q %v", demo.Name, demo.ContextPath, demo.Plans)
 	}
-	if demo.Range.Start.Line != 19 {
-		t.Errorf("demo range starts on line %d, want 19", demo.Range.Start.Line)
+	if demo.Range.Start.Line != 25 {
+		t.Errorf("demo range starts on line %d, want 25", demo.Range.Start.Line)
 	}
 	if orders.ContextPath != "/" || !reflect.DeepEqual(planTypes(orders), []string{"keyless"}) {
 		t.Errorf("orders = %q %v", orders.ContextPath, orders.Plans)
@@ -293,7 +294,7 @@ func planTypes(api *API) []string {
 func TestDefaults(t *testing.T) {
 	f := mustLoad(t, "testdata/valid/minimal.hcl")
 	dir, _ := filepath.Abs("testdata/valid")
-	want := Gateway{Listen: DefaultListen, AdminListen: DefaultAdminListen, PluginDir: filepath.Join(dir, "bin", "plugins"), Pins: map[string]string{}, Limits: DefaultLimits()}
+	want := Gateway{Listen: DefaultListen, AdminListen: DefaultAdminListen, PluginDir: filepath.Join(dir, "bin", "plugins"), Pins: map[string]string{}, Limits: DefaultLimits(), Log: DefaultLog()}
 	if !reflect.DeepEqual(f.Gateway, want) {
 		t.Errorf("gateway = %+v, want %+v", f.Gateway, want)
 	}

@@ -121,6 +121,7 @@ type gatewayHCL struct {
 	Plugins     []*pinHCL      `hcl:"plugin,block"`
 	TLS         []*shellHCL    `hcl:"tls,block"`
 	Limits      []*shellHCL    `hcl:"limits,block"`
+	Log         []*shellHCL    `hcl:"log,block"`
 }
 
 type pinHCL struct {
@@ -278,6 +279,7 @@ func loadGateway(f *File, shell *shellHCL) hcl.Diagnostics {
 		PluginDir:   resolvePath(f.dir, DefaultPluginDir),
 		Pins:        map[string]string{},
 		Limits:      DefaultLimits(),
+		Log:         DefaultLog(),
 	}
 	if shell == nil {
 		return nil
@@ -292,6 +294,10 @@ func loadGateway(f *File, shell *shellHCL) hcl.Diagnostics {
 	}
 	if len(g.Limits) > 0 {
 		diags = append(diags, loadLimits(f, where+" > limits", g.Limits[0].Body)...)
+	}
+	diags = append(diags, prefixed(where, duplicateBlocks("log", g.Log))...)
+	if len(g.Log) > 0 {
+		diags = append(diags, loadLog(f, where+" > log", g.Log[0].Body)...)
 	}
 	listen, listenOK, d := evalString(where, g.Listen, f.eval)
 	diags = append(diags, d...)

@@ -35,7 +35,7 @@ type MuxSpec[Req, Resp any] struct {
 // Mux multiplexes calls over one long-lived stream per plugin process: every
 // call sends one request stamped with a fresh id and waits for the response
 // with the same id. This is how publish batches and policy batches of every
-// request share a single stream (DESIGN.md 4: never one RPC per message).
+// request share a single stream (docs/architecture.md, "Data path": never one RPC per message).
 //
 // The stream is opened on the first call and reopened lazily when the plugin
 // was restarted (its clients changed, or OnRestart fired) or the stream

@@ -68,6 +68,11 @@ type Options struct {
 	// StartTimeout bounds each start: handshake, metadata, and each
 	// re-configuration after a restart. Optional. Default: 10s.
 	StartTimeout time.Duration
+	// ObserveRPC is told the duration of every unary call the core makes to
+	// a plugin (Configure, the request phase, ...), with the plugin's name
+	// and the method's short name. Streams are left out: their duration is
+	// the life of a client's request. Optional. Default: nothing observed.
+	ObserveRPC func(plugin, method string, d time.Duration)
 }
 
 // Host runs the plugin processes of one plugin directory.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"github.com/hashicorp/go-plugin/runner"
+	"google.golang.org/grpc"
 
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
@@ -228,7 +230,7 @@ func (p *Plugin) launch(ctx context.Context) (*process, *pluginv1.GetMetadata_Re
 		PluginLogBufferSize: logBufferSize,
 		SyncStdout:          stdioWriter(p.log, "stdout"),
 		SyncStderr:          stdioWriter(p.log, "stderr"),
-		GRPCDialOptions:     serve.GRPCDialOptions(),
+		GRPCDialOptions:     p.dialOptions(),
 	})
 
 	if _, err := proc.client.Start(); err != nil {
@@ -483,4 +485,21 @@ func kindFromProto(k pluginv1.Kind) lifecycle.Kind {
 		return lifecycle.KindPolicy
 	}
 	return ""
+}
+
+// dialOptions are the SDK's dial options plus, when the host observes RPCs,
+// an interceptor that times each unary call.
+func (p *Plugin) dialOptions() []grpc.DialOption {
+	opts := serve.GRPCDialOptions()
+	observe := p.host.opts.ObserveRPC
+	if observe == nil {
+		return opts
+	}
+	return append(opts, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any,
+		cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
+		start := time.Now()
+		err := invoker(ctx, method, req, reply, cc, callOpts...)
+		observe(p.name, path.Base(method), time.Since(start))
+		return err
+	}))
 }

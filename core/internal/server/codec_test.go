@@ -140,7 +140,7 @@ func TestRawPublishBatch(t *testing.T) {
 			body: mustMarshal(t, &pluginv1.Connect_PublishBatch{BatchId: 4, Messages: msgs, ThenRespond: &pluginv1.Connect_Respond{Status: 202}}),
 			id:   4, count: 2, wantOK: true, wantParts: 1,
 		},
-		"malformed":        {body: []byte{0x12, 5, 0}, wantErr: true},
+		"malformed": {body: []byte{0x12, 5, 0}, wantErr: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -59,7 +59,10 @@ type exchange struct {
 	out    chan *pluginv1.Connect_Response
 	direct chan *pluginv1.Failure
 
-	responded  atomic.Bool
+	responded atomic.Bool
+	// access is the access-log record of the request, nil for a headless
+	// exchange.
+	access     atomic.Pointer[access]
 	endFailure atomic.Pointer[pluginv1.Failure]
 
 	goneOnce   sync.Once
@@ -440,6 +443,7 @@ func (x *exchange) callPublish(ep *EndpointInstance, req *publishRequest, n int)
 		return flow.Normalize(f)
 	}
 	x.s.metrics.addPublished(x.api.Name, n)
+	x.countMessages(n)
 	return nil
 }
 
@@ -718,6 +722,7 @@ func (sub *subscription) handle(frame rawFrame) error {
 		}
 		x.sendMsg(deliverFrame(batch))
 		x.s.metrics.addDelivered(x.api.Name, data)
+		x.countMessages(data)
 		return nil
 	}
 	resp := &pluginv1.Subscribe_Response{}
@@ -752,6 +757,7 @@ func (sub *subscription) handle(frame rawFrame) error {
 			}
 		}
 		x.s.metrics.addDelivered(x.api.Name, n)
+		x.countMessages(n)
 	case *pluginv1.Subscribe_Response_Failure:
 		x.endpointFailure(k.Failure)
 	}

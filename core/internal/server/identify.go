@@ -13,7 +13,7 @@ import (
 )
 
 // Headers (and same-named query parameters) of the reference gateway's
-// request identification (REFERENCE.md 2.3).
+// request identification (docs/behaviour.md 2.3).
 const (
 	HeaderClientIdentifier = "X-Gravitee-Client-Identifier"
 	HeaderTransactionID    = "X-Gravitee-Transaction-Id"

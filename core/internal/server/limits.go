@@ -23,6 +23,8 @@ type limitListener struct {
 	// handshake, so a refused connection is closed without a word.
 	answer bool
 	log    *slog.Logger
+	// metrics count the refused connections; nil counts nothing.
+	metrics *Metrics
 
 	mu    sync.Mutex
 	total int
@@ -57,6 +59,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return &limitedConn{Conn: c, l: l, ip: ip}, nil
 		}
 		l.log.Debug("connection refused", "remote", ip, "status", status)
+		if l.metrics != nil {
+			reason := refusedConnections
+			if status == http.StatusTooManyRequests {
+				reason = refusedConnectionsPerIP
+			}
+			l.metrics.refuse("", reason)
+		}
 		// Answered off the accept loop, so a client that reads nothing
 		// cannot stall everyone else's accepts.
 		go l.refuse(c, status)
@@ -94,6 +103,24 @@ type limitedConn struct {
 	ip     string
 	once   sync.Once
 	linger atomic.Bool
+	// read and written count the connection's bytes, so the access log can
+	// report what a stream or a WebSocket moved after fasthttp let go of
+	// the request (see accesslog.go).
+	read, written atomic.Int64
+}
+
+// Read reads from the connection and counts the bytes.
+func (c *limitedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// Write writes to the connection and counts the bytes.
+func (c *limitedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
 }
 
 // Lingering bounds how long and how much a connection refused mid-request

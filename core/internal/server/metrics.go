@@ -13,7 +13,14 @@ type Metrics struct {
 	published     *prometheus.CounterVec
 	delivered     *prometheus.CounterVec
 	subscriptions *prometheus.GaugeVec
+	duration      *prometheus.HistogramVec
+	refused       *prometheus.CounterVec
 }
+
+// DurationBuckets are the request duration histogram's buckets, in seconds:
+// from 1 ms (a POST on a local broker) to about 17 minutes, because streams
+// (SSE, WebSocket) are requests too and last as long as their client stays.
+var DurationBuckets = prometheus.ExponentialBuckets(0.001, 4, 11)
 
 // NewMetrics creates the data path's metrics and registers them with reg
 // (nil keeps them unregistered, for tests).
@@ -35,9 +42,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "sluice", Name: "active_subscriptions",
 			Help: "Endpoint subscriptions currently open, by API.",
 		}, []string{"api"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "sluice", Name: "request_duration_seconds",
+			Help: "Time from a request's arrival to its end, by API and entrypoint type: the whole response, or the " +
+				"whole life of a stream or WebSocket. API and entrypoint are empty when the request matched none.",
+			Buckets: DurationBuckets,
+		}, []string{"api", "entrypoint"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sluice", Name: "requests_refused_total",
+			Help: "Requests and connections refused before reaching an entrypoint, by API (empty when not known yet) " +
+				"and reason: plan (no plan accepted the credential), connections (max_connections), " +
+				"connections_per_ip (max_connections_per_ip), body_too_large, headers_too_large.",
+		}, []string{"api", "reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.published, m.delivered, m.subscriptions} {
+		for _, c := range []prometheus.Collector{m.requests, m.published, m.delivered, m.subscriptions, m.duration, m.refused} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -64,4 +83,21 @@ func (m *Metrics) addDelivered(api string, n int) {
 
 func (m *Metrics) subscription(api string, delta float64) {
 	m.subscriptions.WithLabelValues(api).Add(delta)
+}
+
+func (m *Metrics) observeDuration(api, entrypoint string, seconds float64) {
+	m.duration.WithLabelValues(api, entrypoint).Observe(seconds)
+}
+
+// Reasons of sluice_requests_refused_total.
+const (
+	refusedPlan             = "plan"
+	refusedConnections      = "connections"
+	refusedConnectionsPerIP = "connections_per_ip"
+	refusedBodyTooLarge     = "body_too_large"
+	refusedHeadersTooLarge  = "headers_too_large"
+)
+
+func (m *Metrics) refuse(api, reason string) {
+	m.refused.WithLabelValues(api, reason).Inc()
 }

@@ -52,6 +52,7 @@ func (s *Server) refuse(ctx *fasthttp.RequestCtx, api *API, d *plan.Denial) {
 	s.log.Info("request refused", "api", api.Name, "plan", d.Plan, "status", d.Status, "reason", d.Reason, "remote", remoteHost(ctx.RemoteAddr()))
 	writeFailure(ctx, acceptValues(ctx), d.Status, d.Message)
 	s.metrics.request(api.Name, "", d.Status)
+	s.metrics.refuse(api.Name, refusedPlan)
 }
 
 // withPlan records the accepting plan in the identity.
@@ -115,6 +116,12 @@ func (s *Server) readError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	writeFailure(ctx, accept, status, http.StatusText(status))
 	s.metrics.request("", "", status)
+	switch status {
+	case http.StatusRequestEntityTooLarge:
+		s.metrics.refuse("", refusedBodyTooLarge)
+	case http.StatusRequestHeaderFieldsTooLarge:
+		s.metrics.refuse("", refusedHeadersTooLarge)
+	}
 	// fasthttp closes the connection after this answer, with the rest of
 	// the request unread.
 	lingerOnClose(ctx.Conn())
@@ -124,7 +131,9 @@ func (s *Server) readError(ctx *fasthttp.RequestCtx, err error) {
 // configured, TLS. The limits count TCP connections, below TLS, so a client
 // cannot hold slots with unfinished handshakes beyond its share.
 func (s *Server) listener(ln net.Listener) net.Listener {
-	ln = newLimitListener(ln, s.opts.MaxConnections, s.opts.MaxConnectionsPerIP, s.opts.TLS == nil, s.log)
+	ll := newLimitListener(ln, s.opts.MaxConnections, s.opts.MaxConnectionsPerIP, s.opts.TLS == nil, s.log)
+	ll.metrics = s.metrics
+	ln = ll
 	if s.opts.TLS != nil {
 		ln = tls.NewListener(ln, s.opts.TLS)
 	}

@@ -6,7 +6,7 @@
 // The core owns every socket. For each request it:
 //
 //  1. routes by the longest context path (404 otherwise),
-//  2. identifies the client (REFERENCE.md 2.3) and snapshots the request,
+//  2. identifies the client (docs/behaviour.md 2.3) and snapshots the request,
 //  3. selects the entrypoint with the highest match count (404 otherwise),
 //  4. runs request-phase policies (one unary call each; none costs nothing),
 //  5. opens the entrypoint's Connect stream and drives it: responses and
@@ -82,6 +82,9 @@ type Options struct {
 	StopGrace time.Duration
 	// WebSocket tunes WebSocket connections.
 	WebSocket WebSocketOptions
+	// AccessLog receives one record per request (accesslog.go) at info
+	// level. Optional. Default: nil, no access log.
+	AccessLog *slog.Logger
 }
 
 // WebSocketOptions tune WebSocket connections, which live outside fasthttp's
@@ -341,6 +344,10 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 
 // handle is the fasthttp handler of every data-path request.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	// The access record is filled as the request is understood and ended
+	// (access line, duration histogram) whichever way handle returns.
+	rec := s.startAccess()
+	defer s.finishAccess(ctx, rec)
 	dep := s.dep.Load()
 	api, contextPath, pathInfo := dep.router.match(string(ctx.Path()))
 	if api == nil {
@@ -348,9 +355,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.metrics.request("", "", http.StatusNotFound)
 		return
 	}
+	rec.api = api
 
 	auth, denied := s.authenticate(ctx, api)
 	id := identify(remoteHost(ctx.RemoteAddr()), auth.Subscription, newUUID(), firstValue(ctx, HeaderTransactionID), firstValue(ctx, HeaderClientIdentifier)).withPlan(auth)
+	rec.id = id
 	ctx.Response.Header.Set(HeaderClientIdentifier, id.Provided)
 	ctx.Response.Header.Set(HeaderTransactionID, id.TransactionID)
 	ctx.Response.Header.Set(HeaderRequestID, id.RequestID)
@@ -377,6 +386,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.metrics.request(api.Name, "", http.StatusNotFound)
 		return
 	}
+	rec.ep = ep
 	fail := func(f *pluginv1.Failure) {
 		f = flow.Normalize(f)
 		writeFailure(ctx, accept, int(f.GetStatus()), f.GetMessage())
@@ -403,6 +413,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		fail(f)
 		return
 	}
+	rec.exchangeOpened(x)
 	if req.Websocket {
 		s.serveWebSocket(ctx, x)
 		return

@@ -797,7 +797,7 @@ type Match struct {
 	Accept string `protobuf:"bytes,2,opt,name=accept,proto3" json:"accept,omitempty"`
 	// The request must be a WebSocket upgrade.
 	Websocket bool `protobuf:"varint,3,opt,name=websocket,proto3" json:"websocket,omitempty"`
-	// Among matching entrypoints the highest count wins (REFERENCE.md 5).
+	// Among matching entrypoints the highest count wins (docs/behaviour.md 5).
 	CriteriaCount int32 `protobuf:"varint,4,opt,name=criteria_count,json=criteriaCount,proto3" json:"criteria_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1,4 +1,4 @@
-# The shape DESIGN.md section 5 documents, with every block in use. (HCL's
+# The shape docs/hcl.md documents, with every block in use. (HCL's
 # one-line blocks hold at most one argument, so some blocks span lines here.)
 gateway {
   listen       = "127.0.0.1:8082"
@@ -7,6 +7,12 @@ gateway {
 
   plugin "endpoint-kafka" {
     sha256 = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"
+  }
+
+  log {
+    format     = "json"
+    level      = "info"
+    access_log = true
   }
 }
 
