@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sluice-gw/sluice/core/internal/cors"
 	"io"
 	"log/slog"
 	"os"
@@ -312,7 +313,7 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 	for _, a := range f.APIs {
 		api := &server.API{Name: a.Name, ContextPath: a.ContextPath, Plans: auths[a.Name], MaxRequestBodySize: a.MaxRequestBodyBytes}
 		if c := a.CORS; c != nil {
-			cors, err := server.NewCORS(server.CORSOptions{
+			policy, err := cors.New(cors.Options{
 				AllowOrigins:     c.AllowOrigins,
 				AllowOriginRegex: c.AllowOriginRegex,
 				AllowMethods:     c.AllowMethods,
@@ -324,7 +325,7 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("api %q > cors: %v", a.Name, err))
 			}
-			api.CORS = cors
+			api.CORS = policy
 		}
 		for _, b := range a.Entrypoints {
 			if p, ti, id := configure(b, fmt.Sprintf("%s/entrypoint/%s", a.Name, b.Type), a.Name); p != nil {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/sluice-gw/sluice/core/internal/cors"
 	"math"
 	"math/big"
 	"regexp"
@@ -129,7 +130,7 @@ func loadCORS(where string, shell *shellHCL, eval *hcl.EvalContext) (*CORS, hcl.
 		var msg string
 		switch up := strings.ToUpper(m); {
 		case m == corsWildcard:
-		case !isToken(m):
+		case !cors.IsToken(m):
 			msg = `A method is an HTTP token, e.g. "GET", or "*" for any method.`
 		case up != m && contains(browserNormalizedMethods, up):
 			msg = fmt.Sprintf("Did you mean %q? Methods are case-sensitive, and browsers send %s in upper case.", up, up)
@@ -178,7 +179,7 @@ func headerList(where, name string, expr hcl.Expression, eval *hcl.EvalContext, 
 		case v == corsWildcard && credentials:
 			msg = `With allow_credentials = true browsers read "*" as a header named "*", not as every header; list the headers pages may read.`
 		case v == corsWildcard:
-		case !isToken(v):
+		case !cors.IsToken(v):
 			msg = `A header name is an HTTP token, e.g. "Last-Event-ID", or "*" for any.`
 		}
 		if msg != "" {
@@ -274,21 +275,6 @@ func isScheme(s string) bool {
 		b := s[i]
 		letter := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
 		if !letter && (i == 0 || !(b >= '0' && b <= '9' || b == '+' || b == '-' || b == '.')) {
-			return false
-		}
-	}
-	return true
-}
-
-// isToken reports whether s is an HTTP token (RFC 9110 5.6.2), the syntax
-// of method and header names.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0) {
 			return false
 		}
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	"log/slog"
 	"math"
 	"net"
@@ -22,7 +23,7 @@ type access struct {
 	start time.Time
 	api   *API
 	ep    *EntrypointInstance
-	id    identity
+	id    plan.Identity
 	x     *exchange
 	// messages counts the messages the request published or received;
 	// countMessages adds to it.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	"io"
 	"net"
 	"net/http"
@@ -143,8 +144,8 @@ func TestPostPublishes(t *testing.T) {
 		if resp.StatusCode != 202 || body != "" || resp.ContentLength != 0 {
 			t.Fatalf("POST #%d: %d %q (length %d), want 202 with an empty body", i, resp.StatusCode, body, resp.ContentLength)
 		}
-		if resp.Header.Get(HeaderClientIdentifier) != shaLoopback || resp.Header.Get(HeaderRequestID) == "" ||
-			resp.Header.Get(HeaderTransactionID) != resp.Header.Get(HeaderRequestID) {
+		if resp.Header.Get(plan.HeaderClientIdentifier) != shaLoopback || resp.Header.Get(plan.HeaderRequestID) == "" ||
+			resp.Header.Get(plan.HeaderTransactionID) != resp.Header.Get(plan.HeaderRequestID) {
 			t.Fatalf("identification headers: %v", resp.Header)
 		}
 	}
@@ -301,7 +302,7 @@ func TestFailures(t *testing.T) {
 func TestRequestPhase(t *testing.T) {
 	e := newEnv(t, map[string]func(*epConn) error{
 		"echo": func(c *epConn) error {
-			body := c.attr("test.attr") + "|" + c.attr(AttrClientIdentifier) + "|" + c.attr(AttrPlan)
+			body := c.attr("test.attr") + "|" + c.attr(plan.AttrClientIdentifier) + "|" + c.attr(plan.AttrPlan)
 			return c.respond(200, []byte(body), &pluginv1.Header{Name: "Content-Type", Values: []string{"text/plain"}})
 		},
 	})
@@ -339,7 +340,7 @@ func TestRequestPhase(t *testing.T) {
 			status: 200, body: "first+second|" + shaLoopback + "|keyless", ct: "text/plain", hdrID: shaLoopback,
 		},
 		"client identifier prefix": {
-			headers: []string{HeaderClientIdentifier, "me"},
+			headers: []string{plan.HeaderClientIdentifier, "me"},
 			status:  200, body: "first+second|me-" + shaLoopback + "|keyless", ct: "text/plain", hdrID: "me",
 		},
 		"interrupt, text": {
@@ -357,8 +358,8 @@ func TestRequestPhase(t *testing.T) {
 			if resp.StatusCode != tc.status || body != tc.body || resp.Header.Get("Content-Type") != tc.ct {
 				t.Fatalf("got %d %q (%s), want %d %q (%s)", resp.StatusCode, body, resp.Header.Get("Content-Type"), tc.status, tc.body, tc.ct)
 			}
-			if got := resp.Header.Get(HeaderClientIdentifier); got != tc.hdrID {
-				t.Fatalf("%s = %q, want %q", HeaderClientIdentifier, got, tc.hdrID)
+			if got := resp.Header.Get(plan.HeaderClientIdentifier); got != tc.hdrID {
+				t.Fatalf("%s = %q, want %q", plan.HeaderClientIdentifier, got, tc.hdrID)
 			}
 		})
 	}
@@ -476,7 +477,7 @@ func TestSSEStreamAcksAndDisconnect(t *testing.T) {
 	r := &streamReader{r: conn}
 	head := r.until(t, "\r\n\r\n")
 	for _, want := range []string{"HTTP/1.1 200 OK\r\n", "Content-Type: text/event-stream\r\n", "Cache-Control: no-cache\r\n",
-		"X-Accel-Buffering: no\r\n", "Transfer-Encoding: chunked\r\n", HeaderClientIdentifier + ": " + shaLoopback + "\r\n"} {
+		"X-Accel-Buffering: no\r\n", "Transfer-Encoding: chunked\r\n", plan.HeaderClientIdentifier + ": " + shaLoopback + "\r\n"} {
 		if !strings.Contains(head, want) {
 			t.Fatalf("response head lacks %q:\n%s", want, head)
 		}
@@ -608,7 +609,7 @@ func TestWebSocketRoundTrip(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 	defer c.Close()
-	if resp.StatusCode != 101 || resp.Header.Get(HeaderClientIdentifier) != shaLoopback {
+	if resp.StatusCode != 101 || resp.Header.Get(plan.HeaderClientIdentifier) != shaLoopback {
 		t.Fatalf("upgrade response: %d %v", resp.StatusCode, resp.Header)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(waitLimit))

@@ -87,9 +87,9 @@ func (s *Server) OpenHeadless(spec HeadlessSpec) (*Headless, error) {
 	if spec.Subscription == nil {
 		spec.Subscription = []byte("{}")
 	}
-	// The identity of a request that the plan accepted for subscription
+	// The plan.Identity of a request that the plan accepted for subscription
 	// spec.ID, with no remote address and no headers.
-	id := identify("", spec.ID, newUUID(), "", spec.ID).withPlan(plan.Result{Plan: spec.Plan, Subscription: spec.ID})
+	id := plan.Identify("", spec.ID, plan.NewRequestID(), "", spec.ID).WithPlan(plan.Result{Plan: spec.Plan, Subscription: spec.ID})
 	req := &pluginv1.Request{
 		Id:               id.RequestID,
 		TransactionId:    id.TransactionID,
@@ -98,7 +98,7 @@ func (s *Server) OpenHeadless(spec HeadlessSpec) (*Headless, error) {
 		ContextPath:      normalizeContextPath(api.ContextPath),
 		PathInfo:         "/",
 	}
-	pctx := &pluginv1.Context{ApiId: api.Name, Request: req, Attributes: id.attributes(api.Name)}
+	pctx := &pluginv1.Context{ApiId: api.Name, Request: req, Attributes: id.Attributes(api.Name)}
 	sel := flow.Select(api.Flows, pctx)
 	req.PathParams = sel.PathParams
 	if len(sel.Request) > 0 {

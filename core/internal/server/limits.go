@@ -2,6 +2,9 @@ package server
 
 import (
 	"crypto/tls"
+	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/httpfailure"
 	"io"
 	"log/slog"
 	"net"
@@ -42,7 +45,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		ip := remoteHost(c.RemoteAddr())
+		ip := plan.RemoteHost(c.RemoteAddr())
 		l.mu.Lock()
 		status := 0
 		switch {
@@ -81,7 +84,7 @@ func (l *limitListener) refuse(c net.Conn, status int) {
 	if status == http.StatusServiceUnavailable {
 		msg = "The gateway serves its maximum number of connections; retry later"
 	}
-	_, body := failureBody([]string{"application/json"}, status, msg)
+	_, body := httpfailure.FailureBody([]string{"application/json"}, &gateway.Failure{Status: status, Message: msg})
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = c.Write([]byte("HTTP/1.1 " + strconv.Itoa(status) + " " + http.StatusText(status) + "\r\n" +
 		"Content-Type: application/json\r\nConnection: close\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + string(body)))

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/sluice-gw/sluice/core/internal/cors"
 	"strings"
 
 	"github.com/sluice-gw/sluice/core/internal/flow"
@@ -41,7 +42,7 @@ type API struct {
 	Flows flow.Flows
 	// CORS is the API's CORS policy; nil means CORS is off (no preflight
 	// answer, no Access-Control-* header).
-	CORS *CORS
+	CORS *cors.Policy
 	// Plans authenticate the API's requests before any plugin is called;
 	// nil is keyless.
 	Plans *plan.Authenticator

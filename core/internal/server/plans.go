@@ -4,21 +4,14 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"github.com/sluice-gw/sluice/core/internal/reply"
 	"net"
 	"net/http"
 	"strings"
 
 	"github.com/valyala/fasthttp"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/sluice-gw/sluice/core/internal/plan"
-)
-
-// Context attributes of the plan that accepted a request (the reference's
-// names), and the verified token's claims of a jwt plan.
-const (
-	AttrSubscription = "gravitee.attribute.subscription"
-	AttrJWTClaims    = "jwt.claims"
 )
 
 // authenticate runs the API's plans on the request, in the core, before any
@@ -49,35 +42,10 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, api *API) (plan.Result, 
 // refuse answers a request the plans refused. The log says which plan
 // refused and why, never the credential.
 func (s *Server) refuse(ctx *fasthttp.RequestCtx, api *API, d *plan.Denial) {
-	s.log.Info("request refused", "api", api.Name, "plan", d.Plan, "status", d.Status, "reason", d.Reason, "remote", remoteHost(ctx.RemoteAddr()))
-	writeFailure(ctx, acceptValues(ctx), d.Status, d.Message)
+	s.log.Info("request refused", "api", api.Name, "plan", d.Plan, "status", d.Status, "reason", d.Reason, "remote", plan.RemoteHost(ctx.RemoteAddr()))
+	reply.Failure(ctx, reply.Accept(ctx), d.Status, d.Message)
 	s.metrics.request(api.Name, "", d.Status)
 	s.metrics.refuse(api.Name, refusedPlan)
-}
-
-// withPlan records the accepting plan in the identity.
-func (id identity) withPlan(res plan.Result) identity {
-	id.Plan, id.Application, id.Claims = res.Plan, res.Application, res.Claims
-	return id
-}
-
-// planAttributes adds the plan's attributes to a request's context.
-func (id identity) planAttributes(m map[string]*structpb.Value) {
-	if id.Plan == "" || id.Plan == PlanKeyless {
-		m[AttrSubscription] = structpb.NewStringValue(id.SubscriptionID)
-		return
-	}
-	m[AttrPlan] = structpb.NewStringValue(id.Plan)
-	m[AttrApplication] = structpb.NewStringValue(id.Application)
-	m[AttrSubscription] = structpb.NewStringValue(id.SubscriptionID)
-	m[AttrUserID] = structpb.NewStringValue(id.SubscriptionID)
-	if id.Claims != nil {
-		// Claims are JSON values, which structpb holds; a claim it cannot
-		// hold leaves the attribute out rather than failing the request.
-		if v, err := structpb.NewValue(id.Claims); err == nil {
-			m[AttrJWTClaims] = v
-		}
-	}
 }
 
 // requestConfig gives each request its API's body limit, once the headers
@@ -110,11 +78,11 @@ func (s *Server) readError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &nerr) && nerr.Timeout():
 		status = http.StatusRequestTimeout
 	}
-	accept := acceptValues(ctx)
+	accept := reply.Accept(ctx)
 	if status == http.StatusRequestHeaderFieldsTooLarge || len(accept) == 0 {
 		accept = []string{"application/json"}
 	}
-	writeFailure(ctx, accept, status, http.StatusText(status))
+	reply.Failure(ctx, accept, status, http.StatusText(status))
 	s.metrics.request("", "", status)
 	switch status {
 	case http.StatusRequestEntityTooLarge:

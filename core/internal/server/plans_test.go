@@ -83,26 +83,11 @@ func TestPlansInTheCore(t *testing.T) {
 			t.Errorf("batch %d: other query parameters lost: %v", i, req.GetParams())
 		}
 		attrs := ctx.GetAttributes()
-		for k, want := range map[string]string{AttrPlan: "api-key", AttrSubscription: "acme", AttrApplication: "acme"} {
+		for k, want := range map[string]string{plan.AttrPlan: "api-key", plan.AttrSubscription: "acme", plan.AttrApplication: "acme"} {
 			if got := attrs[k].GetStringValue(); got != want {
 				t.Errorf("batch %d: %s = %q, want %q", i, k, got, want)
 			}
 		}
-	}
-}
-
-func TestJWTClaimsAttribute(t *testing.T) {
-	id := identify("10.0.0.1", "mobile", "r", "", "").withPlan(plan.Result{
-		Plan: plan.TypeJWT, Subscription: "mobile", Application: "app",
-		Claims: map[string]any{"azp": "mobile", "scope": []any{"read"}, "exp": float64(1)},
-	})
-	if id.ClientID != "mobile" {
-		t.Fatalf("client id %q", id.ClientID)
-	}
-	attrs := id.attributes("demo")
-	claims := attrs[AttrJWTClaims].GetStructValue().AsMap()
-	if claims["azp"] != "mobile" || attrs[AttrPlan].GetStringValue() != "jwt" || attrs[AttrApplication].GetStringValue() != "app" {
-		t.Fatalf("attributes %v", attrs)
 	}
 }
 

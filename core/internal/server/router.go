@@ -45,3 +45,9 @@ func (r *router) match(path string) (api *API, contextPath, pathInfo string) {
 	}
 	return nil, "", ""
 }
+
+// Failure messages of the gateway itself, as the reference spells them.
+const (
+	msgNoContextPath = "No context-path matches the request URI."
+	msgNoEntrypoint  = "No entrypoint matches the incoming request"
+)

@@ -25,6 +25,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/core/internal/reply"
 	"log/slog"
 	"net"
 	"net/http"
@@ -351,18 +353,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	dep := s.dep.Load()
 	api, contextPath, pathInfo := dep.router.match(string(ctx.Path()))
 	if api == nil {
-		writeFailure(ctx, acceptValues(ctx), http.StatusNotFound, msgNoContextPath)
+		reply.Failure(ctx, reply.Accept(ctx), http.StatusNotFound, msgNoContextPath)
 		s.metrics.request("", "", http.StatusNotFound)
 		return
 	}
 	rec.api = api
 
 	auth, denied := s.authenticate(ctx, api)
-	id := identify(remoteHost(ctx.RemoteAddr()), auth.Subscription, newUUID(), firstValue(ctx, HeaderTransactionID), firstValue(ctx, HeaderClientIdentifier)).withPlan(auth)
+	id := plan.Identify(plan.RemoteHost(ctx.RemoteAddr()), auth.Subscription, plan.NewRequestID(), firstValue(ctx, plan.HeaderTransactionID), firstValue(ctx, plan.HeaderClientIdentifier)).WithPlan(auth)
 	rec.id = id
-	ctx.Response.Header.Set(HeaderClientIdentifier, id.Provided)
-	ctx.Response.Header.Set(HeaderTransactionID, id.TransactionID)
-	ctx.Response.Header.Set(HeaderRequestID, id.RequestID)
+	ctx.Response.Header.Set(plan.HeaderClientIdentifier, id.Provided)
+	ctx.Response.Header.Set(plan.HeaderTransactionID, id.TransactionID)
+	ctx.Response.Header.Set(plan.HeaderRequestID, id.RequestID)
 
 	// A preflight is answered here: it never reaches an entrypoint or a
 	// policy. Every other response of the API, failures included, carries
@@ -382,18 +384,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	accept := headerValues(req.Headers, "Accept")
 	ep := selectEntrypoint(api.Entrypoints, matchInput{method: req.Method, accept: accept, websocket: req.Websocket})
 	if ep == nil {
-		writeFailure(ctx, accept, http.StatusNotFound, msgNoEntrypoint)
+		reply.Failure(ctx, accept, http.StatusNotFound, msgNoEntrypoint)
 		s.metrics.request(api.Name, "", http.StatusNotFound)
 		return
 	}
 	rec.ep = ep
 	fail := func(f *pluginv1.Failure) {
 		f = flow.Normalize(f)
-		writeFailure(ctx, accept, int(f.GetStatus()), f.GetMessage())
+		reply.Failure(ctx, accept, int(f.GetStatus()), f.GetMessage())
 		s.metrics.request(api.Name, ep.Type, int(f.GetStatus()))
 	}
 
-	pctx := &pluginv1.Context{ApiId: api.Name, Request: req, Attributes: id.attributes(api.Name)}
+	pctx := &pluginv1.Context{ApiId: api.Name, Request: req, Attributes: id.Attributes(api.Name)}
 	// The flows are chosen once per request; the path parameters they
 	// capture are part of the request every policy and the endpoint see.
 	sel := flow.Select(api.Flows, pctx)

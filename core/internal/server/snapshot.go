@@ -1,6 +1,9 @@
 package server
 
 import (
+	"github.com/sluice-gw/sluice/core/internal/ascii"
+	"github.com/sluice-gw/sluice/core/internal/plan"
+
 	"github.com/valyala/fasthttp"
 
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
@@ -10,7 +13,7 @@ import (
 // RequestCtx is recycled once the handler returns, and a streaming response
 // or a WebSocket outlives the handler, so nothing may keep a reference into
 // it: every string and byte slice here is a copy.
-func snapshot(ctx *fasthttp.RequestCtx, contextPath, pathInfo string, id identity) *pluginv1.Request {
+func snapshot(ctx *fasthttp.RequestCtx, contextPath, pathInfo string, id plan.Identity) *pluginv1.Request {
 	req := &pluginv1.Request{
 		Id:               id.RequestID,
 		TransactionId:    id.TransactionID,
@@ -56,30 +59,11 @@ func collect(seq func(yield func(k, v []byte) bool)) []*pluginv1.Header {
 func headerValues(hs []*pluginv1.Header, name string) []string {
 	var out []string
 	for _, h := range hs {
-		if equalFoldASCII(h.GetName(), name) {
+		if ascii.EqualFold(h.GetName(), name) {
 			out = append(out, h.GetValues()...)
 		}
 	}
 	return out
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // firstValue returns the header's value, or else the same-named query

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"github.com/sluice-gw/sluice/core/internal/ascii"
+	"github.com/sluice-gw/sluice/core/internal/reply"
+
 	"errors"
 	"io"
 	"net"
@@ -87,7 +90,7 @@ func mergeRespond(pending, final *pluginv1.Connect_Respond) *pluginv1.Connect_Re
 
 func (x *exchange) writeFailure(ctx *fasthttp.RequestCtx, f *pluginv1.Failure) {
 	f = flow.Normalize(f)
-	writeFailure(ctx, x.accept, int(f.GetStatus()), f.GetMessage())
+	reply.Failure(ctx, x.accept, int(f.GetStatus()), f.GetMessage())
 	x.s.metrics.request(x.api.Name, x.ep.Type, int(f.GetStatus()))
 }
 
@@ -124,11 +127,11 @@ func applyHeaders(ctx *fasthttp.RequestCtx, hs []*pluginv1.Header) {
 			for _, v := range x.GetValues() {
 				h.Add(name, v)
 			}
-		case equalFoldASCII(name, "Connection"):
+		case ascii.EqualFold(name, "Connection"):
 			if hasToken(x.GetValues(), "close") {
 				ctx.SetConnectionClose()
 			}
-		case equalFoldASCII(name, "Content-Type"):
+		case ascii.EqualFold(name, "Content-Type"):
 			if len(x.GetValues()) > 0 {
 				ctx.SetContentType(x.GetValues()[0])
 			}
@@ -138,8 +141,8 @@ func applyHeaders(ctx *fasthttp.RequestCtx, hs []*pluginv1.Header) {
 
 // isPlainHeader reports whether a response header is copied as it is.
 func isPlainHeader(name string) bool {
-	return name != "" && !equalFoldASCII(name, "Content-Length") && !equalFoldASCII(name, "Transfer-Encoding") &&
-		!equalFoldASCII(name, "Connection") && !equalFoldASCII(name, "Content-Type")
+	return name != "" && !ascii.EqualFold(name, "Content-Length") && !ascii.EqualFold(name, "Transfer-Encoding") &&
+		!ascii.EqualFold(name, "Connection") && !ascii.EqualFold(name, "Content-Type")
 }
 
 // startStream turns the response into a stream whose first chunks are w.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	"io"
 	"strings"
 	"sync"
@@ -130,7 +131,7 @@ func TestMergeRespond(t *testing.T) {
 
 func TestApplyHeaders(t *testing.T) {
 	var ctx fasthttp.RequestCtx
-	ctx.Response.Header.Set(HeaderRequestID, "core")
+	ctx.Response.Header.Set(plan.HeaderRequestID, "core")
 	applyHeaders(&ctx, []*pluginv1.Header{
 		{Name: "Content-Type", Values: []string{"text/event-stream;charset=UTF-8"}},
 		{Name: "Connection", Values: []string{"keep-alive"}},
@@ -138,7 +139,7 @@ func TestApplyHeaders(t *testing.T) {
 		{Name: "Content-Length", Values: []string{"99"}},
 		{Name: "X-Multi", Values: []string{"a", "b"}},
 		{Name: "x-multi", Values: []string{"c"}},
-		{Name: HeaderRequestID, Values: []string{"entrypoint"}},
+		{Name: plan.HeaderRequestID, Values: []string{"entrypoint"}},
 	})
 	h := &ctx.Response.Header
 	if got := string(h.ContentType()); got != "text/event-stream;charset=UTF-8" {
@@ -154,8 +155,8 @@ func TestApplyHeaders(t *testing.T) {
 	if strings.Join(multi, ",") != "a,b,c" {
 		t.Fatalf("X-Multi = %q", multi)
 	}
-	if got := string(h.Peek(HeaderRequestID)); got != "entrypoint" {
-		t.Fatalf("%s = %q", HeaderRequestID, got)
+	if got := string(h.Peek(plan.HeaderRequestID)); got != "entrypoint" {
+		t.Fatalf("%s = %q", plan.HeaderRequestID, got)
 	}
 	applyHeaders(&ctx, []*pluginv1.Header{{Name: "Connection", Values: []string{"close"}}})
 	if !h.ConnectionClose() {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/sluice-gw/sluice/core/internal/reply"
 	"net/http"
 	"sync"
 	"time"
@@ -29,7 +30,7 @@ func (s *Server) serveWebSocket(ctx *fasthttp.RequestCtx, x *exchange) {
 	up := websocket.FastHTTPUpgrader{
 		CheckOrigin: s.opts.WebSocket.CheckOrigin,
 		Error: func(ctx *fasthttp.RequestCtx, status int, reason error) {
-			writeFailure(ctx, x.accept, status, reason.Error())
+			reply.Failure(ctx, x.accept, status, reason.Error())
 		},
 	}
 	if err := up.Upgrade(ctx, func(c *websocket.Conn) { s.runWebSocket(c, x) }); err != nil {

@@ -1,4 +1,4 @@
-package server
+package plan
 
 import (
 	"crypto/rand"
@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/types/known/structpb"
-
-	"github.com/sluice-gw/sluice/core/internal/plan"
 )
 
 // Headers (and same-named query parameters) of the reference gateway's
@@ -32,13 +30,20 @@ const (
 	AttrTransactionID    = "gravitee.attribute.transaction.id"
 )
 
+// Context attributes of the plan that accepted a request (the reference's
+// names), and the verified token's claims of a jwt plan.
+const (
+	AttrSubscription = "gravitee.attribute.subscription"
+	AttrJWTClaims    = "jwt.claims"
+)
+
 // PlanKeyless is the plan that accepts every request and identifies it by
 // its remote address.
-const PlanKeyless = plan.TypeKeyless
+const PlanKeyless = TypeKeyless
 
-// identity is what the keyless plan and the reference's SubscriptionProcessor
+// Identity is what the keyless plan and the reference's SubscriptionProcessor
 // decide about one request.
-type identity struct {
+type Identity struct {
 	// RequestID is new for every request.
 	RequestID string
 	// TransactionID is the client's X-Gravitee-Transaction-Id or RequestID.
@@ -60,14 +65,14 @@ type identity struct {
 	Claims            map[string]any
 }
 
-// identify applies the reference gateway's client identification (Gravitee
+// Identify applies the reference gateway's client identification (Gravitee
 // APIM's SubscriptionProcessor; docs/hcl.md, "Client identifier and
 // consumer group"). subscription is the accepting plan's
 // subscription id, "" for keyless (which identifies the client by its
 // remote address). transaction and provided are the header (or else query
 // parameter) values, "" when absent.
-func identify(remoteAddress, subscription, requestID, transaction, provided string) identity {
-	id := identity{
+func Identify(remoteAddress, subscription, requestID, transaction, provided string) Identity {
+	id := Identity{
 		RequestID:      requestID,
 		TransactionID:  transaction,
 		RemoteAddress:  remoteAddress,
@@ -98,7 +103,7 @@ func identify(remoteAddress, subscription, requestID, transaction, provided stri
 }
 
 // computed is the reference's computed client identifier.
-func (id identity) computed() string {
+func (id Identity) computed() string {
 	switch {
 	case id.SubscriptionID != "" && id.SubscriptionID != id.RemoteAddress:
 		return id.SubscriptionID
@@ -110,8 +115,8 @@ func (id identity) computed() string {
 	}
 }
 
-// attributes are the context attributes of the identified request.
-func (id identity) attributes(api string) map[string]*structpb.Value {
+// Attributes are the context attributes of the identified request.
+func (id Identity) Attributes(api string) map[string]*structpb.Value {
 	m := map[string]*structpb.Value{
 		AttrClientIdentifier: structpb.NewStringValue(id.ClientID),
 		AttrAPI:              structpb.NewStringValue(api),
@@ -125,9 +130,9 @@ func (id identity) attributes(api string) map[string]*structpb.Value {
 	return m
 }
 
-// remoteHost is the reference's remoteAddress: the TCP peer's host, without
+// RemoteHost is the reference's remoteAddress: the TCP peer's host, without
 // port and without IPv6 zone.
-func remoteHost(addr net.Addr) string {
+func RemoteHost(addr net.Addr) string {
 	switch a := addr.(type) {
 	case nil:
 		return ""
@@ -147,8 +152,8 @@ func remoteHost(addr net.Addr) string {
 	return strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
 }
 
-// newUUID returns a random (version 4) UUID in its canonical form.
-func newUUID() string {
+// NewRequestID returns a random (version 4) UUID in its canonical form.
+func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
 	b[6] = b[6]&0x0f | 0x40
@@ -164,4 +169,29 @@ func newUUID() string {
 	out[23] = '-'
 	hex.Encode(out[24:36], b[10:16])
 	return string(out[:])
+}
+
+// WithPlan records the accepting plan in the Identity.
+func (id Identity) WithPlan(res Result) Identity {
+	id.Plan, id.Application, id.Claims = res.Plan, res.Application, res.Claims
+	return id
+}
+
+// planAttributes adds the plan's attributes to a request's context.
+func (id Identity) planAttributes(m map[string]*structpb.Value) {
+	if id.Plan == "" || id.Plan == PlanKeyless {
+		m[AttrSubscription] = structpb.NewStringValue(id.SubscriptionID)
+		return
+	}
+	m[AttrPlan] = structpb.NewStringValue(id.Plan)
+	m[AttrApplication] = structpb.NewStringValue(id.Application)
+	m[AttrSubscription] = structpb.NewStringValue(id.SubscriptionID)
+	m[AttrUserID] = structpb.NewStringValue(id.SubscriptionID)
+	if id.Claims != nil {
+		// Claims are JSON values, which structpb holds; a claim it cannot
+		// hold leaves the attribute out rather than failing the request.
+		if v, err := structpb.NewValue(id.Claims); err == nil {
+			m[AttrJWTClaims] = v
+		}
+	}
 }

@@ -1,4 +1,4 @@
-package server
+package cors
 
 import (
 	"reflect"
@@ -8,11 +8,11 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-func mustCORS(t *testing.T, o CORSOptions) *CORS {
+func mustCORS(t *testing.T, o Options) *Policy {
 	t.Helper()
-	c, err := NewCORS(o)
+	c, err := New(o)
 	if err != nil {
-		t.Fatalf("NewCORS(%+v): %v", o, err)
+		t.Fatalf("New(%+v): %v", o, err)
 	}
 	return c
 }
@@ -40,13 +40,13 @@ func corsHeaders(r *fasthttp.Response) map[string]string {
 }
 
 func TestCORSAllowsOrigin(t *testing.T) {
-	exact := CORSOptions{AllowOrigins: []string{"https://app.example.com", "http://localhost:3000", "null"}, AllowMethods: []string{"GET"}}
-	upper := CORSOptions{AllowOrigins: []string{"HTTPS://App.Example.COM"}, AllowMethods: []string{"GET"}}
-	any := CORSOptions{AllowOrigins: []string{"*"}, AllowMethods: []string{"GET"}}
-	regex := CORSOptions{AllowOriginRegex: []string{`https://[a-z0-9-]+\.example\.com`, `http://localhost:\d+`}, AllowMethods: []string{"GET"}}
-	alternation := CORSOptions{AllowOriginRegex: []string{`https://a\.example\.com|https://b\.example\.com`}, AllowMethods: []string{"GET"}}
+	exact := Options{AllowOrigins: []string{"https://app.example.com", "http://localhost:3000", "null"}, AllowMethods: []string{"GET"}}
+	upper := Options{AllowOrigins: []string{"HTTPS://App.Example.COM"}, AllowMethods: []string{"GET"}}
+	any := Options{AllowOrigins: []string{"*"}, AllowMethods: []string{"GET"}}
+	regex := Options{AllowOriginRegex: []string{`https://[a-z0-9-]+\.example\.com`, `http://localhost:\d+`}, AllowMethods: []string{"GET"}}
+	alternation := Options{AllowOriginRegex: []string{`https://a\.example\.com|https://b\.example\.com`}, AllowMethods: []string{"GET"}}
 	tests := map[string]struct {
-		opts   CORSOptions
+		opts   Options
 		origin string
 		want   bool
 	}{
@@ -89,38 +89,38 @@ func TestCORSAllowsOrigin(t *testing.T) {
 func TestNewCORSErrors(t *testing.T) {
 	get := []string{"GET"}
 	tests := map[string]struct {
-		opts CORSOptions
+		opts Options
 		want []string // substrings of the error; none means valid
 	}{
-		"valid":                   {CORSOptions{AllowOrigins: []string{"https://a.example", "null", "http://[::1]:8080"}, AllowMethods: get}, nil},
-		"valid regex only":        {CORSOptions{AllowOriginRegex: []string{`https://.*`}, AllowMethods: []string{"*"}}, nil},
-		"no origin":               {CORSOptions{AllowMethods: get}, []string{"no origin is allowed"}},
-		"no method":               {CORSOptions{AllowOrigins: []string{"*"}}, []string{"no method is allowed"}},
-		"trailing slash":          {CORSOptions{AllowOrigins: []string{"https://a.example/"}, AllowMethods: get}, []string{`"https://a.example/" is not an origin`}},
-		"no scheme":               {CORSOptions{AllowOrigins: []string{"a.example"}, AllowMethods: get}, []string{`"a.example" is not an origin`}},
-		"pattern in exact list":   {CORSOptions{AllowOrigins: []string{"https://*.example.com"}, AllowMethods: get}, []string{"is not an origin"}},
-		"bad port":                {CORSOptions{AllowOrigins: []string{"https://a.example:x"}, AllowMethods: get}, []string{"is not an origin"}},
-		"bad regex":               {CORSOptions{AllowOriginRegex: []string{"https://(a"}, AllowMethods: get}, []string{`allow_origin_regex "https://(a"`, "missing closing )"}},
-		"empty regex":             {CORSOptions{AllowOriginRegex: []string{""}, AllowMethods: get}, []string{"the pattern is empty"}},
-		"credentials with *":      {CORSOptions{AllowOrigins: []string{"*"}, AllowMethods: get, AllowCredentials: true}, []string{`allow_credentials cannot be combined with the "*" origin`}},
-		"credentials expose *":    {CORSOptions{AllowOrigins: []string{"https://a.example"}, AllowMethods: get, ExposeHeaders: []string{"*"}, AllowCredentials: true}, []string{`expose_headers "*"`}},
-		"method not a token":      {CORSOptions{AllowOrigins: []string{"*"}, AllowMethods: []string{"GET POST"}}, []string{`"GET POST" is not an HTTP method`}},
-		"header not a token":      {CORSOptions{AllowOrigins: []string{"*"}, AllowMethods: get, AllowHeaders: []string{"X-A:"}}, []string{`"X-A:" is not a header name`}},
-		"every problem reported":  {CORSOptions{AllowOrigins: []string{"x", "y"}}, []string{`"x" is not`, `"y" is not`, "no method"}},
-		"expose * without creds":  {CORSOptions{AllowOrigins: []string{"*"}, AllowMethods: get, ExposeHeaders: []string{"*"}}, nil},
-		"credentials with a list": {CORSOptions{AllowOrigins: []string{"https://a.example"}, AllowMethods: get, AllowCredentials: true}, nil},
+		"valid":                   {Options{AllowOrigins: []string{"https://a.example", "null", "http://[::1]:8080"}, AllowMethods: get}, nil},
+		"valid regex only":        {Options{AllowOriginRegex: []string{`https://.*`}, AllowMethods: []string{"*"}}, nil},
+		"no origin":               {Options{AllowMethods: get}, []string{"no origin is allowed"}},
+		"no method":               {Options{AllowOrigins: []string{"*"}}, []string{"no method is allowed"}},
+		"trailing slash":          {Options{AllowOrigins: []string{"https://a.example/"}, AllowMethods: get}, []string{`"https://a.example/" is not an origin`}},
+		"no scheme":               {Options{AllowOrigins: []string{"a.example"}, AllowMethods: get}, []string{`"a.example" is not an origin`}},
+		"pattern in exact list":   {Options{AllowOrigins: []string{"https://*.example.com"}, AllowMethods: get}, []string{"is not an origin"}},
+		"bad port":                {Options{AllowOrigins: []string{"https://a.example:x"}, AllowMethods: get}, []string{"is not an origin"}},
+		"bad regex":               {Options{AllowOriginRegex: []string{"https://(a"}, AllowMethods: get}, []string{`allow_origin_regex "https://(a"`, "missing closing )"}},
+		"empty regex":             {Options{AllowOriginRegex: []string{""}, AllowMethods: get}, []string{"the pattern is empty"}},
+		"credentials with *":      {Options{AllowOrigins: []string{"*"}, AllowMethods: get, AllowCredentials: true}, []string{`allow_credentials cannot be combined with the "*" origin`}},
+		"credentials expose *":    {Options{AllowOrigins: []string{"https://a.example"}, AllowMethods: get, ExposeHeaders: []string{"*"}, AllowCredentials: true}, []string{`expose_headers "*"`}},
+		"method not a token":      {Options{AllowOrigins: []string{"*"}, AllowMethods: []string{"GET POST"}}, []string{`"GET POST" is not an HTTP method`}},
+		"header not a token":      {Options{AllowOrigins: []string{"*"}, AllowMethods: get, AllowHeaders: []string{"X-A:"}}, []string{`"X-A:" is not a header name`}},
+		"every problem reported":  {Options{AllowOrigins: []string{"x", "y"}}, []string{`"x" is not`, `"y" is not`, "no method"}},
+		"expose * without creds":  {Options{AllowOrigins: []string{"*"}, AllowMethods: get, ExposeHeaders: []string{"*"}}, nil},
+		"credentials with a list": {Options{AllowOrigins: []string{"https://a.example"}, AllowMethods: get, AllowCredentials: true}, nil},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			c, err := NewCORS(tc.opts)
+			c, err := New(tc.opts)
 			if len(tc.want) == 0 {
 				if err != nil || c == nil {
-					t.Fatalf("NewCORS = %v, %v; want a policy", c, err)
+					t.Fatalf("New = %v, %v; want a policy", c, err)
 				}
 				return
 			}
 			if err == nil || c != nil {
-				t.Fatalf("NewCORS = %v, %v; want an error", c, err)
+				t.Fatalf("New = %v, %v; want an error", c, err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
@@ -132,7 +132,7 @@ func TestNewCORSErrors(t *testing.T) {
 }
 
 func TestCORSPreflight(t *testing.T) {
-	base := CORSOptions{
+	base := Options{
 		AllowOrigins:  []string{"https://app.example.com"},
 		AllowMethods:  []string{"GET", "POST"},
 		AllowHeaders:  []string{"Last-Event-ID", "X-Gravitee-Client-Identifier"},
@@ -143,12 +143,12 @@ func TestCORSPreflight(t *testing.T) {
 	noMaxAge.MaxAgeSeconds = -1
 	credentials := base
 	credentials.AllowCredentials = true
-	wildcards := CORSOptions{AllowOrigins: []string{"*"}, AllowMethods: []string{"*"}, AllowHeaders: []string{"*"}, MaxAgeSeconds: -1}
-	credWildcards := CORSOptions{AllowOriginRegex: []string{`https://.*\.example\.com`}, AllowMethods: []string{"*"}, AllowHeaders: []string{"*"}, MaxAgeSeconds: 0, AllowCredentials: true}
+	wildcards := Options{AllowOrigins: []string{"*"}, AllowMethods: []string{"*"}, AllowHeaders: []string{"*"}, MaxAgeSeconds: -1}
+	credWildcards := Options{AllowOriginRegex: []string{`https://.*\.example\.com`}, AllowMethods: []string{"*"}, AllowHeaders: []string{"*"}, MaxAgeSeconds: 0, AllowCredentials: true}
 	const vary = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
 
 	tests := map[string]struct {
-		opts    CORSOptions
+		opts    Options
 		method  string
 		headers [][2]string
 		handled bool
@@ -309,7 +309,7 @@ func TestCORSPreflight(t *testing.T) {
 }
 
 func TestCORSDecorate(t *testing.T) {
-	opts := CORSOptions{
+	opts := Options{
 		AllowOrigins:  []string{"https://app.example.com"},
 		AllowMethods:  []string{"GET"},
 		ExposeHeaders: []string{"X-Gravitee-Transaction-Id", "X-Gravitee-Client-Identifier"},
@@ -317,10 +317,10 @@ func TestCORSDecorate(t *testing.T) {
 	}
 	credentials := opts
 	credentials.AllowCredentials = true
-	noExpose := CORSOptions{AllowOrigins: []string{"*"}, AllowMethods: []string{"GET"}}
+	noExpose := Options{AllowOrigins: []string{"*"}, AllowMethods: []string{"GET"}}
 
 	tests := map[string]struct {
-		opts   CORSOptions
+		opts   Options
 		before [][2]string // response headers already set
 		origin string
 		twice  bool
@@ -407,7 +407,7 @@ func TestCORSDecorate(t *testing.T) {
 // response writes first: Decorate before SetBodyStream, as the data path
 // does, puts them on the wire with the status line.
 func TestCORSStreamingHeaders(t *testing.T) {
-	c := mustCORS(t, CORSOptions{AllowOrigins: []string{"https://app.example.com"}, AllowMethods: []string{"GET"}, AllowCredentials: true})
+	c := mustCORS(t, Options{AllowOrigins: []string{"https://app.example.com"}, AllowMethods: []string{"GET"}, AllowCredentials: true})
 	var ctx fasthttp.RequestCtx
 	c.Decorate(&ctx, []byte("https://app.example.com"))
 	ctx.SetContentType("text/event-stream")
@@ -426,7 +426,7 @@ func TestCORSStreamingHeaders(t *testing.T) {
 }
 
 func TestCORSNilIsNoOp(t *testing.T) {
-	var c *CORS
+	var c *Policy
 	var ctx fasthttp.RequestCtx
 	ctx.Request.Header.SetMethod("OPTIONS")
 	ctx.Request.Header.Set("Origin", "https://app.example.com")

@@ -1,4 +1,4 @@
-package server
+package plan
 
 import (
 	"net"
@@ -62,7 +62,7 @@ func TestIdentify(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			id := identify(tc.remote, "", tc.reqID, tc.tx, tc.provided)
+			id := Identify(tc.remote, "", tc.reqID, tc.tx, tc.provided)
 			if id.TransactionID != tc.wantTx || id.ClientID != tc.wantClient || id.Provided != tc.wantHdr {
 				t.Fatalf("identify = tx %q client %q header %q, want tx %q client %q header %q",
 					id.TransactionID, id.ClientID, id.Provided, tc.wantTx, tc.wantClient, tc.wantHdr)
@@ -77,14 +77,14 @@ func TestIdentify(t *testing.T) {
 func TestSHA256Vector(t *testing.T) {
 	// The keyless client identifier is the lowercase hex SHA-256 of the
 	// remote address: check the hashing against a fixed vector.
-	if got := identify("abc", "", "r", "", "").ClientID; got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+	if got := Identify("abc", "", "r", "", "").ClientID; got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
 		t.Fatalf("client id of \"abc\" = %q", got)
 	}
 }
 
 func TestIdentityAttributes(t *testing.T) {
-	id := identify("10.0.0.1", "", "req-1", "tx-1", "foo")
-	attrs := id.attributes("demo")
+	id := Identify("10.0.0.1", "", "req-1", "tx-1", "foo")
+	attrs := id.Attributes("demo")
 	want := map[string]string{
 		AttrClientIdentifier: "foo-" + sha10001,
 		AttrAPI:              "demo",
@@ -128,8 +128,8 @@ func TestRemoteHost(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := remoteHost(tc.addr); got != tc.want {
-				t.Fatalf("remoteHost(%v) = %q, want %q", tc.addr, got, tc.want)
+			if got := RemoteHost(tc.addr); got != tc.want {
+				t.Fatalf("RemoteHost(%v) = %q, want %q", tc.addr, got, tc.want)
 			}
 		})
 	}
@@ -137,11 +137,26 @@ func TestRemoteHost(t *testing.T) {
 
 func TestNewUUID(t *testing.T) {
 	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	a, b := newUUID(), newUUID()
+	a, b := NewRequestID(), NewRequestID()
 	if !re.MatchString(a) || !re.MatchString(b) {
 		t.Fatalf("not v4 UUIDs: %q %q", a, b)
 	}
 	if a == b {
 		t.Fatalf("two UUIDs are equal: %q", a)
+	}
+}
+
+func TestJWTClaimsAttribute(t *testing.T) {
+	id := Identify("10.0.0.1", "mobile", "r", "", "").WithPlan(Result{
+		Plan: TypeJWT, Subscription: "mobile", Application: "app",
+		Claims: map[string]any{"azp": "mobile", "scope": []any{"read"}, "exp": float64(1)},
+	})
+	if id.ClientID != "mobile" {
+		t.Fatalf("client id %q", id.ClientID)
+	}
+	attrs := id.Attributes("demo")
+	claims := attrs[AttrJWTClaims].GetStructValue().AsMap()
+	if claims["azp"] != "mobile" || attrs[AttrPlan].GetStringValue() != "jwt" || attrs[AttrApplication].GetStringValue() != "app" {
+		t.Fatalf("attributes %v", attrs)
 	}
 }

@@ -1,6 +1,14 @@
-package server
+// Package cors is an API's CORS policy: it answers browser preflights and
+// decorates every response (streams included) with the allow headers, as the
+// reference gateway's HTTP listener does. The configuration loader validates
+// the settings (core/internal/config); the server applies the policy before
+// any plugin is called.
+package cors
 
 import (
+	"github.com/sluice-gw/sluice/core/internal/ascii"
+	"github.com/sluice-gw/sluice/core/internal/reply"
+
 	"errors"
 	"fmt"
 	"net/http"
@@ -45,11 +53,11 @@ const corsWildcard = "*"
 // repeats, so a huge header does not become a huge body.
 const corsMaxEchoed = 200
 
-// CORSOptions are an API's CORS settings, as the configuration's cors block
+// Options are an API's CORS settings, as the configuration's cors block
 // gives them (config.CORS, whose loader has validated them and filled the
-// defaults). NewCORS checks them again, so a bad value is an error, never a
+// defaults). New checks them again, so a bad value is an error, never a
 // panic.
-type CORSOptions struct {
+type Options struct {
 	// AllowOrigins are exact origins ("https://app.example.com"), compared
 	// ignoring ASCII case, or "*" for every origin. Optional. Default: none;
 	// AllowOrigins and AllowOriginRegex together name at least one origin.
@@ -78,15 +86,16 @@ type CORSOptions struct {
 	AllowCredentials bool
 }
 
-// CORS is an API's compiled CORS policy. A nil *CORS is a disabled policy:
-// Preflight answers nothing and Decorate adds nothing, so the data path can
-// call both unconditionally. A CORS is immutable and safe for concurrent use.
+// Policy is an API's compiled CORS policy. A nil *Policy is a disabled
+// policy: Preflight answers nothing and Decorate adds nothing, so the data
+// path can call both unconditionally. A Policy is immutable and safe for
+// concurrent use.
 //
 // An allowed origin is always echoed in Access-Control-Allow-Origin, never
 // answered with "*", as the reference does; so every response of the API
 // carries Vary: Origin, and a shared cache does not serve one origin's
 // answer to another.
-type CORS struct {
+type Policy struct {
 	anyOrigin bool
 	// origins are the exact origins, lowercased.
 	origins []string
@@ -109,13 +118,13 @@ type CORS struct {
 	maxAge        string
 }
 
-// NewCORS compiles a CORS policy. It reports every problem at once: no
+// New compiles a CORS policy. It reports every problem at once: no
 // origin or no method, an origin that is not scheme://host[:port], a pattern
 // that does not compile, a method or header name that is not an HTTP token,
 // and credentials with the "*" origin or "*" exposed headers.
-func NewCORS(o CORSOptions) (*CORS, error) {
+func New(o Options) (*Policy, error) {
 	var errs []error
-	c := &CORS{credentials: o.AllowCredentials}
+	c := &Policy{credentials: o.AllowCredentials}
 
 	for _, origin := range o.AllowOrigins {
 		switch {
@@ -149,7 +158,7 @@ func NewCORS(o CORSOptions) (*CORS, error) {
 		switch {
 		case m == corsWildcard:
 			c.anyMethod = true
-		case !isToken(m):
+		case !IsToken(m):
 			errs = append(errs, fmt.Errorf("%q is not an HTTP method", m))
 		default:
 			c.methods = corsAppendUnique(c.methods, m)
@@ -162,7 +171,7 @@ func NewCORS(o CORSOptions) (*CORS, error) {
 		switch {
 		case h == corsWildcard:
 			c.anyHeader = true
-		case !isToken(h):
+		case !IsToken(h):
 			errs = append(errs, fmt.Errorf("%q is not a header name", h))
 		default:
 			if lower := strings.ToLower(h); !corsContains(c.headers, lower) {
@@ -178,7 +187,7 @@ func NewCORS(o CORSOptions) (*CORS, error) {
 		switch {
 		case h == corsWildcard && o.AllowCredentials:
 			errs = append(errs, errors.New(`expose_headers "*" exposes every header only without credentials (browsers read it as a header named "*" when allow_credentials is true); list the headers`))
-		case h != corsWildcard && !isToken(h):
+		case h != corsWildcard && !IsToken(h):
 			errs = append(errs, fmt.Errorf("%q is not a header name", h))
 		default:
 			expose = corsAppendUnique(expose, h)
@@ -212,7 +221,7 @@ func compileOriginRegex(pattern string) (*regexp.Regexp, error) {
 // AllowsOrigin reports whether a request's Origin header value is allowed.
 // An empty origin (no header) is never allowed, nor is a value holding bytes
 // no browser puts in an origin (spaces, controls, non-ASCII).
-func (c *CORS) AllowsOrigin(origin []byte) bool {
+func (c *Policy) AllowsOrigin(origin []byte) bool {
 	if c == nil || len(origin) == 0 {
 		return false
 	}
@@ -226,7 +235,7 @@ func (c *CORS) AllowsOrigin(origin []byte) bool {
 	}
 	s := string(origin)
 	for _, o := range c.origins {
-		if equalFoldASCII(o, s) {
+		if ascii.EqualFold(o, s) {
 			return true
 		}
 	}
@@ -250,7 +259,7 @@ func (c *CORS) AllowsOrigin(origin []byte) bool {
 // not allowed) gets the reference's failure response with status 400 saying
 // what was refused, and no CORS header, so the browser does not send the
 // actual request. Preflights never reach entrypoints or policies.
-func (c *CORS) Preflight(ctx *fasthttp.RequestCtx) bool {
+func (c *Policy) Preflight(ctx *fasthttp.RequestCtx) bool {
 	if c == nil || !ctx.IsOptions() {
 		return false
 	}
@@ -316,7 +325,7 @@ func (c *CORS) Preflight(ctx *fasthttp.RequestCtx) bool {
 // corsRefuse answers a refused preflight with the gateway's failure format.
 func corsRefuse(ctx *fasthttp.RequestCtx, what string, value []byte, verb string) {
 	msg := fmt.Sprintf("CORS preflight failed: %s '%s' %s not allowed", what, corsEchoable(value), verb)
-	writeFailure(ctx, acceptValues(ctx), corsPreflightFailedStatus, msg)
+	reply.Failure(ctx, reply.Accept(ctx), corsPreflightFailedStatus, msg)
 }
 
 // Decorate adds the CORS headers to a response of the API, whole or
@@ -329,7 +338,7 @@ func corsRefuse(ctx *fasthttp.RequestCtx, what string, value []byte, verb string
 // Access-Control-Expose-Headers when configured. For a missing or refused
 // origin those headers are removed, so nothing else can open the API to it.
 // Calling Decorate again gives the same headers.
-func (c *CORS) Decorate(ctx *fasthttp.RequestCtx, origin []byte) {
+func (c *Policy) Decorate(ctx *fasthttp.RequestCtx, origin []byte) {
 	if c == nil {
 		return
 	}
@@ -362,7 +371,7 @@ func varyNamesOrigin(values [][]byte) bool {
 	for _, v := range values {
 		for t := range strings.SplitSeq(string(v), ",") {
 			t = strings.Trim(t, " \t")
-			if t == corsWildcard || equalFoldASCII(t, corsOrigin) {
+			if t == corsWildcard || ascii.EqualFold(t, corsOrigin) {
 				return true
 			}
 		}
@@ -433,9 +442,9 @@ func isOriginSyntax(s string) bool {
 	return true
 }
 
-// isToken reports whether s is an HTTP token (RFC 9110 5.6.2), the syntax
+// IsToken reports whether s is an HTTP token (RFC 9110 5.6.2), the syntax
 // of method and header names.
-func isToken(s string) bool {
+func IsToken(s string) bool {
 	if s == "" {
 		return false
 	}
@@ -482,7 +491,7 @@ func corsContains(list []string, s string) bool {
 
 func corsContainsFold(list []string, s string) bool {
 	for _, x := range list {
-		if equalFoldASCII(x, s) {
+		if ascii.EqualFold(x, s) {
 			return true
 		}
 	}
