@@ -79,6 +79,10 @@ func (p *Plugin) Metadata() lifecycle.Metadata {
 			QoS:         supportedQoS,
 			Match:       &lifecycle.Match{WebSocket: true, CriteriaCount: 4},
 			Modes:       []string{"publish", "subscribe"},
+			// The core reads client frames only as far as this plugin
+			// grants, so a client publishing faster than the endpoint
+			// accepts is held back by TCP rather than disconnected.
+			Capabilities: []string{entrypoint.CapabilityInboundCredit},
 		}},
 	}
 }
@@ -117,6 +121,9 @@ type session struct {
 	// inFlight is the id of the publish batch awaiting its result, 0 when
 	// none is.
 	inFlight uint64
+	// inFlightBytes is the content size of the batch in flight, granted
+	// back to the core as inbound credit once it is published.
+	inFlightBytes int
 	// queue holds client messages waiting for the batch in flight.
 	queue       []*gateway.Message
 	queuedBytes int
@@ -172,6 +179,10 @@ func (s *session) handle(ev entrypoint.Event) (done bool, err error) {
 			return false, nil
 		}
 		s.inFlight = 0
+		if err := s.conn.GrantInbound(s.inFlightBytes); err != nil {
+			return true, err
+		}
+		s.inFlightBytes = 0
 		if ev.Failure != nil {
 			return true, s.conn.Finish(closeWith(closeInternalError, ev.Failure.Message))
 		}
@@ -260,6 +271,9 @@ func (s *session) publishNext() error {
 		return err
 	}
 	s.inFlight = id
+	// Each frame costs its length plus one in inbound credit, so empty
+	// frames are bounded too.
+	s.inFlightBytes = size + n
 	return nil
 }
 

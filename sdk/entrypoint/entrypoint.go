@@ -52,6 +52,15 @@ type TargetPublisher interface {
 	PublishTo(endpoint string, messages []*gateway.Message) (batchID uint64, err error)
 }
 
+// CapabilityInboundCredit is the type capability of an entrypoint that
+// grants the core credit for client frames (Conn.GrantInbound); without it
+// the core sends Inbound events as fast as the client writes.
+const CapabilityInboundCredit = "inbound-credit"
+
+// InitialInboundCredit is the credit, in bytes of client frames, an
+// exchange of a CapabilityInboundCredit type starts with.
+const InitialInboundCredit = 1 << 20
+
 // EventKind says what an Event carries.
 type EventKind int
 
@@ -142,6 +151,13 @@ type Conn interface {
 	// Published event follows; the entrypoint returns from Connect. It saves
 	// a round trip per request over Publish, Published and Finish.
 	PublishThenFinish(messages []*gateway.Message, success Finish) error
+	// GrantInbound lets the core read bytes more of client frames (Inbound
+	// events) for this exchange; a frame costs its length plus one. It matters only for a type with the
+	// CapabilityInboundCredit capability, which starts with
+	// InitialInboundCredit: the entrypoint grants back what it has dealt
+	// with (published), so a fast client is held back by TCP instead of
+	// filling the entrypoint's memory.
+	GrantInbound(bytes int) error
 	// Subscribe starts the endpoint subscription.
 	Subscribe(qos, lastID string, limit int64) error
 	// Finish ends the exchange.

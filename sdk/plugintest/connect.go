@@ -55,8 +55,9 @@ type Exchange struct {
 
 	sendMu sync.Mutex
 
-	mu     sync.Mutex
-	endErr error
+	mu      sync.Mutex
+	endErr  error
+	granted int64
 }
 
 // ActionKind says which field of an Action is set.
@@ -190,6 +191,13 @@ func (e *Exchange) receive() {
 			}
 			return
 		}
+		if c := r.GetCredit(); c != nil {
+			// Credit is bookkeeping, not an action a test waits for.
+			e.mu.Lock()
+			e.granted += c.GetBytes()
+			e.mu.Unlock()
+			continue
+		}
 		a, ok := actionFromWire(r)
 		if !ok {
 			continue
@@ -200,6 +208,14 @@ func (e *Exchange) receive() {
 			return
 		}
 	}
+}
+
+// Granted is the inbound credit the plugin granted so far with
+// Conn.GrantInbound, in bytes.
+func (e *Exchange) Granted() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.granted
 }
 
 // Send converts ev to a Connect request and sends it; the plugin receives it

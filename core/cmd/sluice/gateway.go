@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"github.com/sluice-gw/sluice/core/internal/cors"
+	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -329,7 +331,8 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 		}
 		for _, b := range a.Entrypoints {
 			if p, ti, id := configure(b, fmt.Sprintf("%s/entrypoint/%s", a.Name, b.Type), a.Name); p != nil {
-				api.Entrypoints = append(api.Entrypoints, &server.EntrypointInstance{Type: ti.GetName(), InstanceID: id, Plugin: p, Match: ti.GetMatch()})
+				api.Entrypoints = append(api.Entrypoints, &server.EntrypointInstance{Type: ti.GetName(), InstanceID: id, Plugin: p, Match: ti.GetMatch(),
+					InboundCredit: slices.Contains(ti.GetCapabilities(), entrypoint.CapabilityInboundCredit)})
 			}
 		}
 		// The first endpoint serves the API; every endpoint, the first

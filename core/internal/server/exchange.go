@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-gw/sluice/core/internal/flow"
+	"github.com/sluice-gw/sluice/sdk/entrypoint"
 	"github.com/sluice-gw/sluice/sdk/gateway"
 	"github.com/sluice-gw/sluice/sdk/httpfailure"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
@@ -58,6 +59,12 @@ type exchange struct {
 
 	out    chan *pluginv1.Connect_Response
 	direct chan *pluginv1.Failure
+
+	// inbound is the credit left for client frames, when the entrypoint
+	// type grants it (EntrypointInstance.InboundCredit); inboundMore is
+	// signalled when a grant arrives.
+	inbound     atomic.Int64
+	inboundMore chan struct{}
 
 	responded atomic.Bool
 	// access is the access-log record of the request, nil for a headless
@@ -138,7 +145,10 @@ func (s *Server) openWith(api *API, ep *EntrypointInstance, pctx *pluginv1.Conte
 		ctx: ctx, cancel: cancel, stream: stream,
 		out:    make(chan *pluginv1.Connect_Response, outBuffer),
 		direct: make(chan *pluginv1.Failure, 1),
+
+		inboundMore: make(chan struct{}, 1),
 	}
+	x.inbound.Store(entrypoint.InitialInboundCredit)
 	s.inflight.Add(1)
 	s.exMu.Lock()
 	s.exchanges[x] = struct{}{}
@@ -273,6 +283,8 @@ func (x *exchange) recvLoop() {
 			if !queue(b) {
 				return
 			}
+		case *pluginv1.Connect_Response_Credit:
+			x.grantInbound(k.Credit.GetBytes())
 		case *pluginv1.Connect_Response_Subscribe:
 			x.subscribe(k.Subscribe)
 		default:
@@ -875,3 +887,34 @@ func (x *exchange) callOwnPublish(ep *EndpointInstance, req *publishRequest) (*p
 const grpcserverFeatureSameContext = "same-context"
 
 var errOutOfOrder = errors.New("publish result for another batch")
+
+// grantInbound adds credit for client frames and wakes a reader waiting
+// for it.
+func (x *exchange) grantInbound(n int64) {
+	if n <= 0 {
+		return
+	}
+	x.inbound.Add(n)
+	select {
+	case x.inboundMore <- struct{}{}:
+	default:
+	}
+}
+
+// spendInbound takes credit for frames costing n, waiting while none is
+// left; it reports false when the exchange ended first. A batch may take
+// more than is left: what a client already sent is bounded by the inbox.
+func (x *exchange) spendInbound(n int64) bool {
+	if !x.ep.InboundCredit {
+		return true
+	}
+	for x.inbound.Load() <= 0 {
+		select {
+		case <-x.inboundMore:
+		case <-x.ctx.Done():
+			return false
+		}
+	}
+	x.inbound.Add(-n)
+	return true
+}

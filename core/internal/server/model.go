@@ -62,6 +62,10 @@ type EntrypointInstance struct {
 	// Match is the type's match criteria from its metadata. An entrypoint
 	// without one is never chosen for an HTTP request (e.g. webhook).
 	Match *pluginv1.Match
+	// InboundCredit is set when the type grants credit for client frames
+	// (capability "inbound-credit"): the core then reads a WebSocket only as
+	// far as the entrypoint has granted.
+	InboundCredit bool
 }
 
 // EndpointInstance is the configured endpoint of an API.

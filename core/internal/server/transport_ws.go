@@ -184,6 +184,15 @@ func (x *exchange) readFrames(c *websocket.Conn, pongWait time.Duration, done ch
 		if batch == nil {
 			return
 		}
+		var cost int64
+		for _, f := range batch {
+			cost += int64(len(f.GetData())) + 1
+		}
+		// While the entrypoint has granted no credit, the inbox fills and
+		// the socket reader stops: TCP slows the client down.
+		if !x.spendInbound(cost) {
+			return
+		}
 		x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_Inbound{Inbound: &pluginv1.Connect_Inbound{Frames: batch}}})
 	}
 }

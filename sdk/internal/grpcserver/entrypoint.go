@@ -239,6 +239,15 @@ func (c *conn) PublishTo(endpoint string, messages []*gateway.Message) (uint64, 
 	return id, c.send(wrap(b, fieldConnectResponsePublish))
 }
 
+func (c *conn) GrantInbound(bytes int) error {
+	if bytes <= 0 {
+		return nil
+	}
+	return c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Credit{
+		Credit: &pluginv1.Connect_InboundCredit{Bytes: int64(bytes)},
+	}})
+}
+
 func (c *conn) Subscribe(qos, lastID string, limit int64) error {
 	return c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Subscribe{
 		Subscribe: &pluginv1.Connect_SubscribeStart{Qos: qos, LastId: lastID, Limit: limit},

@@ -3264,6 +3264,7 @@ type Connect_Response struct {
 	//	*Connect_Response_Publish
 	//	*Connect_Response_Subscribe
 	//	*Connect_Response_Finish
+	//	*Connect_Response_Credit
 	Kind          isConnect_Response_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -3351,6 +3352,15 @@ func (x *Connect_Response) GetFinish() *Connect_Finish {
 	return nil
 }
 
+func (x *Connect_Response) GetCredit() *Connect_InboundCredit {
+	if x != nil {
+		if x, ok := x.Kind.(*Connect_Response_Credit); ok {
+			return x.Credit
+		}
+	}
+	return nil
+}
+
 type isConnect_Response_Kind interface {
 	isConnect_Response_Kind()
 }
@@ -3375,6 +3385,10 @@ type Connect_Response_Finish struct {
 	Finish *Connect_Finish `protobuf:"bytes,5,opt,name=finish,proto3,oneof"`
 }
 
+type Connect_Response_Credit struct {
+	Credit *Connect_InboundCredit `protobuf:"bytes,6,opt,name=credit,proto3,oneof"`
+}
+
 func (*Connect_Response_Respond) isConnect_Response_Kind() {}
 
 func (*Connect_Response_Write) isConnect_Response_Kind() {}
@@ -3384,6 +3398,58 @@ func (*Connect_Response_Publish) isConnect_Response_Kind() {}
 func (*Connect_Response_Subscribe) isConnect_Response_Kind() {}
 
 func (*Connect_Response_Finish) isConnect_Response_Kind() {}
+
+func (*Connect_Response_Credit) isConnect_Response_Kind() {}
+
+// v1.1: InboundCredit lets the core read this many more bytes of client
+// frames for the exchange. An entrypoint type with the "inbound-credit"
+// capability starts with INITIAL_INBOUND_CREDIT (1 MiB) and grants more
+// as it publishes what it received; the core stops reading the client's
+// socket while the credit is spent, so a client publishing faster than
+// the endpoint accepts is slowed down, not disconnected.
+type Connect_InboundCredit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bytes         int64                  `protobuf:"varint,1,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Connect_InboundCredit) Reset() {
+	*x = Connect_InboundCredit{}
+	mi := &file_plugin_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Connect_InboundCredit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Connect_InboundCredit) ProtoMessage() {}
+
+func (x *Connect_InboundCredit) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Connect_InboundCredit.ProtoReflect.Descriptor instead.
+func (*Connect_InboundCredit) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{16, 9}
+}
+
+func (x *Connect_InboundCredit) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
 
 // Respond sets the status and headers; it precedes any Write.
 type Connect_Respond struct {
@@ -3398,7 +3464,7 @@ type Connect_Respond struct {
 
 func (x *Connect_Respond) Reset() {
 	*x = Connect_Respond{}
-	mi := &file_plugin_proto_msgTypes[55]
+	mi := &file_plugin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3410,7 +3476,7 @@ func (x *Connect_Respond) String() string {
 func (*Connect_Respond) ProtoMessage() {}
 
 func (x *Connect_Respond) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[55]
+	mi := &file_plugin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3423,7 +3489,7 @@ func (x *Connect_Respond) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Respond.ProtoReflect.Descriptor instead.
 func (*Connect_Respond) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 9}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 10}
 }
 
 func (x *Connect_Respond) GetStatus() int32 {
@@ -3460,7 +3526,7 @@ type Connect_Write struct {
 
 func (x *Connect_Write) Reset() {
 	*x = Connect_Write{}
-	mi := &file_plugin_proto_msgTypes[56]
+	mi := &file_plugin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3472,7 +3538,7 @@ func (x *Connect_Write) String() string {
 func (*Connect_Write) ProtoMessage() {}
 
 func (x *Connect_Write) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[56]
+	mi := &file_plugin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3485,7 +3551,7 @@ func (x *Connect_Write) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Write.ProtoReflect.Descriptor instead.
 func (*Connect_Write) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 10}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 11}
 }
 
 func (x *Connect_Write) GetChunks() [][]byte {
@@ -3530,7 +3596,7 @@ type Connect_PublishBatch struct {
 
 func (x *Connect_PublishBatch) Reset() {
 	*x = Connect_PublishBatch{}
-	mi := &file_plugin_proto_msgTypes[57]
+	mi := &file_plugin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3542,7 +3608,7 @@ func (x *Connect_PublishBatch) String() string {
 func (*Connect_PublishBatch) ProtoMessage() {}
 
 func (x *Connect_PublishBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[57]
+	mi := &file_plugin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3555,7 +3621,7 @@ func (x *Connect_PublishBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_PublishBatch.ProtoReflect.Descriptor instead.
 func (*Connect_PublishBatch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 11}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 12}
 }
 
 func (x *Connect_PublishBatch) GetBatchId() uint64 {
@@ -3597,7 +3663,7 @@ type Connect_SubscribeStart struct {
 
 func (x *Connect_SubscribeStart) Reset() {
 	*x = Connect_SubscribeStart{}
-	mi := &file_plugin_proto_msgTypes[58]
+	mi := &file_plugin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3609,7 +3675,7 @@ func (x *Connect_SubscribeStart) String() string {
 func (*Connect_SubscribeStart) ProtoMessage() {}
 
 func (x *Connect_SubscribeStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[58]
+	mi := &file_plugin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3622,7 +3688,7 @@ func (x *Connect_SubscribeStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_SubscribeStart.ProtoReflect.Descriptor instead.
 func (*Connect_SubscribeStart) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 12}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 13}
 }
 
 func (x *Connect_SubscribeStart) GetQos() string {
@@ -3659,7 +3725,7 @@ type Connect_Finish struct {
 
 func (x *Connect_Finish) Reset() {
 	*x = Connect_Finish{}
-	mi := &file_plugin_proto_msgTypes[59]
+	mi := &file_plugin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3671,7 +3737,7 @@ func (x *Connect_Finish) String() string {
 func (*Connect_Finish) ProtoMessage() {}
 
 func (x *Connect_Finish) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[59]
+	mi := &file_plugin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3684,7 +3750,7 @@ func (x *Connect_Finish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Finish.ProtoReflect.Descriptor instead.
 func (*Connect_Finish) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 13}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 14}
 }
 
 func (x *Connect_Finish) GetCloseCode() int32 {
@@ -3718,7 +3784,7 @@ type OnRequest_Request struct {
 
 func (x *OnRequest_Request) Reset() {
 	*x = OnRequest_Request{}
-	mi := &file_plugin_proto_msgTypes[60]
+	mi := &file_plugin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3730,7 +3796,7 @@ func (x *OnRequest_Request) String() string {
 func (*OnRequest_Request) ProtoMessage() {}
 
 func (x *OnRequest_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[60]
+	mi := &file_plugin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3772,7 +3838,7 @@ type OnRequest_Response struct {
 
 func (x *OnRequest_Response) Reset() {
 	*x = OnRequest_Response{}
-	mi := &file_plugin_proto_msgTypes[61]
+	mi := &file_plugin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3784,7 +3850,7 @@ func (x *OnRequest_Response) String() string {
 func (*OnRequest_Response) ProtoMessage() {}
 
 func (x *OnRequest_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[61]
+	mi := &file_plugin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3828,7 +3894,7 @@ type OnMessages_Request struct {
 
 func (x *OnMessages_Request) Reset() {
 	*x = OnMessages_Request{}
-	mi := &file_plugin_proto_msgTypes[63]
+	mi := &file_plugin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3840,7 +3906,7 @@ func (x *OnMessages_Request) String() string {
 func (*OnMessages_Request) ProtoMessage() {}
 
 func (x *OnMessages_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[63]
+	mi := &file_plugin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3904,7 +3970,7 @@ type OnMessages_Response struct {
 
 func (x *OnMessages_Response) Reset() {
 	*x = OnMessages_Response{}
-	mi := &file_plugin_proto_msgTypes[64]
+	mi := &file_plugin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3916,7 +3982,7 @@ func (x *OnMessages_Response) String() string {
 func (*OnMessages_Response) ProtoMessage() {}
 
 func (x *OnMessages_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[64]
+	mi := &file_plugin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4141,7 +4207,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05Ready\x12\x16\n" +
 	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x1a>\n" +
 	"\x05Batch\x125\n" +
-	"\bmessages\x18\x01 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\"\xfd\x0e\n" +
+	"\bmessages\x18\x01 \x03(\v2\x19.sluice.plugin.v1.MessageR\bmessages\"\xe7\x0f\n" +
 	"\aConnect\x1a\xbe\x03\n" +
 	"\aRequest\x124\n" +
 	"\x04open\x18\x01 \x01(\v2\x1e.sluice.plugin.v1.Connect.OpenH\x00R\x04open\x12=\n" +
@@ -4172,14 +4238,17 @@ const file_plugin_proto_rawDesc = "" +
 	"\x03End\x12\x1f\n" +
 	"\vclient_gone\x18\x01 \x01(\bR\n" +
 	"clientGone\x12\x1a\n" +
-	"\bstopping\x18\x02 \x01(\bR\bstopping\x1a\xd4\x02\n" +
+	"\bstopping\x18\x02 \x01(\bR\bstopping\x1a\x97\x03\n" +
 	"\bResponse\x12=\n" +
 	"\arespond\x18\x01 \x01(\v2!.sluice.plugin.v1.Connect.RespondH\x00R\arespond\x127\n" +
 	"\x05write\x18\x02 \x01(\v2\x1f.sluice.plugin.v1.Connect.WriteH\x00R\x05write\x12B\n" +
 	"\apublish\x18\x03 \x01(\v2&.sluice.plugin.v1.Connect.PublishBatchH\x00R\apublish\x12H\n" +
 	"\tsubscribe\x18\x04 \x01(\v2(.sluice.plugin.v1.Connect.SubscribeStartH\x00R\tsubscribe\x12:\n" +
-	"\x06finish\x18\x05 \x01(\v2 .sluice.plugin.v1.Connect.FinishH\x00R\x06finishB\x06\n" +
-	"\x04kind\x1ai\n" +
+	"\x06finish\x18\x05 \x01(\v2 .sluice.plugin.v1.Connect.FinishH\x00R\x06finish\x12A\n" +
+	"\x06credit\x18\x06 \x01(\v2'.sluice.plugin.v1.Connect.InboundCreditH\x00R\x06creditB\x06\n" +
+	"\x04kind\x1a%\n" +
+	"\rInboundCredit\x12\x14\n" +
+	"\x05bytes\x18\x01 \x01(\x03R\x05bytes\x1ai\n" +
 	"\aRespond\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\x05R\x06status\x122\n" +
 	"\aheaders\x18\x02 \x03(\v2\x18.sluice.plugin.v1.HeaderR\aheaders\x12\x12\n" +
@@ -4282,7 +4351,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_plugin_proto_goTypes = []any{
 	(Kind)(0),                       // 0: sluice.plugin.v1.Kind
 	(Diagnostic_Severity)(0),        // 1: sluice.plugin.v1.Diagnostic.Severity
@@ -4343,17 +4412,18 @@ var file_plugin_proto_goTypes = []any{
 	(*Connect_Ready)(nil),           // 56: sluice.plugin.v1.Connect.Ready
 	(*Connect_End)(nil),             // 57: sluice.plugin.v1.Connect.End
 	(*Connect_Response)(nil),        // 58: sluice.plugin.v1.Connect.Response
-	(*Connect_Respond)(nil),         // 59: sluice.plugin.v1.Connect.Respond
-	(*Connect_Write)(nil),           // 60: sluice.plugin.v1.Connect.Write
-	(*Connect_PublishBatch)(nil),    // 61: sluice.plugin.v1.Connect.PublishBatch
-	(*Connect_SubscribeStart)(nil),  // 62: sluice.plugin.v1.Connect.SubscribeStart
-	(*Connect_Finish)(nil),          // 63: sluice.plugin.v1.Connect.Finish
-	(*OnRequest_Request)(nil),       // 64: sluice.plugin.v1.OnRequest.Request
-	(*OnRequest_Response)(nil),      // 65: sluice.plugin.v1.OnRequest.Response
-	nil,                             // 66: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
-	(*OnMessages_Request)(nil),      // 67: sluice.plugin.v1.OnMessages.Request
-	(*OnMessages_Response)(nil),     // 68: sluice.plugin.v1.OnMessages.Response
-	(*structpb.Value)(nil),          // 69: google.protobuf.Value
+	(*Connect_InboundCredit)(nil),   // 59: sluice.plugin.v1.Connect.InboundCredit
+	(*Connect_Respond)(nil),         // 60: sluice.plugin.v1.Connect.Respond
+	(*Connect_Write)(nil),           // 61: sluice.plugin.v1.Connect.Write
+	(*Connect_PublishBatch)(nil),    // 62: sluice.plugin.v1.Connect.PublishBatch
+	(*Connect_SubscribeStart)(nil),  // 63: sluice.plugin.v1.Connect.SubscribeStart
+	(*Connect_Finish)(nil),          // 64: sluice.plugin.v1.Connect.Finish
+	(*OnRequest_Request)(nil),       // 65: sluice.plugin.v1.OnRequest.Request
+	(*OnRequest_Response)(nil),      // 66: sluice.plugin.v1.OnRequest.Response
+	nil,                             // 67: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
+	(*OnMessages_Request)(nil),      // 68: sluice.plugin.v1.OnMessages.Request
+	(*OnMessages_Response)(nil),     // 69: sluice.plugin.v1.OnMessages.Response
+	(*structpb.Value)(nil),          // 70: google.protobuf.Value
 }
 var file_plugin_proto_depIdxs = []int32{
 	4,  // 0: sluice.plugin.v1.Message.headers:type_name -> sluice.plugin.v1.Header
@@ -4372,9 +4442,9 @@ var file_plugin_proto_depIdxs = []int32{
 	11, // 13: sluice.plugin.v1.TypeInfo.match:type_name -> sluice.plugin.v1.Match
 	24, // 14: sluice.plugin.v1.TunnelFrame.end:type_name -> sluice.plugin.v1.TunnelStatus
 	23, // 15: sluice.plugin.v1.TunnelBatch.frames:type_name -> sluice.plugin.v1.TunnelFrame
-	69, // 16: sluice.plugin.v1.Message.MetadataEntry.value:type_name -> google.protobuf.Value
-	69, // 17: sluice.plugin.v1.Message.AttributesEntry.value:type_name -> google.protobuf.Value
-	69, // 18: sluice.plugin.v1.Context.AttributesEntry.value:type_name -> google.protobuf.Value
+	70, // 16: sluice.plugin.v1.Message.MetadataEntry.value:type_name -> google.protobuf.Value
+	70, // 17: sluice.plugin.v1.Message.AttributesEntry.value:type_name -> google.protobuf.Value
+	70, // 18: sluice.plugin.v1.Context.AttributesEntry.value:type_name -> google.protobuf.Value
 	2,  // 19: sluice.plugin.v1.Schema.Attribute.type:type_name -> sluice.plugin.v1.Schema.Attribute.Type
 	3,  // 20: sluice.plugin.v1.Schema.Block.nesting:type_name -> sluice.plugin.v1.Schema.Block.Nesting
 	10, // 21: sluice.plugin.v1.Schema.Block.schema:type_name -> sluice.plugin.v1.Schema
@@ -4403,50 +4473,51 @@ var file_plugin_proto_depIdxs = []int32{
 	53, // 44: sluice.plugin.v1.Connect.Inbound.frames:type_name -> sluice.plugin.v1.Connect.Frame
 	6,  // 45: sluice.plugin.v1.Connect.Deliver.messages:type_name -> sluice.plugin.v1.Message
 	5,  // 46: sluice.plugin.v1.Connect.Published.failure:type_name -> sluice.plugin.v1.Failure
-	59, // 47: sluice.plugin.v1.Connect.Response.respond:type_name -> sluice.plugin.v1.Connect.Respond
-	60, // 48: sluice.plugin.v1.Connect.Response.write:type_name -> sluice.plugin.v1.Connect.Write
-	61, // 49: sluice.plugin.v1.Connect.Response.publish:type_name -> sluice.plugin.v1.Connect.PublishBatch
-	62, // 50: sluice.plugin.v1.Connect.Response.subscribe:type_name -> sluice.plugin.v1.Connect.SubscribeStart
-	63, // 51: sluice.plugin.v1.Connect.Response.finish:type_name -> sluice.plugin.v1.Connect.Finish
-	4,  // 52: sluice.plugin.v1.Connect.Respond.headers:type_name -> sluice.plugin.v1.Header
-	6,  // 53: sluice.plugin.v1.Connect.PublishBatch.messages:type_name -> sluice.plugin.v1.Message
-	59, // 54: sluice.plugin.v1.Connect.PublishBatch.then_respond:type_name -> sluice.plugin.v1.Connect.Respond
-	59, // 55: sluice.plugin.v1.Connect.Finish.respond:type_name -> sluice.plugin.v1.Connect.Respond
-	8,  // 56: sluice.plugin.v1.OnRequest.Request.context:type_name -> sluice.plugin.v1.Context
-	66, // 57: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
-	5,  // 58: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	69, // 59: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
-	8,  // 60: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
-	6,  // 61: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
-	6,  // 62: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
-	5,  // 63: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	32, // 64: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
-	34, // 65: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
-	36, // 66: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
-	38, // 67: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
-	40, // 68: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
-	42, // 69: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
-	44, // 70: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
-	50, // 71: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
-	64, // 72: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
-	67, // 73: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
-	25, // 74: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
-	33, // 75: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
-	35, // 76: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
-	37, // 77: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
-	39, // 78: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
-	41, // 79: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
-	43, // 80: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
-	47, // 81: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
-	58, // 82: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
-	65, // 83: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
-	68, // 84: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
-	25, // 85: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
-	75, // [75:86] is the sub-list for method output_type
-	64, // [64:75] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	60, // 47: sluice.plugin.v1.Connect.Response.respond:type_name -> sluice.plugin.v1.Connect.Respond
+	61, // 48: sluice.plugin.v1.Connect.Response.write:type_name -> sluice.plugin.v1.Connect.Write
+	62, // 49: sluice.plugin.v1.Connect.Response.publish:type_name -> sluice.plugin.v1.Connect.PublishBatch
+	63, // 50: sluice.plugin.v1.Connect.Response.subscribe:type_name -> sluice.plugin.v1.Connect.SubscribeStart
+	64, // 51: sluice.plugin.v1.Connect.Response.finish:type_name -> sluice.plugin.v1.Connect.Finish
+	59, // 52: sluice.plugin.v1.Connect.Response.credit:type_name -> sluice.plugin.v1.Connect.InboundCredit
+	4,  // 53: sluice.plugin.v1.Connect.Respond.headers:type_name -> sluice.plugin.v1.Header
+	6,  // 54: sluice.plugin.v1.Connect.PublishBatch.messages:type_name -> sluice.plugin.v1.Message
+	60, // 55: sluice.plugin.v1.Connect.PublishBatch.then_respond:type_name -> sluice.plugin.v1.Connect.Respond
+	60, // 56: sluice.plugin.v1.Connect.Finish.respond:type_name -> sluice.plugin.v1.Connect.Respond
+	8,  // 57: sluice.plugin.v1.OnRequest.Request.context:type_name -> sluice.plugin.v1.Context
+	67, // 58: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
+	5,  // 59: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	70, // 60: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
+	8,  // 61: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
+	6,  // 62: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
+	6,  // 63: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
+	5,  // 64: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	32, // 65: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
+	34, // 66: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
+	36, // 67: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
+	38, // 68: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
+	40, // 69: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
+	42, // 70: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
+	44, // 71: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
+	50, // 72: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
+	65, // 73: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
+	68, // 74: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
+	25, // 75: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
+	33, // 76: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
+	35, // 77: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
+	37, // 78: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
+	39, // 79: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
+	41, // 80: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
+	43, // 81: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
+	47, // 82: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
+	58, // 83: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
+	66, // 84: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
+	69, // 85: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
+	25, // 86: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
+	76, // [76:87] is the sub-list for method output_type
+	65, // [65:76] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -4479,6 +4550,7 @@ func file_plugin_proto_init() {
 		(*Connect_Response_Publish)(nil),
 		(*Connect_Response_Subscribe)(nil),
 		(*Connect_Response_Finish)(nil),
+		(*Connect_Response_Credit)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4486,7 +4558,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   65,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   5,
 		},
