@@ -47,7 +47,9 @@ func freeAddr() (string, error) {
 // gatewayHCL renders the whole configuration file.
 func gatewayHCL(listen, admin, pluginDir, kafka, dataDir string, embedded bool, topicNames []string, apis string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "gateway {\n  listen       = %q\n  admin_listen = %q\n  plugin_dir   = %q\n}\n", listen, admin, pluginDir)
+	// Every load generator runs on one address: the per-IP connection limit
+	// (1,000 by default) would refuse the fan-out scenarios' streams.
+	fmt.Fprintf(&b, "gateway {\n  listen       = %q\n  admin_listen = %q\n  plugin_dir   = %q\n  limits {\n    max_connections        = 50000\n    max_connections_per_ip = 50000\n  }\n}\n", listen, admin, pluginDir)
 	if embedded {
 		sorted := append([]string(nil), topicNames...)
 		sort.Strings(sorted)
