@@ -115,7 +115,7 @@ func (s *Server) openWith(api *API, ep *EntrypointInstance, pctx *pluginv1.Conte
 	}
 	// The context is fixed from here on: it is encoded once, for the Open
 	// and for every publish and subscribe request of the exchange.
-	ctxBytes, err := proto.Marshal(pctx)
+	ctxBytes, err := encodeContext(pctx)
 	if err != nil {
 		return nil, flow.TransportFailure(name, err)
 	}
