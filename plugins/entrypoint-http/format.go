@@ -62,13 +62,13 @@ func (f pageFormat) appendJSON(b []byte, p *page) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = f.appendJSONItem(b, m, string(m.Content))
+		b = f.appendJSONItem(b, m, m.Content)
 	}
 	b = append(b, ']')
 	if p.err != nil {
 		b = append(b, `,"error":`...)
 		e := errorItem(p.err)
-		b = f.forError(e).appendJSONItem(b, e, errorText(p.err))
+		b = f.forError(e).appendJSONItem(b, e, []byte(errorText(p.err)))
 	}
 	if p.nextCursor != "" {
 		b = append(b, `,"pagination":{"nextCursor":`...)
@@ -82,7 +82,7 @@ func (f pageFormat) appendJSON(b []byte, p *page) []byte {
 	return append(b, '}')
 }
 
-func (f pageFormat) appendJSONItem(b []byte, m *gateway.Message, content string) []byte {
+func (f pageFormat) appendJSONItem(b []byte, m *gateway.Message, content []byte) []byte {
 	b = append(b, '{')
 	if m.ID != "" {
 		b = append(b, `"id":`...)
@@ -90,7 +90,7 @@ func (f pageFormat) appendJSONItem(b []byte, m *gateway.Message, content string)
 		b = append(b, ',')
 	}
 	b = append(b, `"content":`...)
-	b = httpfailure.AppendJSONString(b, content)
+	b = httpfailure.AppendJSONBytes(b, content)
 	if f.headersInPayload {
 		b = append(b, `,"headers":{`...)
 		for i, name := range slices.Sorted(maps.Keys(m.Headers)) {

@@ -82,7 +82,12 @@ func (p *Plugin) connectGet(ctx context.Context, cfg *getConfig, req *gateway.Re
 		// client's own cursor is where it still stands.
 		pg.nextCursor = cursor
 	}
-	body := pageFormat{headersInPayload: cfg.HeadersInPayload, metadataInPayload: cfg.MetadataInPayload}.appendPage(nil, mediaType, pg)
+	// Sized for the contents plus their framing, so the page grows once at most.
+	size := 256
+	for _, m := range pg.items {
+		size += len(m.Content) + len(m.ID) + 64
+	}
+	body := pageFormat{headersInPayload: cfg.HeadersInPayload, metadataInPayload: cfg.MetadataInPayload}.appendPage(make([]byte, 0, size), mediaType, pg)
 	if err := conn.Respond(200, gateway.Headers{"Content-Type": {mediaType}}, nil); err != nil {
 		return instances.Quiet(ctx, err)
 	}

@@ -1,6 +1,7 @@
 package httpfailure
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/sluice-gw/sluice/sdk/gateway"
@@ -127,5 +128,23 @@ func TestResponse(t *testing.T) {
 				t.Fatalf("got %d %v %q", status, h, body)
 			}
 		})
+	}
+}
+
+// The string and byte forms give the same bytes for every kind of text.
+func TestAppendJSONBytesMatchesString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"uo\te`, "ctl\x01\n\r\t\b\f", "héllo", "bad \xff utf8", "\u2028 and <>&"} {
+		if a, b := AppendJSONString(nil, s), AppendJSONBytes(nil, []byte(s)); string(a) != string(b) {
+			t.Errorf("%q: string form %s, bytes form %s", s, a, b)
+		}
+	}
+}
+
+func BenchmarkAppendJSONBytes(b *testing.B) {
+	content := []byte(strings.Repeat(`{"field":"value","n":12345}`, 10))
+	buf := make([]byte, 0, 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendJSONBytes(buf[:0], content)
 	}
 }
