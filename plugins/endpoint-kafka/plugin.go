@@ -141,7 +141,7 @@ func (k *Kafka) Metadata() lifecycle.Metadata {
 			Schema:       typeSchema(),
 			QoS:          []string{endpoint.QoSNone, endpoint.QoSAuto, endpoint.QoSAtMostOnce, endpoint.QoSAtLeastOnce},
 			Modes:        []string{"publish", "subscribe"},
-			Capabilities: []string{"resume", "limit"},
+			Capabilities: []string{"resume", "limit", lifecycle.CapabilityBodyOnlyInEL},
 		}},
 	}
 }

@@ -68,6 +68,8 @@ func (p *Plugin) Metadata() lifecycle.Metadata {
 			Description: "Sets context attributes (request phase) or message attributes (publish and subscribe phases) from literals or EL.",
 			Schema:      configSchema,
 			Phases:      []string{policy.PhaseRequest, policy.PhaseResponse, policy.PhasePublish, policy.PhaseSubscribe},
+			// The body is read only by templates that name request.content.
+			Capabilities: []string{lifecycle.CapabilityBodyOnlyInEL},
 		}},
 	}
 }

@@ -65,6 +65,8 @@ func (p *Plugin) Metadata() lifecycle.Metadata {
 			Description: "Drops the messages for which an EL filter is not true (publish and subscribe phases).",
 			Schema:      configSchema,
 			Phases:      []string{policy.PhasePublish, policy.PhaseSubscribe},
+			// The body is read only by a filter that names request.content.
+			Capabilities: []string{lifecycle.CapabilityBodyOnlyInEL},
 		}},
 	}
 }

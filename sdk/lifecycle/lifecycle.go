@@ -18,6 +18,7 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -189,4 +190,22 @@ type Plugin interface {
 type Drainer interface {
 	// Drain finishes in-flight work before ctx's deadline.
 	Drain(ctx context.Context) error
+}
+
+// CapabilityBodyOnlyInEL is the type capability of a plugin that reads the
+// request body only through EL templates in its configuration
+// (#request.content). The core then leaves the body out of the contexts it
+// sends to instances whose configuration does not mention request.content,
+// so the body crosses to such a plugin only when it is used.
+const CapabilityBodyOnlyInEL = "request-body-only-in-el"
+
+// ReadsRequestBody reports whether an instance of a type with capabilities
+// caps and configuration configJSON needs the request body in its contexts.
+func ReadsRequestBody(caps []string, configJSON []byte) bool {
+	for _, c := range caps {
+		if c == CapabilityBodyOnlyInEL {
+			return bytes.Contains(configJSON, []byte("request.content"))
+		}
+	}
+	return true
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"github.com/sluice-gw/sluice/core/internal/cors"
 	"github.com/sluice-gw/sluice/sdk/entrypoint"
+	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	"io"
 	"log/slog"
 	"os"
@@ -339,7 +340,8 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 		// included, is a named target (a push subscription's dlq).
 		for i, b := range a.Endpoints {
 			if p, ti, id := configure(b, fmt.Sprintf("%s/endpoint/%s/%s", a.Name, b.Type, b.Name), a.Name); p != nil {
-				ep := &server.EndpointInstance{Type: ti.GetName(), Name: b.Name, InstanceID: id, Plugin: p, QoS: ti.GetQos()}
+				ep := &server.EndpointInstance{Type: ti.GetName(), Name: b.Name, InstanceID: id, Plugin: p, QoS: ti.GetQos(),
+					OmitBody: !lifecycle.ReadsRequestBody(ti.GetCapabilities(), b.ConfigJSON)}
 				if i == 0 {
 					api.Endpoint = ep
 				}
@@ -363,7 +365,8 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 						continue
 					}
 					pi := &server.PolicyInstance{Type: ti.GetName(), InstanceID: id, Plugin: p,
-						Condition: b.Condition, MessageCondition: b.MessageCondition}
+						Condition: b.Condition, MessageCondition: b.MessageCondition,
+						OmitBody: !lifecycle.ReadsRequestBody(ti.GetCapabilities(), b.ConfigJSON)}
 					// config.Phases holds the phases a flow can have; the
 					// loader rejects the others.
 					switch phase {

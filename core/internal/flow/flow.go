@@ -62,6 +62,9 @@ type PolicyInstance struct {
 	// true go to the plugin; the others pass on untouched. Optional.
 	// Default: every message.
 	MessageCondition *el.Template
+	// OmitBody leaves the request body out of the contexts the step
+	// receives: set when it does not read it (lifecycle.ReadsRequestBody).
+	OmitBody bool
 
 	useOnce sync.Once
 	use     messageUse
@@ -115,7 +118,7 @@ func (e *Engine) OnRequest(ctx context.Context, policies []*PolicyInstance, c *p
 		if err != nil {
 			return Unavailable(p.Plugin.Name())
 		}
-		resp, err := clients.Policy.OnRequest(ctx, &pluginv1.OnRequest_Request{InstanceId: p.InstanceID, Context: c})
+		resp, err := clients.Policy.OnRequest(ctx, &pluginv1.OnRequest_Request{InstanceId: p.InstanceID, Context: p.context(c)})
 		if err != nil {
 			return TransportFailure(p.Plugin.Name(), err)
 		}
@@ -222,7 +225,7 @@ func (e *Engine) call(ctx context.Context, phase string, p *PolicyInstance, c *p
 	resp, f := m.Call(ctx, &pluginv1.OnMessages_Request{
 		InstanceId: p.InstanceID,
 		Phase:      phase,
-		Context:    c,
+		Context:    p.context(c),
 		Messages:   msgs,
 	})
 	if f != nil {
@@ -364,4 +367,29 @@ func (e *Engine) Close() {
 	for _, m := range muxes {
 		m.Close()
 	}
+}
+
+// context is c as the step receives it: without the request body when the
+// instance does not read it.
+func (p *PolicyInstance) context(c *pluginv1.Context) *pluginv1.Context {
+	if !p.OmitBody {
+		return c
+	}
+	return WithoutBody(c)
+}
+
+// WithoutBody returns c without the request body: a shallow copy when c has
+// one, c itself otherwise.
+func WithoutBody(c *pluginv1.Context) *pluginv1.Context {
+	r := c.GetRequest()
+	if len(r.GetBody()) == 0 {
+		return c
+	}
+	rc := &pluginv1.Request{
+		Id: r.GetId(), TransactionId: r.GetTransactionId(), ClientIdentifier: r.GetClientIdentifier(),
+		Method: r.GetMethod(), Path: r.GetPath(), ContextPath: r.GetContextPath(), PathInfo: r.GetPathInfo(),
+		Headers: r.GetHeaders(), Params: r.GetParams(), PathParams: r.GetPathParams(),
+		RemoteAddress: r.GetRemoteAddress(), Websocket: r.GetWebsocket(),
+	}
+	return &pluginv1.Context{ApiId: c.GetApiId(), Request: rc, Attributes: c.GetAttributes()}
 }

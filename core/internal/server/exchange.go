@@ -403,7 +403,7 @@ func (x *exchange) publish(msgs []*pluginv1.Message, target string) *pluginv1.Fa
 	}
 	return x.callPublish(ep, &publishRequest{typed: &pluginv1.Publish_Request{
 		InstanceId: ep.InstanceID,
-		Context:    x.pctx,
+		Context:    x.contextFor(ep),
 		Messages:   msgs,
 	}}, len(msgs))
 }
@@ -422,7 +422,11 @@ func (x *exchange) publishRaw(b *rawBatch) *pluginv1.Failure {
 		h := protowire.AppendTag(nil, fieldPublishRequestInstance, protowire.BytesType)
 		h = protowire.AppendString(h, ep.InstanceID)
 		h = protowire.AppendTag(h, fieldPublishRequestContext, protowire.BytesType)
-		x.pubHead = protowire.AppendBytes(h, x.ctxBytes)
+		ctxBytes, err := x.contextBytesFor(ep)
+		if err != nil {
+			return flow.TransportFailure(ep.Plugin.Name(), err)
+		}
+		x.pubHead = protowire.AppendBytes(h, ctxBytes)
 	}
 	raw := make(rawMessage, 0, 2+len(b.parts))
 	raw = append(raw, nil, x.pubHead)
@@ -679,7 +683,12 @@ func (sub *subscription) run(ss *pluginv1.Connect_SubscribeStart) {
 		x.endpointFailure(flow.TransportFailure(name, err))
 		return
 	}
-	start := startFrame(ep.InstanceID, x.ctxBytes, ss)
+	ctxBytes, err := x.contextBytesFor(ep)
+	if err != nil {
+		x.endpointFailure(flow.TransportFailure(name, err))
+		return
+	}
+	start := startFrame(ep.InstanceID, ctxBytes, ss)
 	sub.sendMu.Lock()
 	_ = stream.SendMsg(start)
 	sub.sendMu.Unlock()
@@ -917,4 +926,23 @@ func (x *exchange) spendInbound(n int64) bool {
 	}
 	x.inbound.Add(-n)
 	return true
+}
+
+// contextFor is the exchange's context as ep receives it: without the
+// request body when the instance does not read it.
+func (x *exchange) contextFor(ep *EndpointInstance) *pluginv1.Context {
+	if !ep.OmitBody {
+		return x.pctx
+	}
+	return flow.WithoutBody(x.pctx)
+}
+
+// contextBytesFor is contextFor encoded: the bytes encoded for the
+// entrypoint when the body goes along, encoded once more without it
+// otherwise.
+func (x *exchange) contextBytesFor(ep *EndpointInstance) ([]byte, error) {
+	if !ep.OmitBody || len(x.pctx.GetRequest().GetBody()) == 0 {
+		return x.ctxBytes, nil
+	}
+	return encodeContext(flow.WithoutBody(x.pctx))
 }

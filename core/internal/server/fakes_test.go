@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -354,4 +356,24 @@ func (s *streamReader) until(t *testing.T, want string) string {
 	out := string(s.buf[:i])
 	s.buf = s.buf[i:]
 	return out
+}
+
+// dechunk returns the data of an HTTP/1.1 chunked body read so far.
+func dechunk(t *testing.T, raw string) string {
+	t.Helper()
+	var out strings.Builder
+	for raw != "" {
+		raw = strings.TrimPrefix(raw, "\r\n")
+		i := strings.Index(raw, "\r\n")
+		if i < 0 {
+			t.Fatalf("chunked body: no size line in %q", raw)
+		}
+		n, err := strconv.ParseInt(raw[:i], 16, 64)
+		if err != nil || int(n) > len(raw)-i-2 {
+			t.Fatalf("chunked body: bad chunk %q", raw)
+		}
+		out.WriteString(raw[i+2 : i+2+int(n)])
+		raw = raw[i+2+int(n):]
+	}
+	return out.String()
 }

@@ -81,6 +81,9 @@ type EndpointInstance struct {
 	// QoS are the levels the endpoint type serves; a subscription asking for
 	// another level fails. Empty means any.
 	QoS []string
+	// OmitBody leaves the request body out of the contexts the instance
+	// receives: set when it does not read it (lifecycle.ReadsRequestBody).
+	OmitBody bool
 }
 
 // normalizeContextPath gives a context path one spelling: a leading slash, no

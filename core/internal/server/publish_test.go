@@ -148,3 +148,26 @@ func TestInboundCredit(t *testing.T) {
 		t.Fatal("a type without inbound credit was held back")
 	}
 }
+
+// An endpoint that does not read the body gets the context without it; the
+// entrypoint still gets it.
+func TestBodyLeftOutForEndpointsThatDoNotReadIt(t *testing.T) {
+	e := newEnv(t, map[string]func(*epConn) error{"post": thenRespondHandler})
+	ep := e.endpoint()
+	ep.OmitBody = true
+	e.deploy(t, &API{
+		Name: "demo", ContextPath: "/demo",
+		Entrypoints: []*EntrypointInstance{e.entrypoint("http-post", "post", matchPost)},
+		Endpoint:    ep,
+	})
+	if resp, body := do(t, "POST", e.base+"/demo", "the body"); resp.StatusCode != 202 {
+		t.Fatalf("POST: %d %q", resp.StatusCode, body)
+	}
+	_, published := e.end.snapshot()
+	if len(published) != 1 || string(published[0].GetMessages()[0].GetContent()) != "the body" {
+		t.Fatalf("published %v", published)
+	}
+	if req := published[0].GetContext().GetRequest(); len(req.GetBody()) != 0 || req.GetMethod() != "POST" {
+		t.Fatalf("the endpoint's context: body %q, method %q; want no body, the rest kept", req.GetBody(), req.GetMethod())
+	}
+}
