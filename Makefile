@@ -4,10 +4,16 @@
 #   make test-tools  kcat and Chromium (tests built with -tags tools)
 #   make test-kafka  Java 17, Maven, openssl (a real Apache Kafka)
 #   make proto       protoc
+# `make build` also builds the Python example policy into bin/python-plugins
+# when Python 3 has the packages of sdk/examples/python-policy/requirements.txt
+# (it says so and goes on without it otherwise); `make python-plugin` insists.
 # `make test-all` runs all three test targets; CI (.ci/run) runs it.
 GO        ?= go
 BIN       := bin
 PLUGINDIR := $(BIN)/plugins
+# Not in PLUGINDIR: every test gateway would start a Python process.
+PYPLUGIN  := $(BIN)/python-plugins/sluice-plugin-policy-python-uppercase
+PYTHON    ?= python3
 PLUGINS   := $(notdir $(wildcard plugins/*))
 MODULES   := ./core/... ./sdk/... ./sdk/examples/policy-example/... ./examples/... $(addsuffix /...,$(addprefix ./plugins/,$(PLUGINS)))
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -15,7 +21,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Tests run the binaries the build just made.
 export SLUICE_BIN_DIR := $(CURDIR)/$(BIN)
 
-.PHONY: all build run test test-unit test-e2e test-tools test-kafka test-all bench proto lint clean
+.PHONY: all build python-plugin run test test-unit test-e2e test-tools test-kafka test-all bench proto lint clean
 
 all: build
 
@@ -26,6 +32,11 @@ build:
 		echo "$(GO) build -o $(PLUGINDIR)/sluice-plugin-$$p ./plugins/$$p"; \
 		$(GO) build -ldflags '$(LDFLAGS)' -o $(PLUGINDIR)/sluice-plugin-$$p ./plugins/$$p || exit 1; \
 	done
+	@# Exit 3: Python 3 or a package is missing; build.sh printed what to install.
+	@PYTHON=$(PYTHON) ./sdk/examples/python-policy/build.sh $(PYPLUGIN) || [ $$? -eq 3 ]
+
+python-plugin:
+	PYTHON=$(PYTHON) ./sdk/examples/python-policy/build.sh $(PYPLUGIN)
 
 run: build
 	$(BIN)/sluice run gateway.hcl
@@ -36,6 +47,8 @@ test-unit:
 	$(GO) test -count=1 $(MODULES)
 
 test-e2e: build
+	@# go test prints skip reasons only with -v: say it here too.
+	@$(PYTHON) -c 'import grpc, grpc_tools, cryptography' 2>/dev/null || echo "NOTE: TestPythonPolicyTransformsProducedRecord will skip: pip install -r sdk/examples/python-policy/requirements.txt" >&2
 	$(GO) test -count=1 -timeout 8m ./e2e/...
 
 # The e2e tests that need a tool besides Go are built with -tags tools and

@@ -124,12 +124,18 @@ func StartGateway(t testing.TB, apis string, topics map[string]int) *Gateway {
 // gateway block.
 func StartGatewayWith(t testing.TB, apis string, topics map[string]int, gatewayExtra string) *Gateway {
 	t.Helper()
+	return StartGatewayIn(t, filepath.Join(binDir(t), "plugins"), apis, topics, gatewayExtra)
+}
+
+// StartGatewayIn is StartGatewayWith with another plugin directory.
+func StartGatewayIn(t testing.TB, pluginDir, apis string, topics map[string]int, gatewayExtra string) *Gateway {
+	t.Helper()
 	bin := binDir(t)
 	dir := t.TempDir()
 	cfg := GatewayConfig{
 		Listen:    freeAddr(t),
 		Admin:     freeAddr(t),
-		PluginDir: filepath.Join(bin, "plugins"),
+		PluginDir: pluginDir,
 		DataDir:   filepath.Join(dir, "kafka"),
 		Topics:    topics,
 
@@ -182,6 +188,8 @@ func (g *Gateway) WaitReady(timeout time.Duration) {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-g.waitErr:
+			// Put it back for Stop, which the cleanup runs.
+			g.waitErr <- err
 			g.t.Fatalf("gateway exited before ready: %v\n%s", err, g.logs.String())
 		default:
 		}
