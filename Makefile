@@ -36,7 +36,7 @@ test-unit:
 	$(GO) test -count=1 $(MODULES)
 
 test-e2e: build
-	$(GO) test -count=1 -timeout 8m ./e2e/...
+	$(GO) test -count=1 -timeout 12m ./e2e/...
 
 # The e2e tests that need a tool besides Go are built with -tags tools and
 # named after their tool; TOOLS_TESTS selects them so the rest of the suite,
