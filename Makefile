@@ -49,7 +49,7 @@ test-unit:
 test-e2e: build
 	@# go test prints skip reasons only with -v: say it here too.
 	@$(PYTHON) -c 'import grpc, grpc_tools, cryptography' 2>/dev/null || echo "NOTE: TestPythonPolicyTransformsProducedRecord will skip: pip install -r sdk/examples/python-policy/requirements.txt" >&2
-	$(GO) test -count=1 -timeout 8m ./e2e/...
+	$(GO) test -count=1 -timeout 12m ./e2e/...
 
 # The e2e tests that need a tool besides Go are built with -tags tools and
 # named after their tool; TOOLS_TESTS selects them so the rest of the suite,

@@ -80,3 +80,71 @@ func waitStatus(t *testing.T, g *Gateway, path string, want int) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// With gateway { reload { watch = true } }, editing the file reloads it with
+// no signal: an editor's save (a new file renamed over the old one) brings
+// a new API, a broken save is rejected while the running APIs keep serving,
+// and the save that fixes it is applied.
+func TestReloadOnFileWatch(t *testing.T) {
+	g := StartGatewayWith(t, demoAPI, map[string]int{"test-topic": 1, "other-topic": 1},
+		"  reload {\n    watch       = true\n    debounce_ms = 100\n  }")
+	path := filepath.Join(g.Dir, "gateway.hcl")
+	api := func(name string) string {
+		return `
+api "` + name + `" {
+  context_path = "/` + name + `"
+  entrypoint "http-post" {}
+  endpoint "kafka" "default" {
+    bootstrap_servers = "` + g.Kafka + `"
+    producer {
+      enabled = true
+      topics  = ["other-topic"]
+    }
+  }
+}
+`
+	}
+	// save writes the file the way vim and most editors do.
+	save := func(content string) {
+		t.Helper()
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	save(g.ConfigHCL + api("second"))
+	waitStatus(t, g, "/second", http.StatusAccepted)
+	if !strings.Contains(g.Logs(), "configuration files changed") {
+		t.Fatalf("the reload was not the watch's:\n%s", g.Logs())
+	}
+
+	// A broken edit, written in place this time.
+	broken := strings.Replace(g.ConfigHCL+api("second"), `context_path = "/second"`, `context_path = "/second"
+  bogus_attribute = 1`, 1)
+	if err := os.WriteFile(path, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(g.Logs(), "reload rejected") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rejection logged:\n%s", g.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(g.Logs(), "bogus_attribute") {
+		t.Errorf("the diagnostics do not name the bad attribute:\n%s", g.Logs())
+	}
+	for _, p := range []string{"/demo", "/second"} {
+		if resp, body := post(t, g, p, "probe", nil); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("a rejected reload changed the running API %s: %d %s", p, resp.StatusCode, body)
+		}
+	}
+
+	// The fix is a change like any other.
+	save(g.ConfigHCL + api("second") + api("third"))
+	waitStatus(t, g, "/third", http.StatusAccepted)
+}

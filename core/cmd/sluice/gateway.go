@@ -183,6 +183,20 @@ func runGateway(path string, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// The file watch and SIGHUP run the same reload.
+	watch, changed := startWatch(f, log)
+	if watch != nil {
+		defer watch.Close()
+	}
+	reloadNow := func() {
+		if next, nf, ok := reload(ctx, path, f, loader, host, srv, current, certs, stderr, log); ok {
+			current, f = next, nf
+			pushes.Sync(pushSpecs(f))
+			if watch != nil {
+				watch.Set(f.Sources())
+			}
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -192,10 +206,10 @@ func runGateway(path string, stderr io.Writer) int {
 			log.Error("listener failed", "err", err)
 			return 1
 		case <-hup:
-			if next, nf, ok := reload(ctx, path, f, loader, host, srv, current, certs, stderr, log); ok {
-				current, f = next, nf
-				pushes.Sync(pushSpecs(f))
-			}
+			reloadNow()
+		case files := <-changed:
+			log.Info("configuration files changed", "files", files)
+			reloadNow()
 		}
 	}
 }
@@ -222,6 +236,9 @@ func reload(ctx context.Context, path string, running *config.File, loader *conf
 	}
 	if f.Gateway.Log != running.Gateway.Log {
 		log.Warn("reload: gateway log takes effect at the next start")
+	}
+	if f.Gateway.Reload != running.Gateway.Reload {
+		log.Warn("reload: gateway reload takes effect at the next start")
 	}
 	if f.Gateway.Limits != running.Gateway.Limits {
 		log.Warn("reload: gateway limits take effect at the next start")

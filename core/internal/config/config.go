@@ -83,6 +83,8 @@ type File struct {
 	// eval is the evaluation context shared by both stages, so plugin blocks
 	// see the same functions as the rest of the file.
 	eval *hcl.EvalContext
+	// reads notes the files file() was asked for (Sources).
+	reads *readSet
 }
 
 // Gateway is the gateway block.
@@ -106,6 +108,8 @@ type Gateway struct {
 	Limits Limits
 	// Log is the gateway { log } block, with defaults filled in.
 	Log Log
+	// Reload is the gateway { reload } block, with defaults filled in.
+	Reload Reload
 }
 
 // DevKafka is the dev_kafka block: the embedded Kafka-compatible broker.

@@ -188,6 +188,7 @@ func TestFullFile(t *testing.T) {
 		Pins:        map[string]string{"endpoint-kafka": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 		Limits:      DefaultLimits(),
 		Log:         Log{Format: LogFormatJSON, Level: LogLevelInfo, AccessLog: true},
+		Reload:      DefaultReload(),
 	}
 	if !reflect.DeepEqual(f.Gateway, wantGateway) {
 		t.Errorf("gateway = %+v, want %+v", f.Gateway, wantGateway)
@@ -294,7 +295,7 @@ func planTypes(api *API) []string {
 func TestDefaults(t *testing.T) {
 	f := mustLoad(t, "testdata/valid/minimal.hcl")
 	dir, _ := filepath.Abs("testdata/valid")
-	want := Gateway{Listen: DefaultListen, AdminListen: DefaultAdminListen, PluginDir: filepath.Join(dir, "bin", "plugins"), Pins: map[string]string{}, Limits: DefaultLimits(), Log: DefaultLog()}
+	want := Gateway{Listen: DefaultListen, AdminListen: DefaultAdminListen, PluginDir: filepath.Join(dir, "bin", "plugins"), Pins: map[string]string{}, Limits: DefaultLimits(), Log: DefaultLog(), Reload: DefaultReload()}
 	if !reflect.DeepEqual(f.Gateway, want) {
 		t.Errorf("gateway = %+v, want %+v", f.Gateway, want)
 	}

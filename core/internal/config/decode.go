@@ -38,7 +38,7 @@ func (l *Loader) Decode(ctx context.Context, f *File, s Schemas) hcl.Diagnostics
 			dir = abs
 		}
 		f.dir = dir
-		f.eval = evalContext(dir)
+		f.eval = evalContext(dir, nil)
 	}
 	var diags hcl.Diagnostics
 	for _, api := range f.APIs {

@@ -18,11 +18,13 @@ const maxFileFuncSize = 4 << 20
 // evalContext returns the functions every expression in a file can call.
 // There are no variables: request-time values are EL strings ({#...}), which
 // plugins evaluate themselves.
-func evalContext(dir string) *hcl.EvalContext {
+// Every path file() is asked for is noted in reads (nil: not noted), so the
+// gateway can watch the files a configuration depends on.
+func evalContext(dir string, reads *readSet) *hcl.EvalContext {
 	return &hcl.EvalContext{
 		Functions: map[string]function.Function{
 			"env":  envFunc(),
-			"file": fileFunc(dir),
+			"file": fileFunc(dir, reads),
 		},
 	}
 }
@@ -62,7 +64,7 @@ func envFunc() function.Function {
 // path resolved against the config file's directory (not the working
 // directory, so the gateway can be started from anywhere). The content is
 // returned unchanged, trailing newline included.
-func fileFunc(dir string) function.Function {
+func fileFunc(dir string, reads *readSet) function.Function {
 	return function.New(&function.Spec{
 		Description: "Returns the content of a file, relative to the configuration file's directory.",
 		Params: []function.Parameter{
@@ -75,6 +77,9 @@ func fileFunc(dir string) function.Function {
 				return cty.UnknownVal(cty.String), function.NewArgErrorf(0, "the path must not be empty")
 			}
 			full := resolvePath(dir, p)
+			// Noted before it is read: a file that is missing now is
+			// one the operator is about to create.
+			reads.add(full)
 			st, err := os.Stat(full)
 			if err != nil {
 				return cty.UnknownVal(cty.String), function.NewArgErrorf(0, "cannot read %s: %s", full, unwrapPathError(err))

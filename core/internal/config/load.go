@@ -85,7 +85,8 @@ func (l *Loader) Load(path string) (*File, hcl.Diagnostics) {
 		})
 	}
 	f := &File{Path: path, dir: filepath.Dir(abs)}
-	f.eval = evalContext(f.dir)
+	f.reads = &readSet{}
+	f.eval = evalContext(f.dir, f.reads)
 	diags = append(diags, loadFile(f, hf.Body)...)
 	return f, diags
 }
@@ -122,6 +123,7 @@ type gatewayHCL struct {
 	TLS         []*shellHCL    `hcl:"tls,block"`
 	Limits      []*shellHCL    `hcl:"limits,block"`
 	Log         []*shellHCL    `hcl:"log,block"`
+	Reload      []*shellHCL    `hcl:"reload,block"`
 }
 
 type pinHCL struct {
@@ -280,6 +282,7 @@ func loadGateway(f *File, shell *shellHCL) hcl.Diagnostics {
 		Pins:        map[string]string{},
 		Limits:      DefaultLimits(),
 		Log:         DefaultLog(),
+		Reload:      DefaultReload(),
 	}
 	if shell == nil {
 		return nil
@@ -298,6 +301,10 @@ func loadGateway(f *File, shell *shellHCL) hcl.Diagnostics {
 	diags = append(diags, prefixed(where, duplicateBlocks("log", g.Log))...)
 	if len(g.Log) > 0 {
 		diags = append(diags, loadLog(f, where+" > log", g.Log[0].Body)...)
+	}
+	diags = append(diags, prefixed(where, duplicateBlocks("reload", g.Reload))...)
+	if len(g.Reload) > 0 {
+		diags = append(diags, loadReload(f, where+" > reload", g.Reload[0].Body)...)
 	}
 	listen, listenOK, d := evalString(where, g.Listen, f.eval)
 	diags = append(diags, d...)
