@@ -371,6 +371,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	req := snapshot(ctx, contextPath, pathInfo, id)
 	accept := headerValues(req.Headers, "Accept")
+	if msg := notUTF8(req); msg != "" {
+		writeFailure(ctx, accept, http.StatusBadRequest, msg)
+		s.metrics.request(api.Name, "", http.StatusBadRequest)
+		return
+	}
 	ep := selectEntrypoint(api.Entrypoints, matchInput{method: req.Method, accept: accept, websocket: req.Websocket})
 	if ep == nil {
 		writeFailure(ctx, accept, http.StatusNotFound, msgNoEntrypoint)
