@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -249,5 +251,97 @@ func waitCount(t *testing.T, c *resumingSSE, n int) {
 		case <-time.After(100 * time.Millisecond):
 			last = c.count()
 		}
+	}
+}
+
+// floodWrapper stands in for a plugin binary: it starts a background writer
+// flooding stderr (200k log lines in the plugin log format, then one 4 MB
+// line without a newline, then a last log line) and execs the real plugin,
+// which inherits the same stderr.
+const floodWrapper = `#!/bin/sh
+if [ "$1" != "describe" ]; then
+  ( yes '{"@level":"info","@message":"flood: a plugin that logs far too much, as fast as it can"}' | head -n 200000
+    head -c 4000000 /dev/zero | tr '\0' x
+    echo
+    echo '{"@level":"info","@message":"flood done"}' ) >&2 &
+fi
+exec %s "$@"
+`
+
+// TestPluginFloodingStderrDoesNotStallTheGateway runs the assign-attributes
+// policy, which every published message crosses, behind a wrapper that
+// floods stderr with 30 MB of lines and a 4 MB line: the plugin must still
+// handshake and stay up (no restart), every POST made meanwhile must be
+// accepted and become a record, and the core must not keep the flood in
+// memory.
+func TestPluginFloodingStderrDoesNotStallTheGateway(t *testing.T) {
+	real := binDir(t)
+	dir := t.TempDir()
+	if err := os.Symlink(filepath.Join(real, "sluice"), filepath.Join(dir, "sluice")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Join(real, "plugins"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		src, dst := filepath.Join(real, "plugins", e.Name()), filepath.Join(dir, "plugins", e.Name())
+		if e.Name() == "sluice-plugin-policy-assign-attributes" {
+			if err := os.WriteFile(dst, []byte(fmt.Sprintf(floodWrapper, src)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.Symlink(src, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("SLUICE_BIN_DIR", dir)
+	api := strings.Replace(faultAPI, `flow "tag" {
+    subscribe {`, `flow "tag" {
+    publish {`, 1)
+	g := StartGateway(t, api, map[string]int{"faults": 1})
+	before := rssBytes(t, g.cmd.Process.Pid)
+
+	const posts = 300
+	accepted := 0
+	for i := 0; i < posts; i++ {
+		resp, body := post(t, g, "/faults", fmt.Sprintf("p-%03d", i), nil)
+		if resp.StatusCode != 202 {
+			t.Fatalf("POST %d during the flood: %d %s", i, resp.StatusCode, body)
+		}
+		accepted++
+	}
+	recs := g.ReadRecords(t, "faults", posts, 30*time.Second)
+	for i, r := range recs {
+		if want := fmt.Sprintf("p-%03d", i); string(r.Value) != want {
+			t.Fatalf("record %d is %q, want %q", i, r.Value, want)
+		}
+	}
+	// The flood is over once its last line shows up in the gateway's log: a
+	// core that stopped reading the pipe would leave the writer (and the
+	// plugin's own logging) blocked forever.
+	deadline := time.Now().Add(120 * time.Second)
+	for !strings.Contains(g.Logs(), "flood done") {
+		if time.Now().After(deadline) {
+			t.Fatal("the flood never reached the gateway's log")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	label := `plugin="policy-assign-attributes"`
+	if r, _ := g.metric(t, "sluice_plugin_restarts_total", label); r != 0 {
+		t.Fatalf("the flooding plugin was restarted %v times", r)
+	}
+	if up, _ := g.metric(t, "sluice_plugin_up", label); up != 1 {
+		t.Fatalf("the flooding plugin is not up")
+	}
+	after := rssBytes(t, g.cmd.Process.Pid)
+	t.Logf("%d POSTs accepted during the flood; core RSS %d MiB before, %d MiB after %d MiB of stderr",
+		accepted, before>>20, after>>20, (200000*90+4000000)>>20)
+	if after-before > 24<<20 {
+		t.Fatalf("core RSS grew by %d MiB during the flood", (after-before)>>20)
 	}
 }
