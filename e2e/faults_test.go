@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -343,5 +345,76 @@ func TestPluginFloodingStderrDoesNotStallTheGateway(t *testing.T) {
 		accepted, before>>20, after>>20, (200000*90+4000000)>>20)
 	if after-before > 24<<20 {
 		t.Fatalf("core RSS grew by %d MiB during the flood", (after-before)>>20)
+	}
+}
+
+// TestStoppedPluginCallsHaveDeadlines freezes a plugin with SIGSTOP (a
+// plugin that stops answering without dying, so no crash is noticed) and
+// checks that a request needing it still ends, with a 5xx in the failure
+// format rather than a hang, that the gateway stays healthy and serves
+// requests that do not need it, and that the plugin serves again once it
+// resumes.
+//
+// It fails today: a POST whose publish-phase policy or endpoint stopped
+// answering gets no answer at all (still none after 90 s), because the
+// publish path has no deadline. It runs only with SLUICE_E2E_KNOWN_FAILURES=1
+// until that is fixed, so `make test` stays green and the gap stays written
+// down as a test.
+func TestStoppedPluginCallsHaveDeadlines(t *testing.T) {
+	if os.Getenv("SLUICE_E2E_KNOWN_FAILURES") != "1" {
+		t.Skip("known failure: publish calls to a plugin that stopped answering have no deadline; set SLUICE_E2E_KNOWN_FAILURES=1")
+	}
+	for _, tc := range []struct {
+		plugin string
+		api    string
+	}{
+		// The publish-phase policy every POST crosses.
+		{"policy-assign-attributes", strings.Replace(faultAPI, `flow "tag" {
+    subscribe {`, `flow "tag" {
+    publish {`, 1)},
+		// The endpoint every POST ends in.
+		{"endpoint-kafka", faultAPI},
+	} {
+		t.Run(tc.plugin, func(t *testing.T) {
+			g := StartGateway(t, tc.api, map[string]int{"faults": 1})
+			if resp, body := post(t, g, "/faults", "before", nil); resp.StatusCode != 202 {
+				t.Fatalf("warm-up: %d %s", resp.StatusCode, body)
+			}
+			pid := g.pluginPid(t, "sluice-plugin-"+tc.plugin)
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			defer syscall.Kill(pid, syscall.SIGCONT)
+
+			client := &http.Client{Timeout: 90 * time.Second}
+			req, _ := http.NewRequest(http.MethodPost, g.URL("/faults"), strings.NewReader("while-stopped"))
+			req.Header.Set("Accept", "application/json")
+			begin := time.Now()
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("POST to a stopped %s: no answer after %v: %v", tc.plugin, time.Since(begin).Round(time.Second), err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			t.Logf("POST with %s stopped: %d %s after %v", tc.plugin, resp.StatusCode, body, time.Since(begin).Round(100*time.Millisecond))
+			if resp.StatusCode < 500 || !strings.Contains(string(body), "http_status_code") {
+				t.Fatalf("POST to a stopped %s: %d %s, want a 5xx in the failure format", tc.plugin, resp.StatusCode, body)
+			}
+			if h, err := http.Get("http://" + g.Admin + "/health"); err != nil || h.StatusCode != 200 {
+				t.Fatalf("gateway unhealthy while a plugin is stopped: %v %v", h, err)
+			}
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				resp, body := post(t, g, "/faults", "after", nil)
+				if resp.StatusCode == 202 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("POST after SIGCONT: %d %s", resp.StatusCode, body)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		})
 	}
 }
