@@ -50,7 +50,7 @@ func writeChart(path string, samples []sample, d time.Duration) error {
 		{"Consumer lag of the readers' groups", "records", nil},
 	}
 	panels[0].series = append(panels[0].series,
-		series("core (with embedded broker)", func(s sample) float64 { return mib(s.coreRSS) }),
+		series("core", func(s sample) float64 { return mib(s.coreRSS) }),
 		series("plugins, all", func(s sample) float64 { return mib(s.pluginRSS) }))
 	panels[1].series = append(panels[1].series,
 		series("core goroutines", func(s sample) float64 { return float64(s.coreGoroutines) }),

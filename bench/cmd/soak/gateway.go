@@ -18,7 +18,7 @@ import (
 const topic = "soak"
 
 // configTemplate is the soak's gateway.hcl: %s are listen, admin, plugin
-// dir, broker address, data dir and broker address again (the endpoint).
+// dir and the broker's address.
 // Webhook push subscriptions (plan "push") are not supported by the gateway
 // yet; when they are, a subscription with a local receiver belongs here.
 const configTemplate = `
@@ -26,12 +26,6 @@ gateway {
   listen       = %q
   admin_listen = %q
   plugin_dir   = %q
-}
-
-dev_kafka {
-  listen   = %q
-  data_dir = %q
-  topics   = { "soak" = 3 }
 }
 
 api "soak" {
@@ -79,15 +73,35 @@ api "soak" {
 }
 `
 
-// gateway is the sluice process under soak.
+// brokerTemplate is the broker's own configuration: a sluice with only the
+// embedded broker, in a process of its own, so the gateway's figures do not
+// include the broker, which keeps every record in memory and so grows with
+// the data by design. %s are listen, admin, broker address, data dir.
+const brokerTemplate = `
+gateway {
+  listen       = %q
+  admin_listen = %q
+  plugin_dir   = "empty"
+}
+
+dev_kafka {
+  listen   = %q
+  data_dir = %q
+  topics   = { "soak" = 3 }
+}
+`
+
+// gateway is the sluice process under soak, and its broker.
 type gateway struct {
-	cmd     *exec.Cmd
-	listen  string
-	admin   string
-	kafka   string
-	logPath string
-	exited  atomic.Bool
-	done    chan struct{}
+	broker     *exec.Cmd
+	brokerDone chan struct{}
+	cmd        *exec.Cmd
+	listen     string
+	admin      string
+	kafka      string
+	logPath    string
+	exited     atomic.Bool
+	done       chan struct{}
 }
 
 func freeAddr() (string, error) {
@@ -112,8 +126,10 @@ func startGateway(ctx context.Context, binDir, dir string) (*gateway, error) {
 			return nil, err
 		}
 	}
-	cfg := fmt.Sprintf(configTemplate, g.listen, g.admin, filepath.Join(bin, "plugins"), g.kafka,
-		filepath.Join(dir, "kafka"), g.kafka)
+	if err := g.startBroker(bin, dir); err != nil {
+		return nil, err
+	}
+	cfg := fmt.Sprintf(configTemplate, g.listen, g.admin, filepath.Join(bin, "plugins"), g.kafka)
 	path := filepath.Join(dir, "gateway.hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -128,6 +144,7 @@ func startGateway(ctx context.Context, binDir, dir string) (*gateway, error) {
 	// The gateway dies with the soak, whatever ends it.
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := g.cmd.Start(); err != nil {
+		g.stopBroker()
 		return nil, err
 	}
 	go func() {
@@ -155,7 +172,7 @@ func startGateway(ctx context.Context, binDir, dir string) (*gateway, error) {
 	}
 }
 
-// stop sends SIGTERM and waits, then SIGKILL.
+// stop sends SIGTERM and waits, then SIGKILL; the broker goes last.
 func (g *gateway) stop() {
 	_ = g.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -163,6 +180,65 @@ func (g *gateway) stop() {
 	case <-time.After(20 * time.Second):
 		_ = g.cmd.Process.Kill()
 		<-g.done
+	}
+	g.stopBroker()
+}
+
+// startBroker runs the broker process and waits until it accepts
+// connections.
+func (g *gateway) startBroker(bin, dir string) error {
+	listen, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	admin, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "empty"), 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "broker.hcl")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(brokerTemplate, listen, admin, g.kafka, filepath.Join(dir, "kafka"))), 0o644); err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(dir, "broker.log"))
+	if err != nil {
+		return err
+	}
+	g.broker = exec.Command(filepath.Join(bin, "sluice"), "run", path)
+	g.broker.Stdout, g.broker.Stderr = logf, logf
+	g.broker.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := g.broker.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	g.brokerDone = make(chan struct{})
+	go func() { _ = g.broker.Wait(); logf.Close(); close(g.brokerDone) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", g.kafka, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			g.stopBroker()
+			return fmt.Errorf("broker not up:\n%s", tail(filepath.Join(dir, "broker.log")))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (g *gateway) stopBroker() {
+	if g.broker == nil || g.broker.Process == nil {
+		return
+	}
+	_ = g.broker.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-g.brokerDone:
+	case <-time.After(20 * time.Second):
+		_ = g.broker.Process.Kill()
+		<-g.brokerDone
 	}
 }
 

@@ -1,8 +1,9 @@
 // Command soak runs the gateway under steady mixed traffic for a long time
 // and fails when a resource trends upward after warm-up.
 //
-// It starts `sluice run` with a generated configuration (the embedded
-// broker, one API with the POST, GET, SSE and WebSocket entrypoints; the
+// It starts a broker (a sluice with only dev_kafka, in a process of its own
+// so the gateway's figures leave it out) and `sluice run` with a generated
+// configuration (one API with the POST, GET, SSE and WebSocket entrypoints; the
 // gateway does not serve webhook push subscriptions yet), drives bounded
 // traffic on loopback (HTTP POST, WebSocket publish and subscribe,
 // at-least-once SSE readers, HTTP GET pages, with connection churn), and

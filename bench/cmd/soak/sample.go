@@ -24,6 +24,9 @@ type sample struct {
 	plugins                             int64
 	// Consumer lag summed over the readers' groups, in records.
 	lag int64
+	// The broker process, for reference only: it keeps every record in
+	// memory, so it grows with the data by design.
+	brokerRSS int64
 	// Cumulative client counts.
 	posted, wsSent, wsReceived, sseReceived, getReceived int64
 }
@@ -44,6 +47,7 @@ var columns = []struct {
 	{"plugin_threads", func(s sample) int64 { return s.pluginThreads }, true},
 	{"plugin_processes", func(s sample) int64 { return s.plugins }, false},
 	{"consumer_lag", func(s sample) int64 { return s.lag }, true},
+	{"broker_rss_bytes", func(s sample) int64 { return s.brokerRSS }, false},
 	{"posted", func(s sample) int64 { return s.posted }, false},
 	{"ws_sent", func(s sample) int64 { return s.wsSent }, false},
 	{"ws_received", func(s sample) int64 { return s.wsReceived }, false},
@@ -52,9 +56,9 @@ var columns = []struct {
 }
 
 func (s sample) summary() string {
-	return fmt.Sprintf("t=%4ds core rss %d MiB goroutines %d fds %d | plugins rss %d MiB fds %d threads %d | lag %d | posted %d sse %d ws %d/%d get %d",
+	return fmt.Sprintf("t=%4ds core rss %d MiB goroutines %d fds %d | plugins rss %d MiB fds %d threads %d | lag %d | broker rss %d MiB | posted %d sse %d ws %d/%d get %d",
 		int(s.at.Seconds()), s.coreRSS>>20, s.coreGoroutines, s.coreFDs, s.pluginRSS>>20, s.pluginFDs, s.pluginThreads,
-		s.lag, s.posted, s.sseReceived, s.wsSent, s.wsReceived, s.getReceived)
+		s.lag, s.brokerRSS>>20, s.posted, s.sseReceived, s.wsSent, s.wsReceived, s.getReceived)
 }
 
 func takeSample(g *gateway, tr *traffic, at time.Duration) (sample, error) {
@@ -77,6 +81,9 @@ func takeSample(g *gateway, tr *traffic, at time.Duration) (sample, error) {
 		s.pluginRSS += rss
 		s.pluginThreads += threads
 		s.pluginFDs += countFDs(child)
+	}
+	if g.broker != nil && g.broker.Process != nil {
+		s.brokerRSS, _, _ = procStatus(g.broker.Process.Pid)
 	}
 	if s.lag, err = consumerLag(g.kafka); err != nil {
 		return s, fmt.Errorf("lag: %w", err)
