@@ -21,7 +21,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Tests run the binaries the build just made.
 export SLUICE_BIN_DIR := $(CURDIR)/$(BIN)
 
-.PHONY: all build python-plugin run test test-unit test-e2e test-tools test-kafka test-all bench proto lint clean
+.PHONY: all build python-plugin run test test-unit test-e2e test-tools test-kafka test-all bench soak fuzz proto lint clean
 
 all: build
 
@@ -73,6 +73,17 @@ test-all: test test-tools test-kafka
 
 bench: build
 	$(GO) run ./bench/cmd/bench -results bench/results -label '$(VERSION)' $(BENCH_FLAGS)
+
+# `make soak DURATION=10m`: mixed traffic against the embedded broker on
+# loopback; fails when RSS, goroutines, descriptors or consumer lag trend
+# upward after warm-up. Writes docs/soak/soak.csv and soak.png.
+DURATION ?= 10m
+soak: build
+	$(GO) run ./bench/cmd/soak -duration $(DURATION) -out docs/soak $(SOAK_FLAGS)
+
+# Every fuzz target for FUZZTIME each (default 10s).
+fuzz:
+	./scripts/fuzz.sh
 
 proto:
 	./sdk/gen.sh

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/sluice-gw/sluice/sdk/gateway"
 	"github.com/sluice-gw/sluice/sdk/httpfailure"
@@ -118,8 +119,10 @@ func (f pageFormat) appendJSONItem(b []byte, m *gateway.Message, content []byte)
 
 // appendXML renders
 // <response><items><item>...</item>...</items>[<error>...</error>][<pagination>...</pagination>]</response>.
-// Unlike the reference, text is escaped and a "]]>" inside content is split
-// across two CDATA sections, so the document always parses.
+// Unlike the reference, text is escaped, a "]]>" inside content is split
+// across two CDATA sections, characters XML cannot carry become U+FFFD and
+// element names are made valid (see appendXMLName), so the document always
+// parses.
 func (f pageFormat) appendXML(b []byte, p *page) []byte {
 	b = append(b, "<response><items>"...)
 	for _, m := range p.items {
@@ -154,7 +157,7 @@ func (f pageFormat) appendXMLItem(b []byte, tag string, m *gateway.Message, cont
 		b = append(b, "</id>"...)
 	}
 	b = append(b, "<content><![CDATA["...)
-	b = append(b, strings.ReplaceAll(content, "]]>", "]]]]><![CDATA[>")...)
+	b = append(b, strings.ReplaceAll(xmlChars(content), "]]>", "]]]]><![CDATA[>")...)
 	b = append(b, "]]></content>"...)
 	if f.headersInPayload {
 		b = append(b, "<headers>"...)
@@ -177,15 +180,43 @@ func (f pageFormat) appendXMLItem(b []byte, tag string, m *gateway.Message, cont
 
 func appendXMLElement(b []byte, name, text string) []byte {
 	b = append(b, '<')
-	b = append(b, name...)
+	b = appendXMLName(b, name)
 	b = append(b, '>')
 	b = appendXMLText(b, text)
 	b = append(b, "</"...)
-	b = append(b, name...)
+	b = appendXMLName(b, name)
 	return append(b, '>')
 }
 
+// appendXMLName appends a header name or metadata key as an element name.
+// Kafka record headers can be named anything, and a name that is not an XML
+// name ("1st", "a b", "") would make the whole page unparsable, so every
+// byte outside [A-Za-z0-9._-] becomes '_' and a name that does not start
+// with a letter or '_' gets a leading '_'. Ordinary names ("X-Request-Id",
+// "sourceTimestamp") are unchanged. ':' is replaced too, so no name is read
+// as a namespace prefix.
+func appendXMLName(b []byte, name string) []byte {
+	if name == "" || !isXMLNameStart(name[0]) {
+		b = append(b, '_')
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !isXMLNameStart(c) && !(c >= '0' && c <= '9') && c != '-' && c != '.' {
+			c = '_'
+		}
+		b = append(b, c)
+	}
+	return b
+}
+
+func isXMLNameStart(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+}
+
+// appendXMLText appends s as escaped character data, with the characters
+// XML 1.0 cannot carry replaced (see xmlChars).
 func appendXMLText(b []byte, s string) []byte {
+	s = xmlChars(s)
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; c {
 		case '&':
@@ -199,6 +230,34 @@ func appendXMLText(b []byte, s string) []byte {
 		}
 	}
 	return b
+}
+
+// xmlChars returns s with every invalid UTF-8 byte and every character XML
+// 1.0 forbids even escaped (most C0 controls, U+FFFE, U+FFFF) replaced by
+// U+FFFD: one such byte in a record would otherwise make the whole page
+// unparsable. It returns s itself when there is nothing to replace.
+func xmlChars(s string) string {
+	for i, r := range s {
+		if r == utf8.RuneError || !isXMLChar(r) {
+			var b strings.Builder
+			b.Grow(len(s) + 8)
+			b.WriteString(s[:i])
+			for _, r := range s[i:] {
+				if !isXMLChar(r) {
+					r = utf8.RuneError
+				}
+				b.WriteRune(r)
+			}
+			return b.String()
+		}
+	}
+	return s
+}
+
+// isXMLChar is XML 1.0's Char production.
+func isXMLChar(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD || r >= 0x20 && r <= 0xD7FF ||
+		r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
 
 // appendText renders the reference's text/plain form:

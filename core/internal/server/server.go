@@ -369,7 +369,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	// A preflight is answered here: it never reaches an entrypoint or a
 	// policy. Every other response of the API, failures included, carries
 	// the CORS headers; set now, they survive writeWhole, startStream and
-	// writeFailure, which only replace headers they name.
+	// reply.Failure, which only replace headers they name.
 	if api.CORS.Preflight(ctx) {
 		s.metrics.request(api.Name, "", ctx.Response.StatusCode())
 		return
@@ -382,6 +382,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 
 	req := snapshot(ctx, contextPath, pathInfo, id)
 	accept := headerValues(req.Headers, "Accept")
+	if msg := notUTF8(req); msg != "" {
+		reply.Failure(ctx, accept, http.StatusBadRequest, msg)
+		s.metrics.request(api.Name, "", http.StatusBadRequest)
+		return
+	}
 	ep := selectEntrypoint(api.Entrypoints, matchInput{method: req.Method, accept: accept, websocket: req.Websocket})
 	if ep == nil {
 		reply.Failure(ctx, accept, http.StatusNotFound, msgNoEntrypoint)

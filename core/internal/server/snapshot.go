@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/sluice-gw/sluice/core/internal/ascii"
 	"github.com/sluice-gw/sluice/core/internal/plan"
+	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
@@ -33,6 +34,34 @@ func snapshot(ctx *fasthttp.RequestCtx, contextPath, pathInfo string, id plan.Id
 		}
 	}
 	return req
+}
+
+// notUTF8 returns a message naming the first part of req that is not valid
+// UTF-8, or "". Plugins receive the path, header and query parameter names
+// and values as protobuf strings, which must be UTF-8: the first plugin to
+// decode such a request would fail it with a 500, so it is refused before
+// any plugin call as the client's mistake. The body is bytes and may hold
+// anything.
+func notUTF8(req *pluginv1.Request) string {
+	if !utf8.ValidString(req.GetPath()) {
+		return "Invalid request: the path is not valid UTF-8"
+	}
+	for _, part := range []struct {
+		what string
+		list []*pluginv1.Header
+	}{{"header", req.GetHeaders()}, {"query parameter", req.GetParams()}} {
+		for _, h := range part.list {
+			if !utf8.ValidString(h.GetName()) {
+				return "Invalid request: a " + part.what + " name is not valid UTF-8"
+			}
+			for _, v := range h.GetValues() {
+				if !utf8.ValidString(v) {
+					return "Invalid request: " + part.what + " " + h.GetName() + " is not valid UTF-8"
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // collect groups name/value pairs by name, keeping the order names first

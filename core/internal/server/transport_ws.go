@@ -15,10 +15,11 @@ import (
 
 // WebSocket close codes the core uses (RFC 6455 7.4.1).
 const (
-	closeNormal        = websocket.CloseNormalClosure     // 1000
-	closePolicy        = websocket.ClosePolicyViolation   // 1008
-	closeServerError   = websocket.CloseInternalServerErr // 1011
-	closeTryAgainLater = websocket.CloseTryAgainLater     // 1013
+	closeNormal         = websocket.CloseNormalClosure           // 1000
+	closePolicy         = websocket.ClosePolicyViolation         // 1008
+	closeInvalidPayload = websocket.CloseInvalidFramePayloadData // 1007
+	closeServerError    = websocket.CloseInternalServerErr       // 1011
+	closeTryAgainLater  = websocket.CloseTryAgainLater           // 1013
 )
 
 // serveWebSocket upgrades the connection as soon as the entrypoint is
@@ -171,6 +172,14 @@ func (x *exchange) readFrames(c *websocket.Conn, pongWait time.Duration, done ch
 		for {
 			typ, data, err := c.ReadMessage()
 			if err != nil {
+				in.close()
+				return
+			}
+			if typ == websocket.TextMessage && !utf8.Valid(data) {
+				// RFC 6455 8.1: a text message that is not UTF-8 fails
+				// the connection with 1007; it is not forwarded, so no
+				// plugin or consumer gets text that is not text.
+				_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeInvalidPayload, "Invalid UTF-8 in text message"), time.Now().Add(x.s.opts.StreamWriteTimeout))
 				in.close()
 				return
 			}
