@@ -322,3 +322,32 @@ func (s *SSEReader) NextEvent() (string, error) {
 		}
 	}
 }
+
+// withAdmin runs fn with an admin client that is closed when fn returns.
+func withAdmin(t *testing.T, g *Gateway, fn func(adm *kadm.Client)) {
+	t.Helper()
+	c, err := kgo.NewClient(kgo.SeedBrokers(g.Kafka))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fn(kadm.NewClient(c))
+}
+
+// groupsWithPrefix lists the consumer groups whose name starts with prefix.
+func groupsWithPrefix(t *testing.T, adm *kadm.Client, prefix string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatalf("list groups: %v", err)
+	}
+	var out []string
+	for _, name := range listed.Groups() {
+		if strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	return out
+}

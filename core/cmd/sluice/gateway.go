@@ -473,6 +473,7 @@ func serverOptions(l config.Limits) server.Options {
 		WriteTimeout:        l.WriteTimeout,
 		IdleTimeout:         l.IdleTimeout,
 		WebSocket:           server.WebSocketOptions{ReadLimit: int64(l.WebSocketMaxMessageBytes)},
+		PluginCallTimeout:   l.PluginCallTimeout,
 	}
 }
 

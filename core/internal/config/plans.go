@@ -38,6 +38,9 @@ const (
 	// DefaultWebSocketMaxMessageBytes bounds one incoming WebSocket message
 	// (and so each of its frames).
 	DefaultWebSocketMaxMessageBytes = 1 << 20
+	// DefaultPluginCallTimeout bounds each call to a plugin on a request's
+	// behalf (a request-phase call, a publish or message-phase batch).
+	DefaultPluginCallTimeout = 30 * time.Second
 )
 
 // Client certificate policies of gateway { tls { client_auth } }.
@@ -86,6 +89,9 @@ type Limits struct {
 	// WebSocketMaxMessageBytes bounds one incoming WebSocket message.
 	// Optional. Default: DefaultWebSocketMaxMessageBytes.
 	WebSocketMaxMessageBytes int
+	// PluginCallTimeout bounds each call to a plugin on a request's behalf.
+	// Optional. Default: DefaultPluginCallTimeout.
+	PluginCallTimeout time.Duration
 }
 
 // DefaultLimits returns the limits of a gateway block that sets none.
@@ -99,6 +105,7 @@ func DefaultLimits() Limits {
 		WriteTimeout:             DefaultWriteTimeout,
 		IdleTimeout:              DefaultIdleTimeout,
 		WebSocketMaxMessageBytes: DefaultWebSocketMaxMessageBytes,
+		PluginCallTimeout:        DefaultPluginCallTimeout,
 	}
 }
 
@@ -403,6 +410,7 @@ var limitAttrs = []struct {
 	{"write_timeout_ms", true, func(l *Limits, n int) { l.WriteTimeout = time.Duration(n) * time.Millisecond }},
 	{"idle_timeout_ms", true, func(l *Limits, n int) { l.IdleTimeout = time.Duration(n) * time.Millisecond }},
 	{"websocket_max_message_bytes", false, func(l *Limits, n int) { l.WebSocketMaxMessageBytes = n }},
+	{"plugin_call_timeout_ms", true, func(l *Limits, n int) { l.PluginCallTimeout = time.Duration(n) * time.Millisecond }},
 }
 
 // minHeaderBytes is the smallest max_header_bytes: a request line and the

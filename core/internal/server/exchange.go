@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -393,7 +395,9 @@ func (x *exchange) publish(msgs []*pluginv1.Message, target string) *pluginv1.Fa
 	}
 	if target == "" && len(x.flows.Publish) > 0 {
 		var f *pluginv1.Failure
-		msgs, f = x.s.flows.OnMessages(x.ctx, flow.PhasePublish, x.flows.Publish, x.pctx, msgs)
+		cctx, cancel := x.callContext()
+		msgs, f = x.s.flows.OnMessages(cctx, flow.PhasePublish, x.flows.Publish, x.pctx, msgs)
+		cancel()
 		if f != nil {
 			return f
 		}
@@ -449,7 +453,9 @@ func (x *exchange) callPublish(ep *EndpointInstance, req *publishRequest, n int)
 	if x.published > 0 {
 		resp, f = x.callOwnPublish(ep, req)
 	} else {
-		resp, f = x.s.publishMux(ep.Plugin).Call(x.ctx, req)
+		cctx, cancel := x.callContext()
+		resp, f = x.s.publishMux(ep.Plugin).Call(cctx, req)
+		cancel()
 	}
 	x.published++
 	if f != nil {
@@ -760,7 +766,9 @@ func (sub *subscription) handle(frame rawFrame) error {
 		msgs := k.Batch.GetMessages()
 		if len(x.flows.Subscribe) > 0 {
 			var f *pluginv1.Failure
-			msgs, f = x.s.flows.OnMessages(x.ctx, flow.PhaseSubscribe, x.flows.Subscribe, x.pctx, msgs)
+			cctx, cancel := x.callContext()
+			msgs, f = x.s.flows.OnMessages(cctx, flow.PhaseSubscribe, x.flows.Subscribe, x.pctx, msgs)
+			cancel()
 			if f != nil {
 				// A subscribe-phase interrupt becomes an error message on
 				// the stream, which each entrypoint renders its own way.
@@ -840,6 +848,7 @@ func joinQuoted(ss []string) string {
 type ownPublish struct {
 	clients *serve.Clients
 	stream  pluginv1.Endpoint_PublishClient
+	cancel  context.CancelFunc
 	// sentContext is set once a request on this call carried the context.
 	sentContext bool
 	nextID      uint64
@@ -857,17 +866,29 @@ func (x *exchange) callOwnPublish(ep *EndpointInstance, req *publishRequest) (*p
 		return nil, flow.Unavailable(name)
 	}
 	if !slices.Contains(clients.Features, grpcserverFeatureSameContext) {
-		return x.s.publishMux(ep.Plugin).Call(x.ctx, req)
+		cctx, cancel := x.callContext()
+		defer cancel()
+		return x.s.publishMux(ep.Plugin).Call(cctx, req)
 	}
 	own := x.ownPub
 	if own == nil || own.clients != clients {
-		stream, err := clients.Endpoint.Publish(x.ctx, withCodec)
+		sctx, cancel := context.WithCancel(x.ctx)
+		stream, err := clients.Endpoint.Publish(sctx, withCodec)
 		if err != nil {
+			cancel()
 			return nil, flow.TransportFailure(name, err)
 		}
-		own = &ownPublish{clients: clients, stream: stream}
+		own = &ownPublish{clients: clients, stream: stream, cancel: cancel}
 		x.ownPub = own
 	}
+	// A plugin that stops answering must not hold the client forever: past
+	// the deadline the call is given up, and the next batch opens another.
+	var late atomic.Bool
+	deadline := time.AfterFunc(x.s.opts.PluginCallTimeout, func() {
+		late.Store(true)
+		own.cancel()
+	})
+	defer deadline.Stop()
 	if own.sentContext {
 		req.dropContext(ep.InstanceID)
 	}
@@ -881,6 +902,10 @@ func (x *exchange) callOwnPublish(ep *EndpointInstance, req *publishRequest) (*p
 	if err != nil {
 		// Whatever broke, the next batch starts a new call.
 		x.ownPub = nil
+		own.cancel()
+		if late.Load() {
+			err = status.Error(codes.DeadlineExceeded, "no publish result within "+x.s.opts.PluginCallTimeout.String())
+		}
 		return nil, flow.TransportFailure(name, err)
 	}
 	own.sentContext = true
@@ -945,4 +970,10 @@ func (x *exchange) contextBytesFor(ep *EndpointInstance) ([]byte, error) {
 		return x.ctxBytes, nil
 	}
 	return encodeContext(flow.WithoutBody(x.pctx))
+}
+
+// callContext bounds one call to a plugin on the exchange's behalf: a plugin
+// that stops answering gets the client a 504, not a hang.
+func (x *exchange) callContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(x.ctx, x.s.opts.PluginCallTimeout)
 }

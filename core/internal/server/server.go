@@ -75,8 +75,9 @@ type Options struct {
 	// WebSocket frame): a client that reads nothing for this long is treated
 	// as gone. Optional. Default: 60s.
 	StreamWriteTimeout time.Duration
-	// PluginCallTimeout bounds the request-phase calls of one request.
-	// Optional. Default: 30s.
+	// PluginCallTimeout bounds each call to a plugin on a request's behalf:
+	// the request-phase calls, and every publish batch and message-phase
+	// batch (a 504 past it). Optional. Default: 30s.
 	PluginCallTimeout time.Duration
 	// StopGrace is how long an ended exchange lets its plugins finish (commit
 	// what was acknowledged, return from Connect) before its streams are
