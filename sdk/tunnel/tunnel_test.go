@@ -19,6 +19,16 @@ import (
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
+// floodContent makes every flood message cost a known share of the window.
+var floodContent = make([]byte, 64<<10)
+
+// floodWindow is how many flood messages the window lets through before a
+// grant: the last one may overdraw what is left.
+var floodWindow = func() int {
+	size := proto.Size(&pluginv1.OnMessages_Response{BatchId: 1 << 20, Messages: []*pluginv1.Message{{Content: floodContent}}}) + 1
+	return (Window + size - 1) / size
+}()
+
 // echoPolicy is a Policy service: OnRequest answers the instance id back
 // (or fails when asked to), OnMessages echoes each request's batch id, and
 // reports what its calls saw.
@@ -48,7 +58,7 @@ func (p *echoPolicy) OnMessages(s pluginv1.Policy_OnMessagesServer) error {
 		}
 		if r.GetPhase() == "flood" {
 			for i := uint64(0); ; i++ {
-				if err := s.Send(&pluginv1.OnMessages_Response{BatchId: i}); err != nil {
+				if err := s.Send(&pluginv1.OnMessages_Response{BatchId: i, Messages: []*pluginv1.Message{{Content: floodContent}}}); err != nil {
 					p.once.Do(func() { close(p.cancelled) })
 					return err
 				}
@@ -133,10 +143,10 @@ func TestStreamOrderPastTheWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 50 * Window
+	const n = 2000 // 1 KiB each: several windows' worth
 	go func() {
 		for i := range uint64(n) {
-			if err := s.Send(&pluginv1.OnMessages_Request{BatchId: i}); err != nil {
+			if err := s.Send(&pluginv1.OnMessages_Request{BatchId: i, Messages: []*pluginv1.Message{{Content: make([]byte, 1024)}}}); err != nil {
 				t.Error(err)
 				return
 			}
@@ -168,7 +178,7 @@ func TestSlowCallDoesNotBlockOthers(t *testing.T) {
 	if err := slow.Send(&pluginv1.OnMessages_Request{Phase: "flood"}); err != nil {
 		t.Fatal(err)
 	}
-	for range Window {
+	for range floodWindow {
 		<-impl.sent
 	}
 	// The plugin is now out of credit on the slow call: other calls work.
@@ -183,7 +193,7 @@ func TestSlowCallDoesNotBlockOthers(t *testing.T) {
 	default:
 	}
 	// Reading frees the window again.
-	for i := range uint64(Window) {
+	for i := range uint64(floodWindow) {
 		r, err := slow.Recv()
 		if err != nil || r.GetBatchId() != i {
 			t.Fatalf("recv %d: %v %v", i, r, err)

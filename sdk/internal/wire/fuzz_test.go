@@ -26,7 +26,7 @@ func FuzzDecodePublishRequest(f *testing.F) {
 	}
 	f.Add([]byte{0x1a, 0x02, 0x0a, 0x00, 0x1a, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, req, err := DecodePublishRequest(b)
+		id, req, same, err := DecodePublishRequest(b)
 		var gen pluginv1.Publish_Request
 		if proto.Unmarshal(b, &gen) != nil {
 			return
@@ -34,7 +34,7 @@ func FuzzDecodePublishRequest(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the generated code reads % x, DecodePublishRequest fails: %v", b, err)
 		}
-		if id != gen.GetBatchId() || req.InstanceID != gen.GetInstanceId() || len(req.Messages) != len(gen.GetMessages()) {
+		if id != gen.GetBatchId() || same != gen.GetSameContext() || req.InstanceID != gen.GetInstanceId() || len(req.Messages) != len(gen.GetMessages()) {
 			t.Fatalf("batch %d %q %d messages, the generated code reads %d %q %d", id, req.InstanceID,
 				len(req.Messages), gen.GetBatchId(), gen.GetInstanceId(), len(gen.GetMessages()))
 		}

@@ -1352,9 +1352,10 @@ func (*OnMessages) Descriptor() ([]byte, []int) {
 //
 // The core opens calls and picks their ids. A call's first frame carries its
 // full method name ("/sluice.plugin.v1.Entrypoint/Connect"); the plugin ends
-// a call with `end`. Flow control is per call and counted in messages: each
-// side may send TUNNEL_WINDOW (16) messages of a call before the other side
-// grants more with `window`.
+// a call with `end`. Flow control is per call and counted in bytes (a
+// message costs its length plus one): each side may send 256 KiB of a call
+// before the other side grants more with `window`; a message larger than
+// what is left goes once any credit is left.
 type TunnelFrame struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Call  uint64                 `protobuf:"varint,1,opt,name=call,proto3" json:"call,omitempty"`
@@ -1366,7 +1367,7 @@ type TunnelFrame struct {
 	CloseSend bool `protobuf:"varint,4,opt,name=close_send,json=closeSend,proto3" json:"close_send,omitempty"`
 	// Plugin to core: the call is over, with this status (code 0 is OK).
 	End *TunnelStatus `protobuf:"bytes,5,opt,name=end,proto3" json:"end,omitempty"`
-	// The sender may now receive this many more messages on the call.
+	// The sender may now receive this many more bytes on the call.
 	Window uint32 `protobuf:"varint,6,opt,name=window,proto3" json:"window,omitempty"`
 	// Core to plugin: the core gave up on the call (its client went away).
 	Cancel        bool `protobuf:"varint,7,opt,name=cancel,proto3" json:"cancel,omitempty"`
