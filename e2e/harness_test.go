@@ -87,6 +87,8 @@ func (s *syncBuffer) String() string {
 // GatewayConfig parametrises the HCL written for a test gateway.
 type GatewayConfig struct {
 	Listen, Admin, PluginDir, Kafka, DataDir string
+	// PluginDirs, when set, is written as plugin_dirs instead of plugin_dir.
+	PluginDirs []string
 	// Embedded starts dev_kafka; false uses an external broker at Kafka.
 	Embedded bool
 	// Topics are created with their partition counts.
@@ -101,7 +103,7 @@ const gatewayTemplate = `
 gateway {
   listen       = "{{.Listen}}"
   admin_listen = "{{.Admin}}"
-  plugin_dir   = "{{.PluginDir}}"
+{{if .PluginDirs}}  plugin_dirs  = [{{range .PluginDirs}}"{{.}}", {{end}}]{{else}}  plugin_dir   = "{{.PluginDir}}"{{end}}
 {{.GatewayExtra}}
 }
 {{if .Embedded}}
@@ -124,6 +126,13 @@ func StartGateway(t testing.TB, apis string, topics map[string]int) *Gateway {
 // gateway block.
 func StartGatewayWith(t testing.TB, apis string, topics map[string]int, gatewayExtra string) *Gateway {
 	t.Helper()
+	return startGateway(t, apis, topics, gatewayExtra, nil)
+}
+
+// startGateway is StartGatewayWith searching extraPluginDirs after the
+// shipped plugins (plugin_dirs), when there are any.
+func startGateway(t testing.TB, apis string, topics map[string]int, gatewayExtra string, extraPluginDirs []string) *Gateway {
+	t.Helper()
 	bin := binDir(t)
 	dir := t.TempDir()
 	cfg := GatewayConfig{
@@ -134,6 +143,9 @@ func StartGatewayWith(t testing.TB, apis string, topics map[string]int, gatewayE
 		Topics:    topics,
 
 		GatewayExtra: gatewayExtra,
+	}
+	if len(extraPluginDirs) > 0 {
+		cfg.PluginDirs = append([]string{cfg.PluginDir}, extraPluginDirs...)
 	}
 	if ext := os.Getenv("SLUICE_KAFKA_BOOTSTRAP"); ext != "" {
 		cfg.Kafka = ext
