@@ -87,6 +87,8 @@ func (s *syncBuffer) String() string {
 // GatewayConfig parametrises the HCL written for a test gateway.
 type GatewayConfig struct {
 	Listen, Admin, PluginDir, Kafka, DataDir string
+	// PluginDirs, when set, is written as plugin_dirs instead of plugin_dir.
+	PluginDirs []string
 	// Embedded starts dev_kafka; false uses an external broker at Kafka.
 	Embedded bool
 	// Topics are created with their partition counts.
@@ -101,7 +103,7 @@ const gatewayTemplate = `
 gateway {
   listen       = "{{.Listen}}"
   admin_listen = "{{.Admin}}"
-  plugin_dir   = "{{.PluginDir}}"
+{{if .PluginDirs}}  plugin_dirs  = [{{range .PluginDirs}}"{{.}}", {{end}}]{{else}}  plugin_dir   = "{{.PluginDir}}"{{end}}
 {{.GatewayExtra}}
 }
 {{if .Embedded}}
@@ -130,6 +132,13 @@ func StartGatewayWith(t testing.TB, apis string, topics map[string]int, gatewayE
 // StartGatewayIn is StartGatewayWith with another plugin directory.
 func StartGatewayIn(t testing.TB, pluginDir, apis string, topics map[string]int, gatewayExtra string) *Gateway {
 	t.Helper()
+	return startGateway(t, pluginDir, apis, topics, gatewayExtra, nil)
+}
+
+// startGateway is StartGatewayIn searching extraPluginDirs after pluginDir
+// (plugin_dirs), when there are any.
+func startGateway(t testing.TB, pluginDir, apis string, topics map[string]int, gatewayExtra string, extraPluginDirs []string) *Gateway {
+	t.Helper()
 	bin := binDir(t)
 	dir := t.TempDir()
 	cfg := GatewayConfig{
@@ -140,6 +149,9 @@ func StartGatewayIn(t testing.TB, pluginDir, apis string, topics map[string]int,
 		Topics:    topics,
 
 		GatewayExtra: gatewayExtra,
+	}
+	if len(extraPluginDirs) > 0 {
+		cfg.PluginDirs = append([]string{cfg.PluginDir}, extraPluginDirs...)
 	}
 	if ext := os.Getenv("SLUICE_KAFKA_BOOTSTRAP"); ext != "" {
 		cfg.Kafka = ext

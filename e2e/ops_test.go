@@ -206,7 +206,8 @@ func TestOperationsLogsAndMetrics(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		fams = scrape(t, g)
-		produce := series(fams["sluice_kafka_produce_duration_seconds"], map[string]string{"topic": "demo"})
+		// Labelled by the core with the plugin the file belongs to.
+		produce := series(fams["sluice_kafka_produce_duration_seconds"], map[string]string{"topic": "demo", "plugin": "endpoint-kafka"})
 		fetch := series(fams["sluice_kafka_fetch_latency_seconds"], map[string]string{"topic": "demo"})
 		var lag *dto.Metric
 		if f := fams["sluice_kafka_consumer_lag"]; f != nil {
@@ -228,6 +229,12 @@ func TestOperationsLogsAndMetrics(t *testing.T) {
 			t.Fatalf("no Kafka produce, fetch and lag metrics for the demo topic and the poller's group in /metrics")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Every plugin exports through sdk/metrics, not only Kafka: the SSE
+	// entrypoint's gauge is there, labelled with its plugin.
+	if series(fams["sluice_sse_streams_open"], map[string]string{"plugin": "entrypoint-sse"}) == nil {
+		t.Errorf("/metrics has no sluice_sse_streams_open{plugin=\"entrypoint-sse\"}")
 	}
 
 	// The Grafana dashboard in docs/ is built on exactly these names.

@@ -15,6 +15,5 @@ func main() {
 	// reads (the plugin exports no sarama metrics). Off for the whole
 	// process, before any client exists.
 	gometrics.UseNilMetrics = true
-	go metrics.writeLoop(serve.Logger())
 	serve.Serve(NewKafka(serve.Logger()))
 }

@@ -1,34 +1,20 @@
 package main
 
 import (
-	"bytes"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
+
+	sdkmetrics "github.com/sluice-gw/sluice/sdk/metrics"
 )
 
-// MetricsDirEnv names the directory the core gives plugins for their
-// Prometheus metrics. The plugin writes its metrics there, in the text
-// exposition format, as <dir>/endpoint-kafka.prom, replaced atomically
-// (write, then rename) at most every metricsInterval while they change; the
-// core's /metrics reads every *.prom file of the directory and serves their
-// families with its own. A file, rather than a listener or an RPC, keeps the
-// plugin protocol unchanged and opens no port; the cost is that the figures
-// /metrics shows can be up to metricsInterval old.
-const MetricsDirEnv = "SLUICE_PLUGIN_METRICS_DIR"
-
-// metricsInterval bounds how often the metrics file is rewritten.
-const metricsInterval = time.Second
-
-// kafkaMetrics are the endpoint's Prometheus metrics.
+// kafkaMetrics are the endpoint's Prometheus metrics. The process's are
+// registered with the sdk's registry, which serve.Serve exports to the
+// core's /metrics (see sdk/metrics), where each series gets the label
+// plugin="endpoint-kafka".
 type kafkaMetrics struct {
-	reg *prometheus.Registry
 	// produce is the time from handing a record to the producer until the
 	// brokers acknowledged it (acks), by topic.
 	produce *prometheus.HistogramVec
@@ -46,8 +32,6 @@ type kafkaMetrics struct {
 	// a commit can be turned into lag without a broker round trip.
 	mu  sync.Mutex
 	hwm map[lagKey]int64
-
-	dirty atomic.Bool
 }
 
 type lagKey struct {
@@ -56,11 +40,11 @@ type lagKey struct {
 }
 
 // metrics are the process's metrics; tests read them too.
-var metrics = newKafkaMetrics()
+var metrics = newKafkaMetrics(sdkmetrics.Registerer())
 
-func newKafkaMetrics() *kafkaMetrics {
+// newKafkaMetrics registers the endpoint's metrics with reg.
+func newKafkaMetrics(reg prometheus.Registerer) *kafkaMetrics {
 	m := &kafkaMetrics{
-		reg: prometheus.NewRegistry(),
 		produce: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "sluice_kafka_produce_duration_seconds",
 			Help:    "Time from handing a record to the Kafka producer until the brokers acknowledged it, by topic.",
@@ -79,14 +63,13 @@ func newKafkaMetrics() *kafkaMetrics {
 		}, []string{"group", "topic", "partition"}),
 		hwm: map[lagKey]int64{},
 	}
-	m.reg.MustRegister(m.produce, m.fetch, m.lag)
+	reg.MustRegister(m.produce, m.fetch, m.lag)
 	return m
 }
 
 // produced observes one acknowledged record.
 func (m *kafkaMetrics) produced(topic string, since time.Time) {
 	m.produce.WithLabelValues(topic).Observe(time.Since(since).Seconds())
-	m.dirty.Store(true)
 }
 
 // fetched observes a fetched record and the partition's high watermark.
@@ -97,7 +80,6 @@ func (m *kafkaMetrics) fetched(group, topic string, partition int32, timestamp t
 	m.mu.Lock()
 	m.hwm[lagKey{group, topic, partition}] = hwm
 	m.mu.Unlock()
-	m.dirty.Store(true)
 }
 
 // committed sets the lag of a partition whose group commits next (the
@@ -110,7 +92,6 @@ func (m *kafkaMetrics) committed(group, topic string, partition int32, next int6
 		return
 	}
 	m.lag.WithLabelValues(group, topic, strconv.Itoa(int(partition))).Set(float64(max(hwm-next, 0)))
-	m.dirty.Store(true)
 }
 
 // forget drops a group's lag when its subscription closes, so /metrics
@@ -124,47 +105,4 @@ func (m *kafkaMetrics) forget(group string) {
 	}
 	m.mu.Unlock()
 	m.lag.DeletePartialMatch(prometheus.Labels{"group": group})
-	m.dirty.Store(true)
-}
-
-// writeLoop writes the metrics file while the process runs, when MetricsDirEnv
-// names a directory. Write errors are logged once: metrics are never worth
-// failing the data path for.
-func (m *kafkaMetrics) writeLoop(log logger) {
-	dir := os.Getenv(MetricsDirEnv)
-	if dir == "" {
-		return
-	}
-	path := filepath.Join(dir, "endpoint-kafka.prom")
-	m.dirty.Store(true)
-	warned := false
-	for range time.Tick(metricsInterval) {
-		if !m.dirty.Swap(false) {
-			continue
-		}
-		if err := m.write(path); err != nil && !warned {
-			log.Warn("cannot write the metrics file; /metrics will miss the Kafka metrics", "path", path, "error", err)
-			warned = true
-		}
-	}
-}
-
-// write replaces path with the current metrics.
-func (m *kafkaMetrics) write(path string) error {
-	families, err := m.reg.Gather()
-	if err != nil {
-		return err
-	}
-	var b bytes.Buffer
-	enc := expfmt.NewEncoder(&b, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, f := range families {
-		if err := enc.Encode(f); err != nil {
-			return err
-		}
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -1,20 +1,20 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	sdkmetrics "github.com/sluice-gw/sluice/sdk/metrics"
 )
 
 // Lag is the high watermark last seen for the group's partition minus the
 // offset it commits next; a closed subscription's series go away.
 func TestConsumerLag(t *testing.T) {
-	m := newKafkaMetrics()
+	m := newKafkaMetrics(prometheus.NewRegistry())
 	m.committed("g", "t", 0, 5) // no watermark seen yet: nothing to say
 	if n := testutil.CollectAndCount(m.lag); n != 0 {
 		t.Fatalf("%d lag series before any fetch, want 0", n)
@@ -48,29 +48,27 @@ func TestConsumerLag(t *testing.T) {
 	}
 }
 
-// The metrics file is the Prometheus text format the core parses.
-func TestMetricsFile(t *testing.T) {
-	m := newKafkaMetrics()
-	m.produced("orders", time.Now())
-	path := filepath.Join(t.TempDir(), "endpoint-kafka.prom")
-	if err := m.write(path); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
+// The process's metrics are registered with the sdk's registry, which is
+// what serve.Serve exports to the core.
+func TestMetricsExportedThroughSDK(t *testing.T) {
+	metrics.produced("orders-sdk-test", time.Now())
+	families, err := sdkmetrics.Gatherer().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{
-		"# TYPE sluice_kafka_produce_duration_seconds histogram\n",
-		`sluice_kafka_produce_duration_seconds_count{topic="orders"} 1` + "\n",
-	} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("metrics file lacks %q:\n%s", want, b)
+	for _, f := range families {
+		if f.GetName() != "sluice_kafka_produce_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "topic" && l.GetValue() == "orders-sdk-test" && m.GetHistogram().GetSampleCount() == 1 {
+					return
+				}
+			}
 		}
 	}
-	if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
-		t.Errorf("the temporary file was left behind: %v", err)
-	}
+	t.Fatalf("the sdk's registry lacks the produce histogram of topic orders-sdk-test: %v", families)
 }
 
 func itoa(p int32) string { return strconv.Itoa(int(p)) }

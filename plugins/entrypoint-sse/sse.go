@@ -44,6 +44,9 @@ type Plugin struct {
 	// newTimer makes the heartbeat timer; tests replace it to fire
 	// heartbeats on demand instead of waiting.
 	newTimer func(time.Duration) heartbeatTimer
+
+	// metrics are the process's; tests replace them with their own.
+	metrics *sseMetrics
 }
 
 // New returns an SSE entrypoint with no instances.
@@ -54,6 +57,7 @@ func New() *Plugin {
 			Decode: func(b instances.Block) (*config, lifecycle.Diagnostics) { return decodeConfig(b.ConfigJSON) },
 		}),
 		newTimer: newRealTimer,
+		metrics:  processMetrics,
 	}
 }
 
@@ -103,10 +107,13 @@ func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entryp
 		return fmt.Errorf("sse: instance %q is not configured", open.InstanceID)
 	}
 	defer p.streams.Open()()
+	p.metrics.open.Inc()
+	defer p.metrics.open.Dec()
 	s := &stream{
-		cfg:    cfg,
-		conn:   conn,
-		format: eventFormat{headersAsComment: cfg.HeadersAsComment, metadataAsComment: cfg.MetadataAsComment},
+		cfg:     cfg,
+		conn:    conn,
+		metrics: p.metrics,
+		format:  eventFormat{headersAsComment: cfg.HeadersAsComment, metadataAsComment: cfg.MetadataAsComment},
 	}
 	var req *gateway.Request
 	if open.Context != nil {
@@ -119,6 +126,7 @@ func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entryp
 type stream struct {
 	cfg       *config
 	conn      entrypoint.Conn
+	metrics   *sseMetrics
 	format    eventFormat
 	responded bool
 	// buf is reused for every batch, so framing allocates nothing once it
@@ -152,6 +160,7 @@ func (s *stream) run(ctx context.Context, req *gateway.Request, draining <-chan 
 		case <-draining:
 			return s.goaway(req)
 		case <-hb.C():
+			s.metrics.heartbeats.Inc()
 			if err := s.write(heartbeat, 0); err != nil {
 				return instances.Quiet(ctx, err)
 			}
@@ -185,9 +194,15 @@ func (s *stream) handle(req *gateway.Request, ev entrypoint.Event) (done bool, e
 		}
 		b := s.buf[:0]
 		var ack uint64
+		var messages, failed float64
 		for _, m := range ev.Messages {
 			if m == nil {
 				continue
+			}
+			if m.Error != nil {
+				failed++
+			} else {
+				messages++
 			}
 			b = s.format.appendMessage(b, m)
 			if m.Tag > ack {
@@ -199,11 +214,16 @@ func (s *stream) handle(req *gateway.Request, ev entrypoint.Event) (done bool, e
 		} else {
 			s.buf = nil // one huge batch must not pin its memory for the stream's life
 		}
+		// Counted before the write, so a test that sees the write sees
+		// the count too.
+		s.metrics.events.WithLabelValues("message").Add(messages)
+		s.metrics.events.WithLabelValues("error").Add(failed)
 		return false, s.write(b, ack)
 	case entrypoint.EndpointFailure:
 		if !s.responded {
 			return true, s.conn.Finish(failureResponse(req, ev.Failure))
 		}
+		s.metrics.events.WithLabelValues("error").Inc()
 		if err := s.write(appendFailure(nil, ev.Failure), 0); err != nil {
 			return true, err
 		}

@@ -56,6 +56,9 @@ type Plugin struct {
 
 	// sockets counts open sockets, so Drain can close them and wait.
 	sockets instances.Drain
+
+	// metrics are the process's; tests replace them with their own.
+	metrics *wsMetrics
 }
 
 // New returns a WebSocket entrypoint with no instances.
@@ -63,7 +66,7 @@ func New() *Plugin {
 	return &Plugin{Registry: instances.New(instances.Options[*config]{
 		Types:  []string{typeName},
 		Decode: func(b instances.Block) (*config, lifecycle.Diagnostics) { return decodeConfig(b.ConfigJSON) },
-	})}
+	}), metrics: processMetrics}
 }
 
 // Metadata describes the websocket type.
@@ -109,14 +112,17 @@ func (p *Plugin) Connect(ctx context.Context, open *entrypoint.Open, conn entryp
 		return fmt.Errorf("websocket: instance %q is not configured", open.InstanceID)
 	}
 	defer p.sockets.Open()()
-	s := &session{cfg: cfg, conn: conn}
+	p.metrics.open.Inc()
+	defer p.metrics.open.Dec()
+	s := &session{cfg: cfg, conn: conn, metrics: p.metrics}
 	return s.run(ctx, p.sockets.Draining())
 }
 
 // session is one client socket.
 type session struct {
-	cfg  *config
-	conn entrypoint.Conn
+	cfg     *config
+	conn    entrypoint.Conn
+	metrics *wsMetrics
 
 	// inFlight is the id of the publish batch awaiting its result, 0 when
 	// none is.
@@ -230,6 +236,7 @@ func (s *session) deliver(msgs []*gateway.Message) (done bool, err error) {
 		}
 		if m.Error != nil {
 			if len(chunks) > 0 {
+				s.metrics.written.Add(float64(len(chunks)))
 				if err := s.conn.Write(chunks, false, ack); err != nil {
 					return true, err
 				}
@@ -244,6 +251,9 @@ func (s *session) deliver(msgs []*gateway.Message) (done bool, err error) {
 	if len(chunks) == 0 {
 		return false, nil
 	}
+	// Counted before the write, so a test that sees the write sees the
+	// count too.
+	s.metrics.written.Add(float64(len(chunks)))
 	return false, s.conn.Write(chunks, false, ack)
 }
 

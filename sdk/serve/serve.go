@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluice-gw/sluice/sdk/internal/grpcserver"
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
+	"github.com/sluice-gw/sluice/sdk/metrics"
 )
 
 // parentPollInterval is how often a plugin checks that the core is alive.
@@ -66,8 +67,9 @@ func WithTestConfig(tc *goplugin.ServeTestConfig) Option {
 //     carries the handshake;
 //  2. with the single argument "describe" (DescribeArg), prints the
 //     Description as JSON to stdout and exits 0, without starting gRPC;
-//  3. otherwise serves gRPC through go-plugin with Handshake and symmetric
-//     MaxMessageSize limits, and exits when the core does (its parent process
+//  3. otherwise exports the metrics registered with sdk/metrics to the file
+//     the core names (metrics.FileEnv), serves gRPC through go-plugin with
+//     Handshake and symmetric MaxMessageSize limits, and exits when the core does (its parent process
 //     changes), after a bounded Drain if p implements lifecycle.Drainer.
 //
 // A plugin that fails its checks logs why and exits 1.
@@ -96,6 +98,12 @@ func Serve(p lifecycle.Plugin, opts ...Option) {
 		os.Exit(0)
 	}
 	stopProfile := startProfile()
+	// The metrics registered with sdk/metrics reach the core's /metrics
+	// through the file the core names in the environment.
+	go metrics.ExportFromEnv(context.Background(), func(err error) {
+		Logger().Warn("cannot write the metrics file; /metrics will miss this plugin's metrics",
+			"path", os.Getenv(metrics.FileEnv), "error", err.Error())
+	})
 	go watchParent(os.Getppid(), parentPollInterval, os.Getppid, func() {
 		Logger().Error("the core process is gone; exiting")
 		drainOrphan(p)

@@ -33,10 +33,6 @@ import (
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
-// pluginMetricsDirEnv tells plugins where to write their metrics files (see
-// admin.Options.PluginMetricsDir and plugins/endpoint-kafka/metrics.go).
-const pluginMetricsDirEnv = "SLUICE_PLUGIN_METRICS_DIR"
-
 // shutdownGrace bounds the whole shutdown: streams, plugins, broker.
 const shutdownGrace = 15 * time.Second
 
@@ -80,19 +76,15 @@ func runGateway(path string, stderr io.Writer) int {
 		})
 	}
 
-	// Plugins write their own metrics (Kafka latency and lag) as files in
-	// a directory of this process's; /metrics serves them with the core's.
-	// The plugins learn it from their environment (SLUICE_* variables pass).
+	// Plugins write their own metrics (sdk/metrics) as files in a directory
+	// of this process's, one file per plugin named by the host; /metrics
+	// serves them with the core's, labelled by plugin.
 	metricsDir, err := os.MkdirTemp("", "sluice-metrics-")
 	if err != nil {
 		log.Error("plugin metrics directory", "err", err)
 		return 1
 	}
 	cleanups = append(cleanups, func(context.Context) { _ = os.RemoveAll(metricsDir) })
-	if err := os.Setenv(pluginMetricsDirEnv, metricsDir); err != nil {
-		log.Error("plugin metrics directory", "err", err)
-		return 1
-	}
 
 	rpcDuration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "sluice", Name: "plugin_rpc_duration_seconds",
@@ -101,7 +93,7 @@ func runGateway(path string, stderr io.Writer) int {
 		// that calls out may take seconds.
 		Buckets: prometheus.ExponentialBuckets(0.00005, 4, 10),
 	}, []string{"plugin", "method"})
-	host := pluginhost.New(pluginhost.Options{Dir: f.Gateway.PluginDir, Pins: f.Gateway.Pins, Logger: log,
+	host := pluginhost.New(pluginhost.Options{Dirs: f.Gateway.PluginDirs, Pins: f.Gateway.Pins, Logger: log, MetricsDir: metricsDir,
 		ObserveRPC: func(plugin, method string, d time.Duration) {
 			rpcDuration.WithLabelValues(plugin, method).Observe(d.Seconds())
 		}})
@@ -231,8 +223,8 @@ func reload(ctx context.Context, path string, running *config.File, loader *conf
 		return nil, nil, false
 	}
 	if f.Gateway.Listen != running.Gateway.Listen || f.Gateway.AdminListen != running.Gateway.AdminListen ||
-		f.Gateway.PluginDir != running.Gateway.PluginDir || (f.DevKafka == nil) != (running.DevKafka == nil) {
-		log.Warn("reload: listen, admin_listen, plugin_dir and dev_kafka take effect at the next start")
+		!slices.Equal(f.Gateway.PluginDirs, running.Gateway.PluginDirs) || (f.DevKafka == nil) != (running.DevKafka == nil) {
+		log.Warn("reload: listen, admin_listen, plugin_dir(s) and dev_kafka take effect at the next start")
 	}
 	if f.Gateway.Log != running.Gateway.Log {
 		log.Warn("reload: gateway log takes effect at the next start")

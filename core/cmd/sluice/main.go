@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,7 +29,11 @@ const usage = `usage: sluice <command> [arguments]
 commands:
   run FILE        start the gateway with the configuration FILE
   validate FILE   check FILE; prints every error with file:line:col, exits non-zero on any error
-  plugins [DIR]   list the plugins in DIR (default bin/plugins) and the types they provide
+  plugins [DIR...]
+                  list the plugins in the DIRs (default bin/plugins), where each
+                  comes from and the types it provides
+  plugin new KIND NAME [DIR]
+                  scaffold a Go module for a new plugin (KIND policy, entrypoint or endpoint)
   version         print the version
   help            print this help
 
@@ -49,7 +52,8 @@ the file has a dev_kafka block, the plugin processes, the data-path listener
 
 SIGHUP reloads FILE: the APIs are swapped atomically; a file with errors is
 rejected whole, its diagnostics are logged and the running APIs keep serving.
-listen, admin_listen, plugin_dir, dev_kafka and log are read at start-up only.
+listen, admin_listen, plugin_dir(s), dev_kafka and log are read at start-up
+only.
 
 Logging is set by gateway { log { format, level, access_log } } in FILE;
 SLUICE_LOG_LEVEL=debug overrides the level.
@@ -57,17 +61,21 @@ SLUICE_LOG_LEVEL=debug overrides the level.
 	"validate": `usage: sluice validate FILE
 
 Checks FILE: its HCL, and each plugin block against the schema of the plugin
-that provides it (the plugins in gateway.plugin_dir are started to learn
-their schemas). Prints every diagnostic with file:line:col and exits 1 on any
+that provides it (the plugins in gateway.plugin_dirs, or plugin_dir, are
+started to learn their schemas). Prints every diagnostic with file:line:col and exits 1 on any
 error, 0 when the file is valid.
 `,
-	"plugins": `usage: sluice plugins [DIR]
+	"plugins": `usage: sluice plugins [DIR...]
 
-Lists the plugin binaries (sluice-plugin-*) in DIR, default bin/plugins, with
-their kind, version and the types they provide. Each binary is asked to
-describe itself; no gRPC connection is made. Exits 1 if a binary does not
-answer.
+Lists the plugin binaries (sluice-plugin-*) in the DIRs, default bin/plugins,
+with their kind, version, the directory each comes from and the types they
+provide. The DIRs are searched in order, as the gateway searches
+plugin_dirs: the first binary of a name is the plugin, and a binary of the
+same name in a later DIR is listed as shadowed (the gateway does not start
+it). Each binary is asked to describe itself; no gRPC connection is made.
+Exits 1 if a binary does not answer or a DIR cannot be read.
 `,
+	"plugin": pluginNewHelp,
 	"version": `usage: sluice version
 
 Prints the version of sluice and of the plugin protocol it speaks.
@@ -112,15 +120,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return validate(args[1], stdout, stderr)
 	case "plugins":
-		if len(args) > 2 {
-			fmt.Fprint(stderr, commandHelp["plugins"])
-			return 2
+		dirs := args[1:]
+		if len(dirs) == 0 {
+			dirs = []string{"bin/plugins"}
 		}
-		dir := "bin/plugins"
-		if len(args) > 1 {
-			dir = args[1]
-		}
-		return listPlugins(dir, stdout, stderr)
+		return listPlugins(dirs, stdout, stderr)
+	case "plugin":
+		return pluginCommand(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "sluice %s (plugin protocol v1)\n", version)
 		return 0
@@ -194,7 +200,7 @@ func validate(path string, stdout, stderr io.Writer) int {
 		loader.WriteDiagnostics(stderr, diags, false)
 		return 1
 	}
-	host := pluginhost.New(pluginhost.Options{Dir: f.Gateway.PluginDir, Pins: f.Gateway.Pins, Logger: newLogger(io.Discard, config.DefaultLog())})
+	host := pluginhost.New(pluginhost.Options{Dirs: f.Gateway.PluginDirs, Pins: f.Gateway.Pins, Logger: newLogger(io.Discard, config.DefaultLog())})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	startErr := host.Start(ctx)
@@ -231,32 +237,37 @@ type describeOutput struct {
 }
 
 // listPlugins asks each binary to describe itself, without starting gRPC.
-func listPlugins(dir string, stdout, stderr io.Writer) int {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
+// It finds them as the gateway does (pluginhost.Discover), so what it lists
+// is what `sluice run` with plugin_dirs = dirs would start.
+func listPlugins(dirs []string, stdout, stderr io.Writer) int {
+	bins, errs := pluginhost.Discover(dirs)
+	status := 0
+	for _, err := range errs {
 		fmt.Fprintf(stderr, "sluice: %v\n", err)
-		return 1
+		status = 1
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLUGIN\tKIND\tVERSION\tTYPES")
-	status := 0
-	var names []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), "sluice-plugin-") && !e.IsDir() {
-			names = append(names, e.Name())
+	fmt.Fprintln(tw, "PLUGIN\tKIND\tVERSION\tDIR\tTYPES")
+	var shadowed []string
+	for _, b := range bins {
+		dir := filepath.Dir(b.Path)
+		for _, s := range b.Shadows {
+			shadowed = append(shadowed, fmt.Sprintf("%s in %s is shadowed by the one in %s and not started", filepath.Base(s), filepath.Dir(s), dir))
 		}
-	}
-	sort.Strings(names)
-	for _, n := range names {
+		if b.Err != nil {
+			fmt.Fprintf(tw, "%s\t?\t?\t%s\terror: %v\n", b.Name, dir, b.Err)
+			status = 1
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		out, err := exec.CommandContext(ctx, filepath.Join(dir, n), "describe").Output()
+		out, err := exec.CommandContext(ctx, b.Path, "describe").Output()
 		cancel()
 		var d describeOutput
 		if err == nil {
 			err = json.Unmarshal(out, &d)
 		}
 		if err != nil {
-			fmt.Fprintf(tw, "%s\t?\t?\terror: %v\n", n, err)
+			fmt.Fprintf(tw, "%s\t?\t?\t%s\terror: %v\n", b.Name, dir, err)
 			status = 1
 			continue
 		}
@@ -271,8 +282,11 @@ func listPlugins(dir string, stdout, stderr io.Writer) int {
 			}
 			types = append(types, s)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, d.Kind, d.Version, strings.Join(types, "; "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Name, d.Kind, d.Version, dir, strings.Join(types, "; "))
 	}
 	tw.Flush()
+	for _, line := range shadowed {
+		fmt.Fprintln(stdout, line)
+	}
 	return status
 }

@@ -12,7 +12,8 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 	for cmd, want := range map[string]string{
 		"run":      "usage: sluice run FILE",
 		"validate": "usage: sluice validate FILE",
-		"plugins":  "usage: sluice plugins [DIR]",
+		"plugins":  "usage: sluice plugins [DIR...]",
+		"plugin":   "usage: sluice plugin new KIND NAME [DIR]",
 		"version":  "usage: sluice version",
 		"help":     "usage: sluice <command>",
 	} {

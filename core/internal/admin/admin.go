@@ -68,8 +68,9 @@ type Options struct {
 	// "push_subscriptions" in /apis. Optional.
 	Push func(api string) any
 	// PluginMetricsDir is the directory plugins write their own metrics to
-	// (one <plugin>.prom file each, in the text format); /metrics serves
-	// them beside the core's. Optional. Default: none.
+	// (one <plugin>.prom file each, in the text format, see sdk/metrics);
+	// /metrics serves them beside the core's with the label
+	// plugin="<plugin>". Optional. Default: none.
 	PluginMetricsDir string
 }
 

@@ -5,18 +5,23 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"google.golang.org/protobuf/proto"
 )
 
-// fileGatherer serves the metrics plugins write to files: each *.prom file
-// of dir, in the Prometheus text format, read at every scrape. Plugins
-// replace their file atomically (write, then rename), so a scrape reads a
-// whole file or the previous one. A file that does not parse is left out
-// and logged once, so one plugin cannot break /metrics.
+// fileGatherer serves the metrics plugins write to files (sdk/metrics): each
+// <plugin>.prom file of dir, in the Prometheus text format, read at every
+// scrape, with the label plugin="<plugin>" added to every series (replacing
+// one the plugin set: the core names the files, so the name is the one
+// label a plugin cannot get wrong). Plugins replace their file atomically
+// (write, then rename), so a scrape reads a whole file or the previous one.
+// A file that does not parse is left out and logged once, so one plugin
+// cannot break /metrics.
 type fileGatherer struct {
 	dir string
 	log *slog.Logger
@@ -54,8 +59,9 @@ func (g *fileGatherer) Gather() ([]*dto.MetricFamily, error) {
 			names = append(names, name)
 		}
 		sort.Strings(names)
+		plugin := strings.TrimSuffix(filepath.Base(path), ".prom")
 		for _, name := range names {
-			out = append(out, families[name])
+			out = append(out, withPlugin(families[name], plugin))
 		}
 	}
 	return out, nil
@@ -71,4 +77,25 @@ func (g *fileGatherer) warnOnce(path string, err error) {
 		g.warned[path] = true
 		g.log.Warn("a plugin metrics file does not parse; /metrics leaves it out", "file", path, "err", err)
 	}
+}
+
+// pluginLabel names the plugin a series read from a plugin's file came from.
+const pluginLabel = "plugin"
+
+// withPlugin sets the plugin label on every series of f. Two plugins may
+// then export a family of the same name (two builds of a shared library)
+// without their series colliding.
+func withPlugin(f *dto.MetricFamily, plugin string) *dto.MetricFamily {
+	for _, m := range f.GetMetric() {
+		labels := m.GetLabel()[:0]
+		for _, l := range m.GetLabel() {
+			if l.GetName() != pluginLabel {
+				labels = append(labels, l)
+			}
+		}
+		labels = append(labels, &dto.LabelPair{Name: proto.String(pluginLabel), Value: proto.String(plugin)})
+		sort.Slice(labels, func(i, j int) bool { return labels[i].GetName() < labels[j].GetName() })
+		m.Label = labels
+	}
+	return f
 }

@@ -1,10 +1,15 @@
 package admin
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Each plugin's *.prom file is served; one that does not parse is left out
@@ -45,5 +50,40 @@ func TestFileGathererReadsPluginFiles(t *testing.T) {
 	}
 	if fams, err := (&fileGatherer{}).Gather(); err != nil || len(fams) != 0 {
 		t.Errorf("no directory: %v %v, want nothing", fams, err)
+	}
+}
+
+// Every series read from <plugin>.prom carries plugin="<plugin>", replacing
+// a plugin label the plugin wrote itself, so two plugins exporting the same
+// family are told apart and gathered together without a collision.
+func TestFileGathererLabelsByPlugin(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"entrypoint-sse.prom": "# TYPE shared_total counter\nshared_total{plugin=\"forged\",z=\"1\"} 2\n",
+		"entrypoint-ws.prom":  "# TYPE shared_total counter\nshared_total{z=\"1\"} 5\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Through prometheus.Gatherers, as /metrics does: it refuses two series
+	// with the same labels.
+	fams, err := prometheus.Gatherers{&fileGatherer{dir: dir, log: slog.New(slog.DiscardHandler)}}.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			got[strings.Join(labels, ",")] = fmt.Sprint(m.GetCounter().GetValue())
+		}
+	}
+	want := map[string]string{"plugin=entrypoint-sse,z=1": "2", "plugin=entrypoint-ws,z=1": "5"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("series %v, want %v", got, want)
 	}
 }

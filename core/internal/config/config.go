@@ -93,10 +93,12 @@ type Gateway struct {
 	Listen string
 	// AdminListen is the admin listener's host:port. Optional. Default: 127.0.0.1:18082.
 	AdminListen string
-	// PluginDir is the absolute directory holding plugin binaries; a relative
-	// value in the file resolves against the file's directory. Optional.
-	// Default: bin/plugins.
-	PluginDir string
+	// PluginDirs are the absolute directories searched for plugin binaries,
+	// in order: the first holding a binary of a name provides that plugin.
+	// The file sets them with plugin_dirs, or one with plugin_dir (never
+	// both); a relative value resolves against the file's directory.
+	// Optional. Default: [bin/plugins].
+	PluginDirs []string
 	// Pins maps a plugin name (e.g. "endpoint-kafka") to the lowercase hex
 	// sha256 its binary must have. Optional. Default: no pins.
 	Pins map[string]string

@@ -184,7 +184,7 @@ func TestFullFile(t *testing.T) {
 	wantGateway := Gateway{
 		Listen:      "127.0.0.1:8082",
 		AdminListen: "127.0.0.1:18082",
-		PluginDir:   filepath.Join(dir, "bin/plugins"),
+		PluginDirs:  []string{filepath.Join(dir, "bin/plugins")},
 		Pins:        map[string]string{"endpoint-kafka": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
 		Limits:      DefaultLimits(),
 		Log:         Log{Format: LogFormatJSON, Level: LogLevelInfo, AccessLog: true},
@@ -295,7 +295,7 @@ func planTypes(api *API) []string {
 func TestDefaults(t *testing.T) {
 	f := mustLoad(t, "testdata/valid/minimal.hcl")
 	dir, _ := filepath.Abs("testdata/valid")
-	want := Gateway{Listen: DefaultListen, AdminListen: DefaultAdminListen, PluginDir: filepath.Join(dir, "bin", "plugins"), Pins: map[string]string{}, Limits: DefaultLimits(), Log: DefaultLog(), Reload: DefaultReload()}
+	want := Gateway{Listen: DefaultListen, AdminListen: DefaultAdminListen, PluginDirs: []string{filepath.Join(dir, "bin", "plugins")}, Pins: map[string]string{}, Limits: DefaultLimits(), Log: DefaultLog(), Reload: DefaultReload()}
 	if !reflect.DeepEqual(f.Gateway, want) {
 		t.Errorf("gateway = %+v, want %+v", f.Gateway, want)
 	}
@@ -310,8 +310,8 @@ func TestDefaults(t *testing.T) {
 func TestFunctions(t *testing.T) {
 	setTestEnv(t)
 	f := mustLoad(t, "testdata/valid/functions.hcl")
-	if f.Gateway.PluginDir != "/opt/sluice/plugins" {
-		t.Errorf("plugin_dir = %q (env default not used)", f.Gateway.PluginDir)
+	if !reflect.DeepEqual(f.Gateway.PluginDirs, []string{"/opt/sluice/plugins"}) {
+		t.Errorf("plugin_dir = %q (env default not used)", f.Gateway.PluginDirs)
 	}
 	dir, _ := filepath.Abs("testdata/valid")
 	if f.DevKafka == nil || f.DevKafka.Listen != DefaultDevKafkaListen || f.DevKafka.DataDir != filepath.Join(dir, ".sluice", "kafka") {
@@ -329,8 +329,19 @@ func TestFunctions(t *testing.T) {
 	// The variable's value wins over the default.
 	t.Setenv("SLUICE_CONFIG_TEST_PLUGIN_DIR", "plugins-from-env")
 	f = mustLoad(t, "testdata/valid/functions.hcl")
-	if want := filepath.Join(dir, "plugins-from-env"); f.Gateway.PluginDir != want {
-		t.Errorf("plugin_dir = %q, want %q", f.Gateway.PluginDir, want)
+	if want := []string{filepath.Join(dir, "plugins-from-env")}; !reflect.DeepEqual(f.Gateway.PluginDirs, want) {
+		t.Errorf("plugin_dir = %q, want %q", f.Gateway.PluginDirs, want)
+	}
+}
+
+// plugin_dirs keeps its order (the search order) and resolves each entry
+// against the file's directory, absolute ones as written.
+func TestPluginDirs(t *testing.T) {
+	f := mustLoad(t, "testdata/valid/plugin_dirs.hcl")
+	dir, _ := filepath.Abs("testdata/valid")
+	want := []string{filepath.Join(dir, "third-party"), "/opt/sluice/plugins", filepath.Join(dir, "bin", "plugins")}
+	if !reflect.DeepEqual(f.Gateway.PluginDirs, want) {
+		t.Errorf("plugin_dirs = %q, want %q", f.Gateway.PluginDirs, want)
 	}
 }
 

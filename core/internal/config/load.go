@@ -119,6 +119,7 @@ type gatewayHCL struct {
 	Listen      hcl.Expression `hcl:"listen,optional"`
 	AdminListen hcl.Expression `hcl:"admin_listen,optional"`
 	PluginDir   hcl.Expression `hcl:"plugin_dir,optional"`
+	PluginDirs  hcl.Expression `hcl:"plugin_dirs,optional"`
 	Plugins     []*pinHCL      `hcl:"plugin,block"`
 	TLS         []*shellHCL    `hcl:"tls,block"`
 	Limits      []*shellHCL    `hcl:"limits,block"`
@@ -278,7 +279,7 @@ func loadGateway(f *File, shell *shellHCL) hcl.Diagnostics {
 	f.Gateway = Gateway{
 		Listen:      DefaultListen,
 		AdminListen: DefaultAdminListen,
-		PluginDir:   resolvePath(f.dir, DefaultPluginDir),
+		PluginDirs:  []string{resolvePath(f.dir, DefaultPluginDir)},
 		Pins:        map[string]string{},
 		Limits:      DefaultLimits(),
 		Log:         DefaultLog(),
@@ -330,20 +331,7 @@ func loadGateway(f *File, shell *shellHCL) hcl.Diagnostics {
 			Subject:  rng.Ptr(),
 		})
 	}
-	dir, ok, d := evalString(where, g.PluginDir, f.eval)
-	diags = append(diags, d...)
-	if ok {
-		if dir == "" {
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  where + `: plugin_dir must not be empty`,
-				Detail:   `Name the directory holding the plugin binaries, e.g. "bin/plugins" (relative to this file).`,
-				Subject:  g.PluginDir.Range().Ptr(),
-			})
-		} else {
-			f.Gateway.PluginDir = resolvePath(f.dir, dir)
-		}
-	}
+	diags = append(diags, loadPluginDirs(f, where, g.PluginDir, g.PluginDirs)...)
 	seen := map[string]hcl.Range{}
 	for _, p := range g.Plugins {
 		pw := fmt.Sprintf("%s > plugin %q", where, p.Name)
@@ -381,6 +369,82 @@ func loadGateway(f *File, shell *shellHCL) hcl.Diagnostics {
 			continue
 		}
 		f.Gateway.Pins[p.Name] = strings.ToLower(sum)
+	}
+	return diags
+}
+
+// loadPluginDirs sets f.Gateway.PluginDirs from plugin_dir or plugin_dirs.
+// Both at once is an error rather than a merge: which of the two would come
+// first in the search is a guess an operator should not have to make, and
+// plugin_dirs alone says everything plugin_dir does.
+func loadPluginDirs(f *File, where string, single, list hcl.Expression) hcl.Diagnostics {
+	dir, dirOK, diags := evalString(where, single, f.eval)
+	dirs, ranges, listOK, d := evalStringList(where, list, f.eval)
+	diags = append(diags, d...)
+	if dirOK && listOK {
+		return append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  where + ": plugin_dir and plugin_dirs are both set",
+			Detail: fmt.Sprintf("plugin_dir is set at %s; keep one of the two, e.g. plugin_dirs = [%q, ...] to search that directory first.",
+				startString(single.Range()), dir),
+			Subject: list.Range().Ptr(),
+		})
+	}
+	if dirOK {
+		if dir == "" {
+			return append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  where + `: plugin_dir must not be empty`,
+				Detail:   `Name the directory holding the plugin binaries, e.g. "bin/plugins" (relative to this file).`,
+				Subject:  single.Range().Ptr(),
+			})
+		}
+		f.Gateway.PluginDirs = []string{resolvePath(f.dir, dir)}
+		return diags
+	}
+	if !listOK || d.HasErrors() {
+		return diags
+	}
+	if len(dirs) == 0 {
+		return append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  where + ": plugin_dirs must not be empty",
+			Detail:   `List the directories holding plugin binaries, searched in order, e.g. ["bin/plugins", "/opt/sluice/third-party"].`,
+			Subject:  list.Range().Ptr(),
+		})
+	}
+	var resolved []string
+	seen := map[string]hcl.Range{}
+	bad := false
+	for i, dir := range dirs {
+		if dir == "" {
+			bad = true
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  where + ": a plugin_dirs entry is empty",
+				Detail:   `Name a directory holding plugin binaries (relative to this file), or remove the entry.`,
+				Subject:  ranges[i].Ptr(),
+			})
+			continue
+		}
+		abs := resolvePath(f.dir, dir)
+		if prev, dup := seen[abs]; dup {
+			// Harmless to search twice, but a sign the list is not what
+			// the operator meant (a copy-paste that lost an edit).
+			bad = true
+			diags = append(diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  fmt.Sprintf("%s: plugin_dirs lists %s twice", where, abs),
+				Detail:   fmt.Sprintf("It is already listed at %s; remove one of the two.", startString(prev)),
+				Subject:  ranges[i].Ptr(),
+			})
+			continue
+		}
+		seen[abs] = ranges[i]
+		resolved = append(resolved, abs)
+	}
+	if !bad {
+		f.Gateway.PluginDirs = resolved
 	}
 	return diags
 }

@@ -1,8 +1,10 @@
 // Package pluginhost discovers, launches, supervises and stops plugin
 // processes.
 //
-// Plugins are binaries named sluice-plugin-<kind>-<name> in one directory. The
-// host launches each once with hashicorp/go-plugin (gRPC only, AutoMTLS, no
+// Plugins are binaries named sluice-plugin-<kind>-<name> in a list of
+// directories searched in order: the first directory holding a binary of a
+// name provides that plugin, and later ones of the same name are shadowed
+// (logged, never started). The host launches each once with hashicorp/go-plugin (gRPC only, AutoMTLS, no
 // host environment but an allow-list, optional sha256 pin), reads its
 // metadata, and from then on:
 //
@@ -56,8 +58,19 @@ var (
 
 // Options configure a Host.
 type Options struct {
-	// Dir is the directory holding the plugin binaries.
+	// Dir is the directory holding the plugin binaries: shorthand for Dirs
+	// with one entry. Set Dir or Dirs, not both.
 	Dir string
+	// Dirs are the directories holding plugin binaries, searched in order:
+	// a binary's name found in an earlier directory wins over the same name
+	// in a later one, so an operator can keep third-party plugins out of
+	// the shipped folder and still override a shipped one deliberately.
+	Dirs []string
+	// MetricsDir, when set, is where plugins write their Prometheus metrics:
+	// each plugin is told its own file, <MetricsDir>/<name>.prom, in the
+	// environment variable sdk/metrics.FileEnv, so the file's name says which
+	// plugin wrote it. Optional. Default: plugins are told nothing.
+	MetricsDir string
 	// Pins maps a plugin's name (e.g. "endpoint-kafka") to the sha256 of its
 	// binary as 64 hex digits. A pinned binary that does not match is not
 	// started. Optional. Default: no pins.
@@ -109,7 +122,7 @@ func New(opts Options) *Host {
 	return h
 }
 
-// Start discovers every plugin binary in Dir and launches each once,
+// Start discovers every plugin binary in Dirs (or Dir) and launches each once,
 // concurrently, reading its metadata. A plugin that fails to start, and any
 // problem with the directory's contents or the pins, is reported in the
 // returned error (one line per problem); the other plugins are started and
@@ -134,7 +147,22 @@ func (h *Host) Start(ctx context.Context) error {
 	defer cancel()
 	defer context.AfterFunc(h.closeCtx, cancel)()
 
-	candidates, errs := discover(h.opts.Dir, h.opts.Pins)
+	dirs := h.opts.Dirs
+	if h.opts.Dir != "" {
+		if len(dirs) > 0 {
+			return errors.New("plugin host: both Dir and Dirs are set")
+		}
+		dirs = []string{h.opts.Dir}
+	}
+	candidates, errs := discover(dirs, h.opts.Pins)
+	for _, c := range candidates {
+		for _, other := range c.shadows {
+			// Expected when an operator overrides a shipped plugin, a
+			// mistake otherwise: worth a line either way, not an error.
+			h.log.Warn("plugin binary shadowed by one in an earlier plugin directory; it is not started",
+				"plugin", c.name, "started", c.path, "shadowed", other)
+		}
+	}
 
 	results := make([]error, len(candidates))
 	plugins := make([]*Plugin, len(candidates))
@@ -313,13 +341,16 @@ func (h *Host) rebuildIndex() []error {
 	return errs
 }
 
-// candidate is a binary found in the plugin directory, or a problem with one.
+// candidate is a binary found in a plugin directory, or a problem with one.
 type candidate struct {
 	name string
 	path string
 	kind lifecycle.Kind
 	pin  []byte
 	err  error
+	// shadows are the paths of binaries of the same name in later
+	// directories, which this one hides.
+	shadows []string
 }
 
 var kinds = map[string]lifecycle.Kind{
@@ -328,58 +359,48 @@ var kinds = map[string]lifecycle.Kind{
 	string(lifecycle.KindPolicy):     lifecycle.KindPolicy,
 }
 
-// discover lists the plugin binaries of dir. Files without the prefix are
-// ignored; a prefixed file that cannot be a plugin is reported, as is a pin
-// for a plugin that is not there.
-func discover(dir string, pins map[string]string) ([]candidate, []error) {
-	if dir == "" {
+// discover lists the plugin binaries of dirs, searched in order: the first
+// file of a name is the candidate, even when it is unusable (a broken binary
+// must be fixed, not silently replaced by an older one further down the
+// list). Files without the prefix and directories are ignored; a prefixed
+// file that cannot be a plugin is reported, as are a directory that cannot be
+// read and a pin for a plugin that is in none of them.
+func discover(dirs []string, pins map[string]string) ([]candidate, []error) {
+	if len(dirs) == 0 {
 		return nil, []error{errors.New("plugin directory: not set")}
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, []error{fmt.Errorf("plugin directory %s: %w", dir, err)}
-	}
-	entries, err := os.ReadDir(abs)
-	if err != nil {
-		return nil, []error{fmt.Errorf("plugin directory: %w", err)}
 	}
 	var out []candidate
 	var errs []error
-	seen := map[string]bool{}
-	for _, e := range entries {
-		file := e.Name()
-		if !strings.HasPrefix(file, BinaryPrefix) {
+	byName := map[string]int{}
+	var searched []string
+	for _, dir := range dirs {
+		if dir == "" {
+			errs = append(errs, errors.New("plugin directory: not set"))
 			continue
 		}
-		c := candidate{name: strings.TrimPrefix(file, BinaryPrefix), path: filepath.Join(abs, file)}
-		seen[c.name] = true
-		kindName, rest, _ := strings.Cut(c.name, "-")
-		kind, ok := kinds[kindName]
-		if !ok || rest == "" {
-			c.err = fmt.Errorf("plugin %s (%s): the name must be %s<kind>-<name> with kind endpoint, entrypoint or policy",
-				c.name, c.path, BinaryPrefix)
-			out = append(out, c)
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("plugin directory %s: %w", dir, err))
 			continue
 		}
-		c.kind = kind
-		info, err := os.Stat(c.path)
-		switch {
-		case err != nil:
-			c.err = fmt.Errorf("plugin %s: %w", c.name, err)
-		case info.IsDir():
+		searched = append(searched, abs)
+		entries, err := os.ReadDir(abs)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("plugin directory: %w", err))
 			continue
-		case !info.Mode().IsRegular():
-			c.err = fmt.Errorf("plugin %s (%s): not a regular file", c.name, c.path)
-		case info.Mode().Perm()&0o111 == 0:
-			c.err = fmt.Errorf("plugin %s (%s): not executable; run chmod +x on it", c.name, c.path)
 		}
-		if pin, ok := pins[c.name]; ok && c.err == nil {
-			c.pin, err = parsePin(pin)
-			if err != nil {
-				c.err = fmt.Errorf("plugin %s: %w", c.name, err)
+		for _, e := range entries {
+			c, ok := candidateOf(abs, e.Name(), pins)
+			if !ok {
+				continue
 			}
+			if i, dup := byName[c.name]; dup {
+				out[i].shadows = append(out[i].shadows, c.path)
+				continue
+			}
+			byName[c.name] = len(out)
+			out = append(out, c)
 		}
-		out = append(out, c)
 	}
 	pinned := make([]string, 0, len(pins))
 	for name := range pins {
@@ -387,9 +408,71 @@ func discover(dir string, pins map[string]string) ([]candidate, []error) {
 	}
 	sort.Strings(pinned)
 	for _, name := range pinned {
-		if !seen[name] {
-			errs = append(errs, fmt.Errorf("plugin %s: a sha256 pin is set but %s has no %s%s binary", name, abs, BinaryPrefix, name))
+		if _, ok := byName[name]; !ok {
+			errs = append(errs, fmt.Errorf("plugin %s: a sha256 pin is set but %s has no %s%s binary", name,
+				strings.Join(searched, ", "), BinaryPrefix, name))
 		}
 	}
 	return out, errs
+}
+
+// Binary is a plugin binary found by Discover.
+type Binary struct {
+	// Name is the plugin's name, the binary's without BinaryPrefix.
+	Name string
+	// Path is the binary's absolute path.
+	Path string
+	// Shadows are the paths of the binaries of the same name in later
+	// directories, which are not started.
+	Shadows []string
+	// Err says why the binary cannot be started (a bad name, not
+	// executable), or is nil.
+	Err error
+}
+
+// Discover lists the plugin binaries of dirs as Start would find them,
+// without starting any, for tools that show what a gateway would run.
+func Discover(dirs []string) ([]Binary, []error) {
+	cands, errs := discover(dirs, nil)
+	out := make([]Binary, 0, len(cands))
+	for _, c := range cands {
+		out = append(out, Binary{Name: c.name, Path: c.path, Shadows: c.shadows, Err: c.err})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, errs
+}
+
+// candidateOf checks one directory entry; ok is false for an entry that is
+// not a plugin at all (no prefix, or a directory).
+func candidateOf(dir, file string, pins map[string]string) (candidate, bool) {
+	if !strings.HasPrefix(file, BinaryPrefix) {
+		return candidate{}, false
+	}
+	c := candidate{name: strings.TrimPrefix(file, BinaryPrefix), path: filepath.Join(dir, file)}
+	kindName, rest, _ := strings.Cut(c.name, "-")
+	kind, ok := kinds[kindName]
+	if !ok || rest == "" {
+		c.err = fmt.Errorf("plugin %s (%s): the name must be %s<kind>-<name> with kind endpoint, entrypoint or policy",
+			c.name, c.path, BinaryPrefix)
+		return c, true
+	}
+	c.kind = kind
+	info, err := os.Stat(c.path)
+	switch {
+	case err != nil:
+		c.err = fmt.Errorf("plugin %s: %w", c.name, err)
+	case info.IsDir():
+		return candidate{}, false
+	case !info.Mode().IsRegular():
+		c.err = fmt.Errorf("plugin %s (%s): not a regular file", c.name, c.path)
+	case info.Mode().Perm()&0o111 == 0:
+		c.err = fmt.Errorf("plugin %s (%s): not executable; run chmod +x on it", c.name, c.path)
+	}
+	if pin, ok := pins[c.name]; ok && c.err == nil {
+		c.pin, err = parsePin(pin)
+		if err != nil {
+			c.err = fmt.Errorf("plugin %s: %w", c.name, err)
+		}
+	}
+	return c, true
 }

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/sluice-gw/sluice/sdk/lifecycle"
+	"github.com/sluice-gw/sluice/sdk/metrics"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 	"github.com/sluice-gw/sluice/sdk/serve"
 	"github.com/sluice-gw/sluice/sdk/tunnel"
@@ -280,7 +281,15 @@ func (p *Plugin) newRunner(execCtx context.Context, spec *exec.Cmd) (*pluginRunn
 	// exec.CommandContext: cancelling execCtx SIGKILLs the process from
 	// within os/exec, which is safe at any moment, even while it starts.
 	cmd := exec.CommandContext(execCtx, p.path)
-	cmd.Env = append(pluginEnv(os.Environ()), spec.Env...)
+	cmd.Env = pluginEnv(os.Environ())
+	if dir := p.host.opts.MetricsDir; dir != "" {
+		// The core names the file after the plugin, so /metrics can label
+		// what it reads with the plugin it came from; the plugin does not
+		// get to say which plugin it is. It comes after the host's
+		// variables so a stray one in the core's environment cannot win.
+		cmd.Env = append(cmd.Env, metrics.FileEnv+"="+filepath.Join(dir, p.name+".prom"))
+	}
+	cmd.Env = append(cmd.Env, spec.Env...)
 	// Pdeathsig: the kernel kills the plugin when the core dies, however it
 	// dies. Setpgid puts the plugin in its own process group, so a signal sent
 	// to the core's group (Ctrl-C in a terminal, `timeout`, a process

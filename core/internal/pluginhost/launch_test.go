@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,7 +101,7 @@ func TestDiscover(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sluice-plugin-policy-dir"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	got, errs := discover(dir, map[string]string{"endpoint-kafka": strings.Repeat("0", 64), "policy-gone": strings.Repeat("0", 64)})
+	got, errs := discover([]string{dir}, map[string]string{"endpoint-kafka": strings.Repeat("0", 64), "policy-gone": strings.Repeat("0", 64)})
 
 	want := map[string]struct {
 		kind lifecycle.Kind
@@ -133,5 +134,58 @@ func TestDiscover(t *testing.T) {
 	}
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "plugin policy-gone: a sha256 pin is set but") {
 		t.Errorf("errs: %v", errs)
+	}
+}
+
+// Directories are searched in order: the first binary of a name is the
+// plugin, even a broken one, and the later ones are listed as shadowed; a
+// directory that cannot be read is reported without hiding the others.
+func TestDiscoverSearchesDirsInOrder(t *testing.T) {
+	first, second := t.TempDir(), t.TempDir()
+	missing := filepath.Join(t.TempDir(), "missing")
+	for path, mode := range map[string]os.FileMode{
+		filepath.Join(first, "sluice-plugin-policy-mine"):      0o755,
+		filepath.Join(first, "sluice-plugin-policy-broken"):    0o644,
+		filepath.Join(second, "sluice-plugin-policy-mine"):     0o755,
+		filepath.Join(second, "sluice-plugin-policy-broken"):   0o755,
+		filepath.Join(second, "sluice-plugin-endpoint-kafka"):  0o755,
+		filepath.Join(second, "sluice-plugin-entrypoint-only"): 0o755,
+	} {
+		if err := os.WriteFile(path, nil, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, errs := discover([]string{first, missing, second}, map[string]string{"endpoint-kafka": strings.Repeat("0", 64)})
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "plugin directory: open "+missing) {
+		t.Errorf("errs: %v", errs)
+	}
+	want := map[string]struct {
+		dir     string
+		shadows []string
+		err     string
+	}{
+		"policy-mine":     {dir: first, shadows: []string{filepath.Join(second, "sluice-plugin-policy-mine")}},
+		"policy-broken":   {dir: first, shadows: []string{filepath.Join(second, "sluice-plugin-policy-broken")}, err: "not executable"},
+		"endpoint-kafka":  {dir: second},
+		"entrypoint-only": {dir: second},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d candidates, want %d: %+v", len(got), len(want), got)
+	}
+	for _, c := range got {
+		w, ok := want[c.name]
+		if !ok {
+			t.Errorf("unexpected candidate %q", c.name)
+			continue
+		}
+		if c.path != filepath.Join(w.dir, BinaryPrefix+c.name) || !slices.Equal(c.shadows, w.shadows) {
+			t.Errorf("%s: path %s shadows %v, want in %s shadowing %v", c.name, c.path, c.shadows, w.dir, w.shadows)
+		}
+		if (c.err == nil) != (w.err == "") || (c.err != nil && !strings.Contains(c.err.Error(), w.err)) {
+			t.Errorf("%s: error %v, want %q", c.name, c.err, w.err)
+		}
+		if c.name == "endpoint-kafka" && c.pin == nil {
+			t.Errorf("the pin of a plugin found in a later directory was not applied")
+		}
 	}
 }
