@@ -155,9 +155,9 @@ type call struct {
 	mu       sync.Mutex
 	recvQ    [][]byte
 	recvErr  error // after the queue: io.EOF or the call's status
-	consumed int // bytes read since the last window grant
-	credit   int // bytes the peer still accepts
-	sendDone bool // no more messages may be sent
+	consumed int   // bytes read since the last window grant
+	credit   int   // bytes the peer still accepts
+	sendDone bool  // no more messages may be sent
 	ended    bool
 
 	recvReady  chan struct{}
