@@ -70,7 +70,7 @@ func TestPythonPolicyTransformsProducedRecord(t *testing.T) {
 
 	// `sluice plugins` lists it through `describe`, without a handshake.
 	out, err := exec.Command(filepath.Join(binDir(t), "sluice"), "plugins", plugins).CombinedOutput()
-	if err != nil || !regexp.MustCompile(`(?m)^policy-python-uppercase +policy +0\.1\.0 +python-uppercase$`).Match(out) {
+	if err != nil || !regexp.MustCompile(`(?m)^policy-python-uppercase +policy +0\.1\.0 +\S+ +python-uppercase$`).Match(out) {
 		t.Fatalf("sluice plugins: %v\n%s", err, out)
 	}
 
