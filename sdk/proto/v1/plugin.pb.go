@@ -1267,6 +1267,9 @@ func (*Connect) Descriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
+// OnRequest runs one step of a per-request phase: the request phase, before
+// the entrypoint is opened, or (v1.3) the response phase, once the endpoint
+// is connected and before the response headers are written.
 type OnRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3709,11 +3712,19 @@ func (x *Connect_Finish) GetRespond() *Connect_Respond {
 }
 
 type OnRequest_Request struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Context       *Context               `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Context    *Context               `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"`
+	// v1.3: "request" (also when empty, as older cores send it) or
+	// "response".
+	Phase string `protobuf:"bytes,3,opt,name=phase,proto3" json:"phase,omitempty"`
+	// v1.3, response phase only: the response status and headers so far
+	// (the entrypoint's, with the gateway's own such as
+	// X-Gravitee-Request-Id and CORS headers).
+	ResponseStatus  int32     `protobuf:"varint,4,opt,name=response_status,json=responseStatus,proto3" json:"response_status,omitempty"`
+	ResponseHeaders []*Header `protobuf:"bytes,5,rep,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *OnRequest_Request) Reset() {
@@ -3760,12 +3771,40 @@ func (x *OnRequest_Request) GetContext() *Context {
 	return nil
 }
 
+func (x *OnRequest_Request) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *OnRequest_Request) GetResponseStatus() int32 {
+	if x != nil {
+		return x.ResponseStatus
+	}
+	return 0
+}
+
+func (x *OnRequest_Request) GetResponseHeaders() []*Header {
+	if x != nil {
+		return x.ResponseHeaders
+	}
+	return nil
+}
+
 type OnRequest_Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Attributes to set (a null value removes the attribute).
 	SetAttributes map[string]*structpb.Value `protobuf:"bytes,1,rep,name=set_attributes,json=setAttributes,proto3" json:"set_attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Set to stop the request with this failure.
-	Interrupt     *Failure `protobuf:"bytes,2,opt,name=interrupt,proto3" json:"interrupt,omitempty"`
+	Interrupt *Failure `protobuf:"bytes,2,opt,name=interrupt,proto3" json:"interrupt,omitempty"`
+	// v1.3: header changes, applied to the request headers in the request
+	// phase (before the entrypoint and the endpoint see them) and to the
+	// response headers in the response phase. Names match ignoring case;
+	// remove_headers apply first, then each set_headers entry replaces
+	// every value of its name. Older cores ignore both.
+	SetHeaders    []*Header `protobuf:"bytes,3,rep,name=set_headers,json=setHeaders,proto3" json:"set_headers,omitempty"`
+	RemoveHeaders []string  `protobuf:"bytes,4,rep,name=remove_headers,json=removeHeaders,proto3" json:"remove_headers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3810,6 +3849,20 @@ func (x *OnRequest_Response) GetSetAttributes() map[string]*structpb.Value {
 func (x *OnRequest_Response) GetInterrupt() *Failure {
 	if x != nil {
 		return x.Interrupt
+	}
+	return nil
+}
+
+func (x *OnRequest_Response) GetSetHeaders() []*Header {
+	if x != nil {
+		return x.SetHeaders
+	}
+	return nil
+}
+
+func (x *OnRequest_Response) GetRemoveHeaders() []string {
+	if x != nil {
+		return x.RemoveHeaders
 	}
 	return nil
 }
@@ -4202,15 +4255,21 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"close_code\x18\x01 \x01(\x05R\tcloseCode\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12;\n" +
-	"\arespond\x18\x03 \x01(\v2!.sluice.plugin.v1.Connect.RespondR\arespond\"\xec\x02\n" +
-	"\tOnRequest\x1a_\n" +
+	"\arespond\x18\x03 \x01(\v2!.sluice.plugin.v1.Connect.RespondR\arespond\"\xd3\x04\n" +
+	"\tOnRequest\x1a\xe3\x01\n" +
 	"\aRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x123\n" +
-	"\acontext\x18\x02 \x01(\v2\x19.sluice.plugin.v1.ContextR\acontext\x1a\xfd\x01\n" +
+	"\acontext\x18\x02 \x01(\v2\x19.sluice.plugin.v1.ContextR\acontext\x12\x14\n" +
+	"\x05phase\x18\x03 \x01(\tR\x05phase\x12'\n" +
+	"\x0fresponse_status\x18\x04 \x01(\x05R\x0eresponseStatus\x12C\n" +
+	"\x10response_headers\x18\x05 \x03(\v2\x18.sluice.plugin.v1.HeaderR\x0fresponseHeaders\x1a\xdf\x02\n" +
 	"\bResponse\x12^\n" +
 	"\x0eset_attributes\x18\x01 \x03(\v27.sluice.plugin.v1.OnRequest.Response.SetAttributesEntryR\rsetAttributes\x127\n" +
-	"\tinterrupt\x18\x02 \x01(\v2\x19.sluice.plugin.v1.FailureR\tinterrupt\x1aX\n" +
+	"\tinterrupt\x18\x02 \x01(\v2\x19.sluice.plugin.v1.FailureR\tinterrupt\x129\n" +
+	"\vset_headers\x18\x03 \x03(\v2\x18.sluice.plugin.v1.HeaderR\n" +
+	"setHeaders\x12%\n" +
+	"\x0eremove_headers\x18\x04 \x03(\tR\rremoveHeaders\x1aX\n" +
 	"\x12SetAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
 	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01\"\xee\x02\n" +
@@ -4413,40 +4472,42 @@ var file_plugin_proto_depIdxs = []int32{
 	59, // 54: sluice.plugin.v1.Connect.PublishBatch.then_respond:type_name -> sluice.plugin.v1.Connect.Respond
 	59, // 55: sluice.plugin.v1.Connect.Finish.respond:type_name -> sluice.plugin.v1.Connect.Respond
 	8,  // 56: sluice.plugin.v1.OnRequest.Request.context:type_name -> sluice.plugin.v1.Context
-	66, // 57: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
-	5,  // 58: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	69, // 59: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
-	8,  // 60: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
-	6,  // 61: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
-	6,  // 62: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
-	5,  // 63: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	32, // 64: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
-	34, // 65: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
-	36, // 66: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
-	38, // 67: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
-	40, // 68: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
-	42, // 69: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
-	44, // 70: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
-	50, // 71: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
-	64, // 72: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
-	67, // 73: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
-	25, // 74: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
-	33, // 75: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
-	35, // 76: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
-	37, // 77: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
-	39, // 78: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
-	41, // 79: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
-	43, // 80: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
-	47, // 81: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
-	58, // 82: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
-	65, // 83: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
-	68, // 84: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
-	25, // 85: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
-	75, // [75:86] is the sub-list for method output_type
-	64, // [64:75] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	4,  // 57: sluice.plugin.v1.OnRequest.Request.response_headers:type_name -> sluice.plugin.v1.Header
+	66, // 58: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
+	5,  // 59: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	4,  // 60: sluice.plugin.v1.OnRequest.Response.set_headers:type_name -> sluice.plugin.v1.Header
+	69, // 61: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
+	8,  // 62: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
+	6,  // 63: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
+	6,  // 64: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
+	5,  // 65: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	32, // 66: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
+	34, // 67: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
+	36, // 68: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
+	38, // 69: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
+	40, // 70: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
+	42, // 71: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
+	44, // 72: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
+	50, // 73: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
+	64, // 74: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
+	67, // 75: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
+	25, // 76: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
+	33, // 77: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
+	35, // 78: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
+	37, // 79: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
+	39, // 80: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
+	41, // 81: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
+	43, // 82: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
+	47, // 83: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
+	58, // 84: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
+	65, // 85: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
+	68, // 86: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
+	25, // 87: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
+	77, // [77:88] is the sub-list for method output_type
+	66, // [66:77] is the sub-list for method input_type
+	66, // [66:66] is the sub-list for extension type_name
+	66, // [66:66] is the sub-list for extension extendee
+	0,  // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
