@@ -17,7 +17,7 @@ var scopes = []string{"REQUEST", "RESPONSE"}
 
 var headerSchema = schema.Schema{Attributes: []schema.Attribute{
 	{Name: "name", Type: schema.String, Required: true, Description: "Header name; matched ignoring case."},
-	{Name: "value", Type: schema.String, Required: true, EL: true, Description: "A literal or an EL template, evaluated per message."},
+	{Name: "value", Type: schema.String, Required: true, EL: true, Description: "A literal or an EL template, evaluated per request (request and response phases) or per message."},
 }}
 
 // configSchema is the HCL block of `policy "transform-headers"`, the

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -32,7 +34,9 @@ var (
 )
 
 // Plugin is the Transform Headers policy for message APIs: it changes the
-// headers of each message in the publish and subscribe phases.
+// request headers in the request phase, the response headers in the
+// response phase and the headers of each message in the publish and
+// subscribe phases.
 type Plugin struct {
 	*instances.Registry[*instanceConfig]
 
@@ -54,10 +58,9 @@ func New() *Plugin {
 	}
 }
 
-// Metadata describes the policy type. It runs in the message phases only:
-// plugin protocol v1 gives request-phase policies no way to change the
-// request's headers, so declaring the request phase would promise what the
-// gateway cannot do.
+// Metadata describes the policy type. The request and response phases need
+// plugin protocol v1.3, whose OnRequest answer carries header changes; the
+// gateway's own core speaks it.
 func (p *Plugin) Metadata() lifecycle.Metadata {
 	return lifecycle.Metadata{
 		Kind:    lifecycle.KindPolicy,
@@ -66,9 +69,9 @@ func (p *Plugin) Metadata() lifecycle.Metadata {
 		Types: []lifecycle.TypeInfo{{
 			Name:        typeName,
 			Aliases:     []string{aliasName},
-			Description: "Sets, appends and removes message headers (publish and subscribe phases), with values from literals or EL.",
+			Description: "Sets, appends and removes request, response or message headers, with values from literals or EL.",
 			Schema:      configSchema,
-			Phases:      []string{policy.PhasePublish, policy.PhaseSubscribe},
+			Phases:      []string{policy.PhaseRequest, policy.PhaseResponse, policy.PhasePublish, policy.PhaseSubscribe},
 		}},
 	}
 }
@@ -96,8 +99,31 @@ func (p *Plugin) instance(id string) (*instanceConfig, error) {
 	return c, nil
 }
 
-// OnRequest is never called: the type declares no request phase.
-func (p *Plugin) OnRequest(context.Context, *policy.RequestPhase, *policy.RequestResult) error {
+// OnRequest transforms the request headers (request phase) or the response
+// headers (response phase) in the same order as OnMessages, with values
+// evaluated against the request and context as they came, and answers the
+// difference as header changes: the core applies them to the request before
+// the entrypoint and the endpoint see it, or to the response before its
+// headers are written. Nothing is interrupted.
+func (p *Plugin) OnRequest(_ context.Context, in *policy.RequestPhase, out *policy.RequestResult) error {
+	inst, err := p.instance(in.InstanceID)
+	if err != nil {
+		return err
+	}
+	env := el.Env{API: inst.api}
+	var before gateway.Headers
+	if in.Context != nil {
+		env.Request = in.Context.Request
+		env.Attributes = in.Context.Attributes
+		if in.Context.Request != nil {
+			before = in.Context.Request.Headers
+		}
+	}
+	if in.Phase == policy.PhaseResponse {
+		before = in.ResponseHeaders
+	}
+	after := p.transform(inst, env, in.Phase, before.Clone())
+	out.SetHeaders, out.RemoveHeaders = diff(before, after)
 	return nil
 }
 
@@ -123,59 +149,94 @@ func (p *Plugin) OnMessages(_ context.Context, in *policy.MessagesPhase) ([]*gat
 			continue
 		}
 		env.Message = m
-		// Every value is evaluated against the message as it came, so the
-		// order of add_header blocks does not change what they read.
-		type change struct {
-			name, value string
-			add         bool
-		}
-		var changes []change
-		for _, list := range []struct {
-			hs  []header
-			add bool
-		}{{inst.set, false}, {inst.appendTo, true}} {
-			for _, h := range list.hs {
-				v, err := h.value.Eval(env)
-				if err != nil {
-					p.warn("transform-headers: header not changed", "header", h.name, "phase", in.Phase, "error", err.Error())
-					continue
-				}
-				if v == nil {
-					continue
-				}
-				s, ok := v.(string)
-				if !ok {
-					s, err = h.value.EvalString(env)
-					if err != nil {
-						continue
-					}
-				}
-				changes = append(changes, change{h.name, s, list.add})
-			}
-		}
-		if len(changes) > 0 && m.Headers == nil {
-			m.Headers = gateway.Headers{}
-		}
-		for _, c := range changes {
-			if c.add {
-				m.Headers.Add(c.name, c.value)
-				continue
-			}
-			deleteFold(m.Headers, c.name)
-			m.Headers[c.name] = []string{c.value}
-		}
-		if len(inst.whitelist) > 0 {
-			for k := range m.Headers {
-				if !containsFold(inst.whitelist, k) {
-					delete(m.Headers, k)
-				}
-			}
-		}
-		for _, name := range inst.remove {
-			deleteFold(m.Headers, name)
-		}
+		m.Headers = p.transform(inst, env, in.Phase, m.Headers)
 	}
 	return in.Messages, nil
+}
+
+// transform applies the instance to h, in the reference's order: add_header
+// sets (replacing earlier values), append_header adds a value, then
+// whitelist_headers removes every header it does not list, then
+// remove_headers removes the ones it lists. Every value is evaluated first,
+// against env as it came, so the order of add_header blocks does not change
+// what they read. It changes h in place and returns it (a new map when h was
+// nil and something was set).
+func (p *Plugin) transform(inst *instanceConfig, env el.Env, phase string, h gateway.Headers) gateway.Headers {
+	type change struct {
+		name, value string
+		add         bool
+	}
+	var changes []change
+	for _, list := range []struct {
+		hs  []header
+		add bool
+	}{{inst.set, false}, {inst.appendTo, true}} {
+		for _, hd := range list.hs {
+			v, err := hd.value.Eval(env)
+			if err != nil {
+				p.warn("transform-headers: header not changed", "header", hd.name, "phase", phase, "error", err.Error())
+				continue
+			}
+			if v == nil {
+				continue
+			}
+			s, ok := v.(string)
+			if !ok {
+				s, err = hd.value.EvalString(env)
+				if err != nil {
+					continue
+				}
+			}
+			changes = append(changes, change{hd.name, s, list.add})
+		}
+	}
+	if len(changes) > 0 && h == nil {
+		h = gateway.Headers{}
+	}
+	for _, c := range changes {
+		if c.add {
+			h.Add(c.name, c.value)
+			continue
+		}
+		deleteFold(h, c.name)
+		h[c.name] = []string{c.value}
+	}
+	if len(inst.whitelist) > 0 {
+		for k := range h {
+			if !containsFold(inst.whitelist, k) {
+				delete(h, k)
+			}
+		}
+	}
+	for _, name := range inst.remove {
+		deleteFold(h, name)
+	}
+	return h
+}
+
+// diff expresses the change from before to after as the protocol's header
+// changes: the names after no longer has (any spelling) are removed, and
+// the names whose values changed are set with all their values. Names are
+// sorted, so the answer does not depend on map order.
+func diff(before, after gateway.Headers) (gateway.Headers, []string) {
+	var set gateway.Headers
+	var remove []string
+	for name := range before {
+		if after.Values(name) == nil {
+			remove = append(remove, name)
+		}
+	}
+	for name, values := range after {
+		if slices.Equal(before.Values(name), values) {
+			continue
+		}
+		if set == nil {
+			set = gateway.Headers{}
+		}
+		set[name] = values
+	}
+	sort.Strings(remove)
+	return set, remove
 }
 
 // deleteFold removes every spelling of name.

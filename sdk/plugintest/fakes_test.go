@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/sluice-gw/sluice/sdk/endpoint"
@@ -289,6 +290,14 @@ func newPolicy() *attrPolicy {
 }
 
 func (p *attrPolicy) OnRequest(_ context.Context, in *policy.RequestPhase, out *policy.RequestResult) error {
+	if in.Phase == policy.PhaseResponse {
+		// Echo what the response phase received, so a test sees it crossed
+		// the wire both ways.
+		out.SetAttributes = map[string]any{"phase": in.Phase, "upstream": in.ResponseHeaders.Get("X-Up")}
+		out.SetHeaders = gateway.Headers{"X-Status": {strconv.Itoa(in.ResponseStatus)}}
+		out.RemoveHeaders = []string{"X-Up"}
+		return nil
+	}
 	h := in.Context.Request.Headers
 	if h.Get("X-Deny") != "" {
 		out.Interrupt = &gateway.Failure{Status: 401, Key: "DENIED", Message: "denied"}

@@ -318,6 +318,37 @@ func (h *Harness) OnRequest(t testing.TB, instanceID string, c *gateway.Context)
 	return out.SetAttributes, out.Interrupt
 }
 
+// OnPhase calls the policy's OnRequest with in as the core sends it, in
+// either per-request phase, and returns the whole result: attributes,
+// header changes and interrupt. in.Phase empty is the request phase.
+func (h *Harness) OnPhase(t testing.TB, in *policy.RequestPhase) *policy.RequestResult {
+	t.Helper()
+	req, err := wire.RequestPhaseToWire(in)
+	if err != nil {
+		t.Fatalf("plugintest: OnRequest: %v", err)
+	}
+	ctx, cancel := h.callContext()
+	defer cancel()
+	resp, err := h.Clients.Policy.OnRequest(ctx, req)
+	if err != nil {
+		t.Fatalf("plugintest: OnRequest: %v", err)
+	}
+	return wire.RequestResultFromWire(resp)
+}
+
+// OnResponse runs the policy in the response phase on a response with this
+// status and headers, and returns what it changes.
+func (h *Harness) OnResponse(t testing.TB, instanceID string, c *gateway.Context, status int, headers gateway.Headers) *policy.RequestResult {
+	t.Helper()
+	return h.OnPhase(t, &policy.RequestPhase{
+		InstanceID:      instanceID,
+		Phase:           policy.PhaseResponse,
+		Context:         c,
+		ResponseStatus:  status,
+		ResponseHeaders: headers,
+	})
+}
+
 // OnMessages sends one batch through the harness's shared, multiplexed
 // OnMessages stream and returns the messages passed on (empty, not nil, when
 // the policy dropped them all), or the interrupt.

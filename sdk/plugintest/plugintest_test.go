@@ -463,6 +463,28 @@ func TestPolicyOnRequest(t *testing.T) {
 	}
 }
 
+// TestPolicyOnResponse drives the response phase: the phase, status and
+// response headers reach the policy, and its header changes and attributes
+// come back.
+func TestPolicyOnResponse(t *testing.T) {
+	h := plugintest.Start(t, newPolicy())
+	h.Configure(t, "p1", "assign", fakeConfig{Prefix: "pre"})
+	got := h.OnResponse(t, "p1", ctxWith(nil), 202, gateway.Headers{"X-Up": {"u"}})
+	want := &policy.RequestResult{
+		SetAttributes: map[string]any{"phase": "response", "upstream": "u"},
+		SetHeaders:    gateway.Headers{"X-Status": {"202"}},
+		RemoveHeaders: []string{"X-Up"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %#v, want %#v", got, want)
+	}
+	// An empty phase is the request phase, as older cores send it.
+	req := h.OnPhase(t, &policy.RequestPhase{InstanceID: "p1", Context: ctxWith(gateway.Headers{"X-In": {"v"}})})
+	if req.SetAttributes["seen"] != "api/pre:v" || req.SetHeaders != nil {
+		t.Fatalf("request phase: got %#v", req)
+	}
+}
+
 func TestPolicyOnMessages(t *testing.T) {
 	h := plugintest.Start(t, newPolicy())
 	tests := map[string]struct {

@@ -381,6 +381,8 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 					switch phase {
 					case config.PhaseRequest:
 						cf.Request = append(cf.Request, pi)
+					case config.PhaseResponse:
+						cf.Response = append(cf.Response, pi)
 					case config.PhasePublish:
 						cf.Publish = append(cf.Publish, pi)
 					case config.PhaseSubscribe:

@@ -263,6 +263,7 @@ type (
 	}
 	flowsDoc struct {
 		Request   []policyDoc `json:"request"`
+		Response  []policyDoc `json:"response"`
 		Publish   []policyDoc `json:"publish"`
 		Subscribe []policyDoc `json:"subscribe"`
 	}
@@ -322,11 +323,12 @@ func (a *Admin) apis() []apiDoc {
 		}
 		// Every step of every flow, per phase in file order; which flows
 		// run is decided per request.
-		var req, pub, sub []*server.PolicyInstance
+		var req, resp, pub, sub []*server.PolicyInstance
 		for _, fl := range api.Flows {
-			req, pub, sub = append(req, fl.Request...), append(pub, fl.Publish...), append(sub, fl.Subscribe...)
+			req, resp = append(req, fl.Request...), append(resp, fl.Response...)
+			pub, sub = append(pub, fl.Publish...), append(sub, fl.Subscribe...)
 		}
-		d.Flows = flowsDoc{Request: policies(req), Publish: policies(pub), Subscribe: policies(sub)}
+		d.Flows = flowsDoc{Request: policies(req), Response: policies(resp), Publish: policies(pub), Subscribe: policies(sub)}
 		out = append(out, d)
 	}
 	return out

@@ -132,7 +132,7 @@ func TestAPIsAndPlugins(t *testing.T) {
 	want := `{"apis":[{"name":"demo","context_path":"/demo",` +
 		`"entrypoints":[{"type":"sse","instance_id":"demo/entrypoint/sse","plugin":"entrypoint-sse","up":true,"match":{"methods":["GET"],"accept":"text/event-stream","websocket":false,"criteria_count":2}}],` +
 		`"endpoint":{"type":"kafka","name":"default","instance_id":"demo/endpoint/default","plugin":"endpoint-kafka","up":true,"qos":["auto"]},` +
-		`"flows":{"request":[],"publish":[{"type":"assign-attributes","instance_id":"demo/flow/keys/publish/0","plugin":"policy-assign-attributes","up":true}],"subscribe":[]},` +
+		`"flows":{"request":[],"response":[],"publish":[{"type":"assign-attributes","instance_id":"demo/flow/keys/publish/0","plugin":"policy-assign-attributes","up":true}],"subscribe":[]},` +
 		`"plans":[{"type":"keyless"}]}]}` + "\n"
 	if body != want {
 		t.Fatalf("/apis:\n%s\nwant:\n%s", body, want)

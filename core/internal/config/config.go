@@ -49,22 +49,19 @@ const (
 )
 
 // The policy phases a flow may hold, in the order the gateway runs them for a
-// request that publishes and subscribes.
+// request that publishes and subscribes: request before the entrypoint is
+// opened, response once the endpoint connected and before the response
+// headers are written, then publish and subscribe per batch of messages.
 const (
 	PhaseRequest   = "request"
+	PhaseResponse  = "response"
 	PhasePublish   = "publish"
 	PhaseSubscribe = "subscribe"
 )
 
-// PhaseResponse is the phase HTTP proxy APIs run on the backend's response.
-// Message APIs have no such phase (messages on their way to the client pass
-// the subscribe phase), so a response block is rejected with its own
-// diagnostic instead of being taken for a misspelt phase.
-const PhaseResponse = "response"
-
 // Phases lists every phase a flow may hold, in the order diagnostics mention
 // them.
-var Phases = []string{PhaseRequest, PhasePublish, PhaseSubscribe}
+var Phases = []string{PhaseRequest, PhaseResponse, PhasePublish, PhaseSubscribe}
 
 // File is one loaded configuration file.
 type File struct {
@@ -241,7 +238,8 @@ type Flow struct {
 	Selector flow.Selector
 	// Range is the flow block's header.
 	Range hcl.Range
-	// Phases maps a phase name ("request", "publish", "subscribe") to its
+	// Phases maps a phase name ("request", "response", "publish",
+	// "subscribe") to its
 	// policies in file order; a phase the flow does not mention has no
 	// entry. A rejected response block has none either.
 	Phases map[string][]*PluginBlock

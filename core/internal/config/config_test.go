@@ -759,8 +759,9 @@ func TestWrongPhaseDetail(t *testing.T) {
 		want     string
 	}{
 		"usable phases listed": {[]string{PhaseRequest, PhaseSubscribe}, `Policy "p" runs in: request, subscribe. Move it`},
-		"response left out":    {[]string{PhaseRequest, PhaseResponse}, `Policy "p" runs in: request. Move it`},
-		"response only":        {[]string{PhaseResponse}, `Policy "p" runs only in phases message APIs do not have (response); remove it`},
+		"response listed":      {[]string{PhaseRequest, PhaseResponse}, `Policy "p" runs in: request, response. Move it`},
+		"unknown left out":     {[]string{PhaseRequest, "interact"}, `Policy "p" runs in: request. Move it`},
+		"unknown only":         {[]string{"interact"}, `Policy "p" runs only in phases message APIs do not have (interact); remove it`},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

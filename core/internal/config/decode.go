@@ -87,8 +87,8 @@ func (l *Loader) Decode(ctx context.Context, f *File, s Schemas) hcl.Diagnostics
 }
 
 // wrongPhaseDetail says where a policy placed in the wrong phase can go. A
-// plugin may declare phases a flow cannot hold (a policy written for HTTP
-// proxies also runs in "response"); suggesting those would only lead to the
+// plugin may declare phases a flow cannot hold (the reference's native Kafka
+// APIs have an "interact" phase); suggesting those would only lead to the
 // next error.
 func wrongPhaseDetail(typ string, declared []string) string {
 	var usable []string

@@ -40,6 +40,14 @@ func TestFlowSelectorsAndMeta(t *testing.T) {
 	if req.Condition == nil || req.MessageCondition != nil || req.Disabled {
 		t.Errorf("request step meta: %+v", req)
 	}
+	resp := byTopic.Phases[PhaseResponse]
+	if len(resp) != 2 || resp[0].Condition == nil || resp[0].Condition.Source() != "{#request.method == 'GET'}" ||
+		resp[0].MessageCondition != nil || resp[0].Disabled || !resp[1].Disabled {
+		t.Errorf("response steps: %+v", resp)
+	}
+	if !jsonValid(resp[0].ConfigJSON) || strings.Contains(string(resp[0].ConfigJSON), "condition") {
+		t.Errorf("response step ConfigJSON %s", resp[0].ConfigJSON)
+	}
 	pub := byTopic.Phases[PhasePublish][0]
 	if pub.MessageCondition == nil || pub.Condition != nil || pub.Disabled {
 		t.Errorf("publish step meta: %+v", pub)
@@ -71,4 +79,31 @@ func TestConditionDiagnosticColumn(t *testing.T) {
 		}
 	}
 	t.Fatal("no condition diagnostic")
+}
+
+// A response-phase step's diagnostics point at the offending text:
+// file:line:col of the misspelt field of a condition, and of the attribute
+// name of a meta-argument the phase cannot take.
+func TestResponsePhaseDiagnosticPositions(t *testing.T) {
+	l := NewLoader()
+	_, diags := loadAndDecode(t, l, "testdata/invalid/response_phase.hcl", newFakeSchemas())
+	want := map[string][2]int{
+		"Invalid condition": {14, 32},
+		"message_condition does not apply in the response phase": {10, 9},
+		"Duplicate response phase":                               {19, 5},
+	}
+	for _, d := range diags {
+		for summary, pos := range want {
+			if !strings.Contains(d.Summary, summary) {
+				continue
+			}
+			if d.Subject.Filename != "testdata/invalid/response_phase.hcl" || d.Subject.Start.Line != pos[0] || d.Subject.Start.Column != pos[1] {
+				t.Errorf("%q at %s:%d:%d, want line %d col %d", summary, d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, pos[0], pos[1])
+			}
+			delete(want, summary)
+		}
+	}
+	for summary := range want {
+		t.Errorf("no %q diagnostic", summary)
+	}
 }

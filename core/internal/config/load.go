@@ -798,9 +798,7 @@ var MetaArguments = []string{metaEnabled, metaCondition, metaMessageCondition}
 
 // loadFlow decodes one flow block: its selectors and its phases. Phase names
 // get their own diagnostic (listing the phases) instead of HCL's generic
-// "Unsupported block type". A response block is known but rejected: message
-// APIs have no response phase, and saying so helps more than a "did you
-// mean".
+// "Unsupported block type".
 func loadFlow(apiWhere string, fh *flowHCL, eval *hcl.EvalContext) (*Flow, hcl.Diagnostics) {
 	where := fmt.Sprintf("%s > flow %q", apiWhere, fh.Name)
 	fl := &Flow{Name: fh.Name, Phases: map[string][]*PluginBlock{}, Range: fh.DefRange}
@@ -808,7 +806,7 @@ func loadFlow(apiWhere string, fh *flowHCL, eval *hcl.EvalContext) (*Flow, hcl.D
 	for _, a := range flowArguments {
 		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: a})
 	}
-	for _, p := range append(append([]string(nil), Phases...), PhaseResponse) {
+	for _, p := range Phases {
 		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: p})
 	}
 	var content *hcl.BodyContent
@@ -834,7 +832,7 @@ func loadFlow(apiWhere string, fh *flowHCL, eval *hcl.EvalContext) (*Flow, hcl.D
 			})
 		}
 		for _, b := range sb.Blocks {
-			if contains(Phases, b.Type) || b.Type == PhaseResponse {
+			if contains(Phases, b.Type) {
 				continue
 			}
 			detail := fmt.Sprintf("A flow holds the phases %s.", strings.Join(Phases, ", "))
@@ -862,18 +860,6 @@ func loadFlow(apiWhere string, fh *flowHCL, eval *hcl.EvalContext) (*Flow, hcl.D
 	for _, pb := range content.Blocks {
 		phase := pb.Type
 		pw := where + " > " + phase
-		if phase == PhaseResponse {
-			// Its policies are not kept: stage 2 would check them against a
-			// phase that never runs.
-			diags = append(diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  fmt.Sprintf("%s: Message APIs have no response phase", where),
-				Detail: "Messages on their way to the client pass the subscribe phase; move these policies into a subscribe block " +
-					"(in the order they should run), or remove the response block.",
-				Subject: pb.TypeRange.Ptr(),
-			})
-			continue
-		}
 		if prev, dup := seen[phase]; dup {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
@@ -1126,7 +1112,7 @@ func loadStepMeta(phase string, pb *PluginBlock, eval *hcl.EvalContext) hcl.Diag
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  fmt.Sprintf("%s: message_condition does not apply in the %s phase", pb.Where, phase),
-				Detail:   "The request phase runs once per request, with no message: write condition instead.",
+				Detail:   fmt.Sprintf("The %s phase runs once per request, with no message: write condition instead.", phase),
 				Subject:  a.NameRange.Ptr(),
 			})
 		} else {

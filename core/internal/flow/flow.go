@@ -1,6 +1,6 @@
-// Package flow runs an API's policy chains: the request phase as one unary
-// OnRequest call per policy, the publish and subscribe phases as batches on
-// one long-lived OnMessages stream per policy plugin process.
+// Package flow runs an API's policy chains: the request and response phases
+// as one unary OnRequest call per policy, the publish and subscribe phases as
+// batches on one long-lived OnMessages stream per policy plugin process.
 //
 // A phase with no policy costs nothing: the engine returns before touching a
 // plugin. Every transport failure becomes a *pluginv1.Failure through
@@ -10,6 +10,7 @@ package flow
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -53,8 +54,8 @@ type PolicyInstance struct {
 	InstanceID string
 	// Plugin is the process serving the type.
 	Plugin PluginRef
-	// Condition is the step's condition meta-argument (request phase): the
-	// step runs for a request only when it is true. Optional. Default:
+	// Condition is the step's condition meta-argument (request and response
+	// phases): the step runs for a request only when it is true. Optional. Default:
 	// always.
 	Condition *el.Template
 	// MessageCondition is the step's message_condition meta-argument
@@ -93,24 +94,54 @@ func NewEngine() *Engine {
 }
 
 // OnRequest runs the request phase: each policy in order, one unary call
-// each, applying the attributes it sets to c before the next one runs. A
-// step whose condition is not true is skipped without calling its plugin;
-// the condition sees the attributes the steps before it set. It returns the
+// each, applying the attributes it sets to c before the next one runs, and
+// its header changes to c's request headers, so the next policy, the
+// entrypoint and the endpoint see the request as changed. A step whose
+// condition is not true is skipped without calling its plugin; the condition
+// sees the attributes and headers the steps before it set. It returns the
 // first interrupt, or the failure of a plugin that could not be reached. ctx
 // bounds every call.
 func (e *Engine) OnRequest(ctx context.Context, policies []*PolicyInstance, c *pluginv1.Context) *pluginv1.Failure {
+	return e.perRequest(ctx, PhaseRequest, policies, c, nil)
+}
+
+// Response is the response the response phase runs on: the status and the
+// headers about to be written.
+type Response struct {
+	// Status is the HTTP status; 0 is 200.
+	Status int32
+	// Headers are the response headers so far, in order; the phase's
+	// header changes are applied here.
+	Headers []*pluginv1.Header
+}
+
+// OnResponse runs the response phase on r: each policy in order, one unary
+// call each, after the endpoint connected and before the response headers
+// are written. Header changes apply to r.Headers, attributes to c, before
+// the next policy runs; conditions are as in OnRequest. It returns the first
+// interrupt, which the caller answers instead of r. An empty chain returns
+// without any call.
+//
+// c must be the caller's own: the core passes a copy of the exchange's
+// context, whose publish and subscribe phases may be reading it meanwhile.
+func (e *Engine) OnResponse(ctx context.Context, policies []*PolicyInstance, c *pluginv1.Context, r *Response) *pluginv1.Failure {
+	return e.perRequest(ctx, PhaseResponse, policies, c, r)
+}
+
+// perRequest runs a per-request phase; r is nil in the request phase.
+func (e *Engine) perRequest(ctx context.Context, phase string, policies []*PolicyInstance, c *pluginv1.Context, r *Response) *pluginv1.Failure {
 	var v *view
 	for _, p := range policies {
 		if p == nil || p.Plugin == nil {
-			return internalFailure("a request-phase policy has no plugin")
+			return internalFailure("a " + phase + "-phase policy has no plugin")
 		}
 		if p.Condition != nil {
 			if v == nil {
 				v = newView(c)
 			} else {
-				v.refreshAttributes()
+				v.refresh()
 			}
-			if !v.test(p.Condition, nil, "request policy "+p.Type) {
+			if !v.test(p.Condition, nil, phase+" policy "+p.Type) {
 				continue
 			}
 		}
@@ -118,7 +149,12 @@ func (e *Engine) OnRequest(ctx context.Context, policies []*PolicyInstance, c *p
 		if err != nil {
 			return Unavailable(p.Plugin.Name())
 		}
-		resp, err := clients.Policy.OnRequest(ctx, &pluginv1.OnRequest_Request{InstanceId: p.InstanceID, Context: p.context(c)})
+		req := &pluginv1.OnRequest_Request{InstanceId: p.InstanceID, Context: p.context(c), Phase: phase}
+		if r != nil {
+			req.ResponseStatus = r.Status
+			req.ResponseHeaders = r.Headers
+		}
+		resp, err := clients.Policy.OnRequest(ctx, req)
 		if err != nil {
 			return TransportFailure(p.Plugin.Name(), err)
 		}
@@ -126,8 +162,55 @@ func (e *Engine) OnRequest(ctx context.Context, policies []*PolicyInstance, c *p
 		if f := resp.GetInterrupt(); f != nil {
 			return normalize(f)
 		}
+		if len(resp.GetSetHeaders()) == 0 && len(resp.GetRemoveHeaders()) == 0 {
+			continue
+		}
+		if r != nil {
+			r.Headers = ChangeHeaders(r.Headers, resp.GetRemoveHeaders(), resp.GetSetHeaders())
+		} else if req := c.GetRequest(); req != nil {
+			req.Headers = ChangeHeaders(req.Headers, resp.GetRemoveHeaders(), resp.GetSetHeaders())
+		}
 	}
 	return nil
+}
+
+// ChangeHeaders returns hs with the names in remove taken out, then each
+// entry of set replacing every value of its name; names match ignoring
+// case, as HTTP's do. A set entry with no values only removes. hs is not
+// changed: it may be shared with an encoded context or the caller.
+func ChangeHeaders(hs []*pluginv1.Header, remove []string, set []*pluginv1.Header) []*pluginv1.Header {
+	out := make([]*pluginv1.Header, 0, len(hs)+len(set))
+	for _, h := range hs {
+		if h == nil || namedIn(h.GetName(), remove) || setsName(set, h.GetName()) {
+			continue
+		}
+		out = append(out, h)
+	}
+	for _, h := range set {
+		if h == nil || h.GetName() == "" || len(h.GetValues()) == 0 {
+			continue
+		}
+		out = append(out, &pluginv1.Header{Name: h.GetName(), Values: h.GetValues()})
+	}
+	return out
+}
+
+func namedIn(name string, names []string) bool {
+	for _, n := range names {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func setsName(set []*pluginv1.Header, name string) bool {
+	for _, h := range set {
+		if h != nil && strings.EqualFold(h.GetName(), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // ApplyAttributes sets attrs on c; a nil or null value removes the attribute,

@@ -181,6 +181,9 @@ type Flow struct {
 	Selector
 	// Request runs once per request, before the entrypoint is connected.
 	Request []*PolicyInstance
+	// Response runs once per request, after the endpoint connected and
+	// before the response headers are written.
+	Response []*PolicyInstance
 	// Publish runs on every batch a client publishes.
 	Publish []*PolicyInstance
 	// Subscribe runs on every batch delivered to a client.
@@ -194,8 +197,9 @@ type Flows = []*Flow
 // every selected flow, per phase, in file order, and the path parameters
 // their paths captured.
 type Selection struct {
-	// Request, Publish and Subscribe are the selected steps per phase.
-	Request, Publish, Subscribe []*PolicyInstance
+	// Request, Response, Publish and Subscribe are the selected steps per
+	// phase.
+	Request, Response, Publish, Subscribe []*PolicyInstance
 	// PathParams maps each captured ":name" to its segment; nil when no
 	// selected flow's path has parameters. When two selected flows capture
 	// the same name, the first in file order wins.
@@ -250,6 +254,7 @@ func Select(flows Flows, c *pluginv1.Context) *Selection {
 		}
 		sel.PathParams = mergeParams(sel.PathParams, own)
 		sel.Request = append(sel.Request, f.Request...)
+		sel.Response = append(sel.Response, f.Response...)
 		sel.Publish = append(sel.Publish, f.Publish...)
 		sel.Subscribe = append(sel.Subscribe, f.Subscribe...)
 	}

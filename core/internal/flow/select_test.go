@@ -127,8 +127,9 @@ func request(method, pathInfo string, headers ...string) *pluginv1.Context {
 
 func TestSelect(t *testing.T) {
 	byTopic := &Flow{Name: "by-topic", Selector: Selector{Path: mustPath(t, "/:topic", "")},
-		Request: []*PolicyInstance{step("topic-req")}, Publish: []*PolicyInstance{step("topic-pub")}}
-	always := &Flow{Name: "always", Request: []*PolicyInstance{step("always-req")}, Subscribe: []*PolicyInstance{step("always-sub")}}
+		Request: []*PolicyInstance{step("topic-req")}, Response: []*PolicyInstance{step("topic-resp")}, Publish: []*PolicyInstance{step("topic-pub")}}
+	always := &Flow{Name: "always", Request: []*PolicyInstance{step("always-req")}, Response: []*PolicyInstance{step("always-resp")},
+		Subscribe: []*PolicyInstance{step("always-sub")}}
 	posts := &Flow{Name: "posts", Selector: Selector{Methods: []string{"POST"}}, Publish: []*PolicyInstance{step("post-pub")}}
 	tenant := &Flow{Name: "tenant", Selector: Selector{Condition: el.MustCompile("{#request.headers['X-Tenant'] != null}")},
 		Request: []*PolicyInstance{step("tenant-req")}}
@@ -148,18 +149,21 @@ func TestSelect(t *testing.T) {
 		flows                       Flows
 		ctx                         *pluginv1.Context
 		request, publish, subscribe []string
+		response                    []string
 		params                      map[string]string
 	}{
 		"no flows": {ctx: request("GET", "/x")},
 		"no selector always runs": {flows: Flows{always}, ctx: request("GET", ""),
-			request: []string{"always-req"}, subscribe: []string{"always-sub"}},
+			request: []string{"always-req"}, response: []string{"always-resp"}, subscribe: []string{"always-sub"}},
 		"path param": {flows: Flows{byTopic, always}, ctx: request("POST", "/t1"),
-			request: []string{"topic-req", "always-req"}, publish: []string{"topic-pub"}, subscribe: []string{"always-sub"},
+			request: []string{"topic-req", "always-req"}, response: []string{"topic-resp", "always-resp"},
+			publish: []string{"topic-pub"}, subscribe: []string{"always-sub"},
 			params: map[string]string{"topic": "t1"}},
 		"path does not match": {flows: Flows{byTopic, always}, ctx: request("POST", ""),
-			request: []string{"always-req"}, subscribe: []string{"always-sub"}},
+			request: []string{"always-req"}, response: []string{"always-resp"}, subscribe: []string{"always-sub"}},
 		"file order kept": {flows: Flows{always, byTopic}, ctx: request("POST", "/t1"),
-			request: []string{"always-req", "topic-req"}, publish: []string{"topic-pub"}, subscribe: []string{"always-sub"},
+			request: []string{"always-req", "topic-req"}, response: []string{"always-resp", "topic-resp"},
+			publish: []string{"topic-pub"}, subscribe: []string{"always-sub"},
 			params: map[string]string{"topic": "t1"}},
 		"method matches": {flows: Flows{posts}, ctx: request("POST", "/"), publish: []string{"post-pub"}},
 		"method differs": {flows: Flows{posts}, ctx: request("GET", "/")},
@@ -177,10 +181,10 @@ func TestSelect(t *testing.T) {
 			request: []string{"orders-req"}, params: map[string]string{"topic": "orders"}},
 		"condition own params false": {flows: Flows{ownParam}, ctx: request("GET", "/other")},
 		"first flow wins a name": {flows: Flows{byTopic, second}, ctx: request("GET", "/a/b"),
-			request: []string{"topic-req", "second-req"}, publish: []string{"topic-pub"},
+			request: []string{"topic-req", "second-req"}, response: []string{"topic-resp"}, publish: []string{"topic-pub"},
 			params: map[string]string{"topic": "a", "other": "a"}},
 		"failed condition is false": {flows: Flows{badCond, always}, ctx: request("GET", "/"),
-			request: []string{"always-req"}, subscribe: []string{"always-sub"}},
+			request: []string{"always-req"}, response: []string{"always-resp"}, subscribe: []string{"always-sub"}},
 		"non-boolean condition is false": {flows: Flows{textCond}, ctx: request("GET", "/")},
 		"text true is true":              {flows: Flows{mixedTrue}, ctx: request("GET", "/"), request: []string{"mixed-req"}},
 	}
@@ -190,6 +194,9 @@ func TestSelect(t *testing.T) {
 			sel := Select(tc.flows, tc.ctx)
 			if got := ids(sel.Request); !reflect.DeepEqual(got, tc.request) {
 				t.Errorf("request %v, want %v", got, tc.request)
+			}
+			if got := ids(sel.Response); !reflect.DeepEqual(got, tc.response) {
+				t.Errorf("response %v, want %v", got, tc.response)
 			}
 			if got := ids(sel.Publish); !reflect.DeepEqual(got, tc.publish) {
 				t.Errorf("publish %v, want %v", got, tc.publish)

@@ -26,6 +26,10 @@ type view struct {
 	// request-phase step that changed the attributes is seen by the next
 	// condition.
 	attrsFor map[string]*structpb.Value
+	// headersFor is the request header list req.Headers was built from, so
+	// a step that changed the request headers is seen by the next
+	// condition.
+	headersFor []*pluginv1.Header
 }
 
 func newView(c *pluginv1.Context) *view {
@@ -48,9 +52,28 @@ func newView(c *pluginv1.Context) *view {
 			WebSocket:        r.GetWebsocket(),
 		}
 	}
+	v.headersFor = r.GetHeaders()
 	v.env = el.Env{Request: v.req, API: map[string]any{"id": c.GetApiId()}}
 	v.refreshAttributes()
 	return v
+}
+
+// refresh brings the view up to date with the context after a step ran: its
+// attributes, and the request headers when a step replaced them.
+func (v *view) refresh() {
+	v.refreshAttributes()
+	if v.req != nil {
+		if hs := v.c.GetRequest().GetHeaders(); !sameHeaders(v.headersFor, hs) {
+			v.req.Headers = headersFromWire(hs)
+			v.headersFor = hs
+		}
+	}
+}
+
+// sameHeaders reports whether two header lists are the same list: steps
+// never change one in place (ChangeHeaders makes a new one).
+func sameHeaders(a, b []*pluginv1.Header) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (v *view) setPathParams(p map[string]string) {

@@ -145,7 +145,7 @@ func validate(apis []*API) error {
 			for _, ph := range []struct {
 				phase string
 				steps []*PolicyInstance
-			}{{flow.PhaseRequest, fl.Request}, {flow.PhasePublish, fl.Publish}, {flow.PhaseSubscribe, fl.Subscribe}} {
+			}{{flow.PhaseRequest, fl.Request}, {flow.PhaseResponse, fl.Response}, {flow.PhasePublish, fl.Publish}, {flow.PhaseSubscribe, fl.Subscribe}} {
 				for j, p := range ph.steps {
 					if p == nil || p.Plugin == nil {
 						errs = append(errs, fmt.Errorf("api %q: flow %q: %s policy #%d has no plugin", a.Name, fl.Name, ph.phase, j))

@@ -96,6 +96,9 @@ func (x *exchange) writeFailure(ctx *fasthttp.RequestCtx, f *pluginv1.Failure) {
 
 // writeWhole sends a complete response.
 func (x *exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) {
+	if r = x.responsePhase(ctx, r); r == nil {
+		return
+	}
 	status := int(r.GetStatus())
 	if status == 0 {
 		status = http.StatusOK
@@ -147,6 +150,9 @@ func isPlainHeader(name string) bool {
 
 // startStream turns the response into a stream whose first chunks are w.
 func (x *exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond, w *pluginv1.Connect_Write) {
+	if r = x.responsePhase(ctx, r); r == nil {
+		return
+	}
 	status := int(r.GetStatus())
 	if status == 0 {
 		status = http.StatusOK

@@ -28,6 +28,9 @@ const (
 // with a Respond of status >= 400, which closes the socket with 1008 (4xx)
 // or 1011 (5xx) and the body as reason.
 func (s *Server) serveWebSocket(ctx *fasthttp.RequestCtx, x *exchange) {
+	if !x.upgradeResponsePhase(ctx) {
+		return
+	}
 	up := websocket.FastHTTPUpgrader{
 		CheckOrigin: s.opts.WebSocket.CheckOrigin,
 		Error: func(ctx *fasthttp.RequestCtx, status int, reason error) {

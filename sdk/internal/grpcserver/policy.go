@@ -15,7 +15,8 @@ type policyServer struct {
 	log *slog.Logger
 }
 
-// OnRequest runs the request phase. A *gateway.Failure error becomes the
+// OnRequest runs the request or the response phase (the request's phase
+// field says which). A *gateway.Failure error becomes the
 // interrupt; any other error, or attributes that cannot be encoded, a 500
 // interrupt.
 func (ps *policyServer) OnRequest(ctx context.Context, req *pluginv1.OnRequest_Request) (*pluginv1.OnRequest_Response, error) {

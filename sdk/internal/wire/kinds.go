@@ -176,12 +176,29 @@ func RequestPhaseToWire(in *policy.RequestPhase) (*pluginv1.OnRequest_Request, e
 	if err != nil {
 		return nil, err
 	}
-	return &pluginv1.OnRequest_Request{InstanceId: in.InstanceID, Context: c}, nil
+	return &pluginv1.OnRequest_Request{
+		InstanceId:      in.InstanceID,
+		Context:         c,
+		Phase:           in.Phase,
+		ResponseStatus:  int32(in.ResponseStatus),
+		ResponseHeaders: HeadersToWire(in.ResponseHeaders),
+	}, nil
 }
 
-// RequestPhaseFromWire converts the input of OnRequest.
+// RequestPhaseFromWire converts the input of OnRequest. An empty phase is
+// the request phase: cores before v1.3 send none.
 func RequestPhaseFromWire(w *pluginv1.OnRequest_Request) *policy.RequestPhase {
-	return &policy.RequestPhase{InstanceID: w.GetInstanceId(), Context: ContextFromWire(w.GetContext())}
+	phase := w.GetPhase()
+	if phase == "" {
+		phase = policy.PhaseRequest
+	}
+	return &policy.RequestPhase{
+		InstanceID:      w.GetInstanceId(),
+		Phase:           phase,
+		Context:         ContextFromWire(w.GetContext()),
+		ResponseStatus:  int(w.GetResponseStatus()),
+		ResponseHeaders: HeadersFromWire(w.GetResponseHeaders()),
+	}
 }
 
 // RequestResultToWire converts the output of OnRequest. A nil attribute value
@@ -191,7 +208,12 @@ func RequestResultToWire(out *policy.RequestResult) (*pluginv1.OnRequest_Respons
 	if err != nil {
 		return nil, fmt.Errorf("set attribute %w", err)
 	}
-	return &pluginv1.OnRequest_Response{SetAttributes: attrs, Interrupt: FailureToWire(out.Interrupt)}, nil
+	return &pluginv1.OnRequest_Response{
+		SetAttributes: attrs,
+		Interrupt:     FailureToWire(out.Interrupt),
+		SetHeaders:    HeadersToWire(out.SetHeaders),
+		RemoveHeaders: out.RemoveHeaders,
+	}, nil
 }
 
 // RequestResultFromWire converts the output of OnRequest.
@@ -199,6 +221,8 @@ func RequestResultFromWire(w *pluginv1.OnRequest_Response) *policy.RequestResult
 	return &policy.RequestResult{
 		SetAttributes: MapFromWire(w.GetSetAttributes()),
 		Interrupt:     FailureFromWire(w.GetInterrupt()),
+		SetHeaders:    HeadersFromWire(w.GetSetHeaders()),
+		RemoveHeaders: w.GetRemoveHeaders(),
 	}
 }
 

@@ -203,18 +203,29 @@ func TestFinishRoundTrip(t *testing.T) {
 }
 
 func TestPolicyRoundTrips(t *testing.T) {
-	phase := &policy.RequestPhase{InstanceID: "p1", Context: testContext()}
-	w, err := RequestPhaseToWire(phase)
-	if err != nil {
-		t.Fatal(err)
+	for name, phase := range map[string]*policy.RequestPhase{
+		"request": {InstanceID: "p1", Phase: policy.PhaseRequest, Context: testContext()},
+		"response": {InstanceID: "p1", Phase: policy.PhaseResponse, Context: testContext(),
+			ResponseStatus: 202, ResponseHeaders: gateway.Headers{"X-A": {"1", "2"}}},
+	} {
+		w, err := RequestPhaseToWire(phase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := RequestPhaseFromWire(viaBytes(t, w, &pluginv1.OnRequest_Request{})); !reflect.DeepEqual(got, phase) {
+			t.Fatalf("%s phase: got %#v, want %#v", name, got, phase)
+		}
 	}
-	if got := RequestPhaseFromWire(viaBytes(t, w, &pluginv1.OnRequest_Request{})); !reflect.DeepEqual(got, phase) {
-		t.Fatalf("request phase: got %#v, want %#v", got, phase)
+	// A core before v1.3 sends no phase: it is the request phase.
+	if got := RequestPhaseFromWire(&pluginv1.OnRequest_Request{InstanceId: "p1"}); got.Phase != policy.PhaseRequest {
+		t.Fatalf("empty phase read as %q", got.Phase)
 	}
 
 	result := &policy.RequestResult{
 		SetAttributes: map[string]any{"set": "v", "remove": nil, "n": int64(2)},
 		Interrupt:     &gateway.Failure{Status: 412, Key: "K"},
+		SetHeaders:    gateway.Headers{"X-Set": {"a", "b"}},
+		RemoveHeaders: []string{"X-Gone"},
 	}
 	rw, err := RequestResultToWire(result)
 	if err != nil {

@@ -1267,6 +1267,9 @@ func (*Connect) Descriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
+// OnRequest runs one step of a per-request phase: the request phase, before
+// the entrypoint is opened, or (v1.3) the response phase, once the endpoint
+// is connected and before the response headers are written.
 type OnRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3776,11 +3779,19 @@ func (x *Connect_Finish) GetRespond() *Connect_Respond {
 }
 
 type OnRequest_Request struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Context       *Context               `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Context    *Context               `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"`
+	// v1.3: "request" (also when empty, as older cores send it) or
+	// "response".
+	Phase string `protobuf:"bytes,3,opt,name=phase,proto3" json:"phase,omitempty"`
+	// v1.3, response phase only: the response status and headers so far
+	// (the entrypoint's, with the gateway's own such as
+	// X-Gravitee-Request-Id and CORS headers).
+	ResponseStatus  int32     `protobuf:"varint,4,opt,name=response_status,json=responseStatus,proto3" json:"response_status,omitempty"`
+	ResponseHeaders []*Header `protobuf:"bytes,5,rep,name=response_headers,json=responseHeaders,proto3" json:"response_headers,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *OnRequest_Request) Reset() {
@@ -3827,12 +3838,40 @@ func (x *OnRequest_Request) GetContext() *Context {
 	return nil
 }
 
+func (x *OnRequest_Request) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *OnRequest_Request) GetResponseStatus() int32 {
+	if x != nil {
+		return x.ResponseStatus
+	}
+	return 0
+}
+
+func (x *OnRequest_Request) GetResponseHeaders() []*Header {
+	if x != nil {
+		return x.ResponseHeaders
+	}
+	return nil
+}
+
 type OnRequest_Response struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Attributes to set (a null value removes the attribute).
 	SetAttributes map[string]*structpb.Value `protobuf:"bytes,1,rep,name=set_attributes,json=setAttributes,proto3" json:"set_attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Set to stop the request with this failure.
-	Interrupt     *Failure `protobuf:"bytes,2,opt,name=interrupt,proto3" json:"interrupt,omitempty"`
+	Interrupt *Failure `protobuf:"bytes,2,opt,name=interrupt,proto3" json:"interrupt,omitempty"`
+	// v1.3: header changes, applied to the request headers in the request
+	// phase (before the entrypoint and the endpoint see them) and to the
+	// response headers in the response phase. Names match ignoring case;
+	// remove_headers apply first, then each set_headers entry replaces
+	// every value of its name. Older cores ignore both.
+	SetHeaders    []*Header `protobuf:"bytes,3,rep,name=set_headers,json=setHeaders,proto3" json:"set_headers,omitempty"`
+	RemoveHeaders []string  `protobuf:"bytes,4,rep,name=remove_headers,json=removeHeaders,proto3" json:"remove_headers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3877,6 +3916,20 @@ func (x *OnRequest_Response) GetSetAttributes() map[string]*structpb.Value {
 func (x *OnRequest_Response) GetInterrupt() *Failure {
 	if x != nil {
 		return x.Interrupt
+	}
+	return nil
+}
+
+func (x *OnRequest_Response) GetSetHeaders() []*Header {
+	if x != nil {
+		return x.SetHeaders
+	}
+	return nil
+}
+
+func (x *OnRequest_Response) GetRemoveHeaders() []string {
+	if x != nil {
+		return x.RemoveHeaders
 	}
 	return nil
 }
@@ -4272,15 +4325,21 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"close_code\x18\x01 \x01(\x05R\tcloseCode\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12;\n" +
-	"\arespond\x18\x03 \x01(\v2!.sluice.plugin.v1.Connect.RespondR\arespond\"\xec\x02\n" +
-	"\tOnRequest\x1a_\n" +
+	"\arespond\x18\x03 \x01(\v2!.sluice.plugin.v1.Connect.RespondR\arespond\"\xd3\x04\n" +
+	"\tOnRequest\x1a\xe3\x01\n" +
 	"\aRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x123\n" +
-	"\acontext\x18\x02 \x01(\v2\x19.sluice.plugin.v1.ContextR\acontext\x1a\xfd\x01\n" +
+	"\acontext\x18\x02 \x01(\v2\x19.sluice.plugin.v1.ContextR\acontext\x12\x14\n" +
+	"\x05phase\x18\x03 \x01(\tR\x05phase\x12'\n" +
+	"\x0fresponse_status\x18\x04 \x01(\x05R\x0eresponseStatus\x12C\n" +
+	"\x10response_headers\x18\x05 \x03(\v2\x18.sluice.plugin.v1.HeaderR\x0fresponseHeaders\x1a\xdf\x02\n" +
 	"\bResponse\x12^\n" +
 	"\x0eset_attributes\x18\x01 \x03(\v27.sluice.plugin.v1.OnRequest.Response.SetAttributesEntryR\rsetAttributes\x127\n" +
-	"\tinterrupt\x18\x02 \x01(\v2\x19.sluice.plugin.v1.FailureR\tinterrupt\x1aX\n" +
+	"\tinterrupt\x18\x02 \x01(\v2\x19.sluice.plugin.v1.FailureR\tinterrupt\x129\n" +
+	"\vset_headers\x18\x03 \x03(\v2\x18.sluice.plugin.v1.HeaderR\n" +
+	"setHeaders\x12%\n" +
+	"\x0eremove_headers\x18\x04 \x03(\tR\rremoveHeaders\x1aX\n" +
 	"\x12SetAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12,\n" +
 	"\x05value\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\x05value:\x028\x01\"\xee\x02\n" +
@@ -4485,40 +4544,42 @@ var file_plugin_proto_depIdxs = []int32{
 	60, // 55: sluice.plugin.v1.Connect.PublishBatch.then_respond:type_name -> sluice.plugin.v1.Connect.Respond
 	60, // 56: sluice.plugin.v1.Connect.Finish.respond:type_name -> sluice.plugin.v1.Connect.Respond
 	8,  // 57: sluice.plugin.v1.OnRequest.Request.context:type_name -> sluice.plugin.v1.Context
-	67, // 58: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
-	5,  // 59: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	70, // 60: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
-	8,  // 61: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
-	6,  // 62: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
-	6,  // 63: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
-	5,  // 64: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	32, // 65: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
-	34, // 66: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
-	36, // 67: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
-	38, // 68: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
-	40, // 69: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
-	42, // 70: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
-	44, // 71: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
-	50, // 72: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
-	65, // 73: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
-	68, // 74: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
-	25, // 75: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
-	33, // 76: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
-	35, // 77: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
-	37, // 78: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
-	39, // 79: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
-	41, // 80: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
-	43, // 81: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
-	47, // 82: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
-	58, // 83: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
-	66, // 84: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
-	69, // 85: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
-	25, // 86: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
-	76, // [76:87] is the sub-list for method output_type
-	65, // [65:76] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	4,  // 58: sluice.plugin.v1.OnRequest.Request.response_headers:type_name -> sluice.plugin.v1.Header
+	67, // 59: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
+	5,  // 60: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	4,  // 61: sluice.plugin.v1.OnRequest.Response.set_headers:type_name -> sluice.plugin.v1.Header
+	70, // 62: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
+	8,  // 63: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
+	6,  // 64: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
+	6,  // 65: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
+	5,  // 66: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	32, // 67: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
+	34, // 68: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
+	36, // 69: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
+	38, // 70: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
+	40, // 71: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
+	42, // 72: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
+	44, // 73: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
+	50, // 74: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
+	65, // 75: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
+	68, // 76: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
+	25, // 77: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
+	33, // 78: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
+	35, // 79: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
+	37, // 80: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
+	39, // 81: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
+	41, // 82: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
+	43, // 83: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
+	47, // 84: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
+	58, // 85: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
+	66, // 86: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
+	69, // 87: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
+	25, // 88: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
+	78, // [78:89] is the sub-list for method output_type
+	67, // [67:78] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }

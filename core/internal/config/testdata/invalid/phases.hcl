@@ -9,7 +9,7 @@ api "demo" {
       policy "transform-headers" {}
     }
     publish {
-      policy "transform-headers" {} # ERROR: Policy "transform-headers" does not run in the publish phase # ERROR: runs in: request. Move it
+      policy "transform-headers" {} # ERROR: Policy "transform-headers" does not run in the publish phase # ERROR: runs in: request, response. Move it
       polcy "assign-attributes" {} # ERROR: Did you mean "policy"?
     }
     request {} # ERROR: Duplicate request phase

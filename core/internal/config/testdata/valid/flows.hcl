@@ -18,6 +18,22 @@ api "orders" {
         }
       }
     }
+    response {
+      policy "assign-attributes" {
+        condition = "{#request.method == 'GET'}"
+        attribute {
+          name  = "served"
+          value = "yes"
+        }
+      }
+      policy "assign-attributes" {
+        enabled = false
+        attribute {
+          name  = "a"
+          value = "b"
+        }
+      }
+    }
     publish {
       policy "assign-attributes" {
         enabled           = true
