@@ -96,7 +96,7 @@ func (b *brokerProcess) kill() {
 
 // brokerDownAnswer reports whether an answer is the clear refusal a client
 // gets while the broker is unreachable: the reference's 500 "Endpoint
-// connection closed" (key FAILURE_ENDPOINT_CONNECTION_CLOSED, REFERENCE.md
+// connection closed" (key FAILURE_ENDPOINT_CONNECTION_CLOSED, docs/behaviour.md
 // 2.9), or a 503, in the failure format either way. A request in flight at
 // the instant the broker dies may get the reference's "Endpoint unknown
 // error" instead (a 500 in the same format; the test logs how many).
