@@ -29,6 +29,12 @@ import (
 // Tunnel service.
 const Feature = "tunnel"
 
+// FeatureSameContext is the GetMetadata feature of a plugin that reads
+// Publish.Request.same_context: the core then sends an exchange's context
+// once on the exchange's own Publish call. It lives here, beside Feature,
+// because the core and the sdk's server both name it.
+const FeatureSameContext = "same-context"
+
 // Client opens calls through a tunnel on conn. The tunnel stream opens on
 // the first call and again after it broke; Close ends it.
 type Client struct {

@@ -21,6 +21,7 @@ import (
 	"github.com/sluice-gw/sluice/sdk/httpfailure"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 	"github.com/sluice-gw/sluice/sdk/serve"
+	"github.com/sluice-gw/sluice/sdk/tunnel"
 )
 
 // Buffer sizes of an exchange. Small on purpose: they only smooth bursts;
@@ -865,7 +866,7 @@ func (x *exchange) callOwnPublish(ep *EndpointInstance, req *publishRequest) (*p
 	if err != nil || clients == nil {
 		return nil, flow.Unavailable(name)
 	}
-	if !slices.Contains(clients.Features, grpcserverFeatureSameContext) {
+	if !slices.Contains(clients.Features, tunnel.FeatureSameContext) {
 		cctx, cancel := x.callContext()
 		defer cancel()
 		return x.s.publishMux(ep.Plugin).Call(cctx, req)
@@ -915,10 +916,6 @@ func (x *exchange) callOwnPublish(ep *EndpointInstance, req *publishRequest) (*p
 	}
 	return &resp, nil
 }
-
-// grpcserverFeatureSameContext is the feature of plugins that read
-// Publish.Request.same_context.
-const grpcserverFeatureSameContext = "same-context"
 
 var errOutOfOrder = errors.New("publish result for another batch")
 

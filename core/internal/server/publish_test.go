@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluice-gw/sluice/core/internal/flow"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+	"github.com/sluice-gw/sluice/sdk/tunnel"
 )
 
 // thenRespondHandler is http-post as the sdk's PublishThenFinish sends it:
@@ -89,7 +90,7 @@ func wsLikeHandler(c *epConn) error {
 // context and the others are flagged same_context.
 func TestLaterBatchesShareTheirContext(t *testing.T) {
 	e := newEnv(t, map[string]func(*epConn) error{"ws": wsLikeHandler})
-	e.endPlugin = startFakePluginWith(t, "fake-endpoint", []string{grpcserverFeatureSameContext},
+	e.endPlugin = startFakePluginWith(t, "fake-endpoint", []string{tunnel.FeatureSameContext},
 		func(s *grpc.Server) { pluginv1.RegisterEndpointServer(s, e.end) })
 	e.deploy(t, &API{
 		Name: "demo", ContextPath: "/demo",

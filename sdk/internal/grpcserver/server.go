@@ -39,10 +39,6 @@ var (
 	policyUnknown   = gateway.Failure{Status: 500, Key: "FAILURE_POLICY_UNKNOWN_ERROR", Message: "Policy unknown error"}
 )
 
-// FeatureSameContext announces that the plugin reads Publish.Request's
-// same_context flag.
-const FeatureSameContext = "same-context"
-
 // Server serves one plugin.
 type Server struct {
 	plugin lifecycle.Plugin
@@ -113,7 +109,7 @@ func New(p lifecycle.Plugin, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", md.Name, err)
 	}
-	mdWire.Features = append(mdWire.Features, tunnel.Feature, FeatureSameContext)
+	mdWire.Features = append(mdWire.Features, tunnel.Feature, tunnel.FeatureSameContext)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

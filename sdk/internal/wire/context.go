@@ -195,18 +195,19 @@ func DecodeOpen(b []byte) (open *entrypoint.Open, ok bool, err error) {
 		if num != fConnectRequestOpen || typ != protowire.BytesType {
 			return skip
 		}
-		s, e, next := d.span(at, len(b))
+		start, end, next := d.span(at, len(b))
 		if next < 0 {
 			return next
 		}
 		if open == nil {
 			open = &entrypoint.Open{Context: &gateway.Context{}}
 		}
-		err = d.fields(s, e, func(num protowire.Number, typ protowire.Type, at int) int {
+		err = d.fields(start, end, func(num protowire.Number, typ protowire.Type, at int) int {
 			if typ != protowire.BytesType || (num != fOpenInstanceID && num != fOpenContext && num != fOpenSubscription) {
 				return skip
 			}
-			s, e, next := d.span(at, len(b))
+			// Bounded by the Open, not the whole request.
+			s, e, next := d.span(at, end)
 			if next < 0 {
 				return next
 			}
