@@ -173,7 +173,10 @@ func newLogger(w io.Writer, cfg config.Log) *slog.Logger {
 // keeps a rejected reload's reasons together instead of as loose lines of a
 // multi-line text block.
 func logDiagnostics(log *slog.Logger, diags hcl.Diagnostics) {
-	for _, d := range diags {
+	for _, d := range config.SortedDiagnostics(diags) {
+		if d == nil {
+			continue
+		}
 		level := slog.LevelError
 		if d.Severity == hcl.DiagWarning {
 			level = slog.LevelWarn

@@ -21,17 +21,7 @@ func (l *Loader) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, color bool
 		files[name] = f
 	}
 	l.mu.Unlock()
-	sorted := append(hcl.Diagnostics(nil), diags...)
-	sort.SliceStable(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
-		if a == nil || b == nil || a.Subject == nil || b.Subject == nil {
-			return b != nil && b.Subject != nil && (a == nil || a.Subject == nil)
-		}
-		if a.Subject.Filename != b.Subject.Filename {
-			return a.Subject.Filename < b.Subject.Filename
-		}
-		return a.Subject.Start.Byte < b.Subject.Start.Byte
-	})
+	sorted := SortedDiagnostics(diags)
 	tw := hcl.NewDiagnosticTextWriter(w, files, 0, color)
 	for _, d := range sorted {
 		if d == nil {
@@ -43,6 +33,25 @@ func (l *Loader) WriteDiagnostics(w io.Writer, diags hcl.Diagnostics, color bool
 		}
 		_ = tw.WriteDiagnostic(&c)
 	}
+}
+
+// SortedDiagnostics returns a copy of diags in file order, those without a
+// source range first. HCL reports some problems (unsupported arguments among
+// them) in map order, so without this a reload's log would list them
+// differently from one run to the next.
+func SortedDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
+	sorted := append(hcl.Diagnostics(nil), diags...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a == nil || b == nil || a.Subject == nil || b.Subject == nil {
+			return b != nil && b.Subject != nil && (a == nil || a.Subject == nil)
+		}
+		if a.Subject.Filename != b.Subject.Filename {
+			return a.Subject.Filename < b.Subject.Filename
+		}
+		return a.Subject.Start.Byte < b.Subject.Start.Byte
+	})
+	return sorted
 }
 
 // startString formats the start of a range as file:line:col.
