@@ -532,3 +532,37 @@ func TestWebhookInterruptStops(t *testing.T) {
 		t.Errorf("a 4xx is not retried: %d attempts", n)
 	}
 }
+
+// A dead letter while the endpoint keeps sending batches: the publish result
+// of the dead letter comes after those batches on the stream, and delivery
+// goes on (the soak found the subscription stuck for good there).
+func TestWebhookDeadLetterWhileRecordsArrive(t *testing.T) {
+	r := newReceiver(t, func(body string, _ int) int {
+		if body == "poison" {
+			time.Sleep(200 * time.Millisecond) // records arrive meanwhile
+			return 500
+		}
+		return 200
+	})
+	g := StartGateway(t, hookAPI("at-least-once", map[string]string{"busy-dlq-hook": `
+      callback_url = "` + r.srv.URL + `/in"
+      retry {
+        retry_option          = "Retry On Fail"
+        retry_strategy        = "LINEAR"
+        max_attempts          = 2
+        initial_delay_seconds = 0
+      }
+      dlq { endpoint = "dead" }`}), map[string]int{"hooks": 1, "hooks-dlq": 1})
+	g.Produce(t, &kgo.Record{Topic: "hooks", Value: []byte("before")}, &kgo.Record{Topic: "hooks", Value: []byte("poison")})
+	for i := 1; i <= 10; i++ {
+		time.Sleep(50 * time.Millisecond)
+		produceN(t, g, "after", i, i)
+	}
+	got := r.waitDelivered(t, 11, 30*time.Second)
+	if want := append([]string{"before"}, seq("after", 1, 10)...); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("delivered %q, want %q", got, want)
+	}
+	if dead := g.ReadRecords(t, "hooks-dlq", 1, 20*time.Second); string(dead[0].Value) != "poison" {
+		t.Fatalf("dead letter %q", dead[0].Value)
+	}
+}

@@ -104,7 +104,7 @@ func (p *Plugin) connectWebhook(ctx context.Context, cfg *webhookConfig, open *e
 		return instances.Quiet(ctx, conn.Finish(failureEnd(&gateway.Failure{Status: 500, Key: keyInvalid,
 			Message: "invalid push subscription: " + diags.Err().Error()})))
 	}
-	w := &webhook{cfg: cfg, sub: sub, conn: conn, pending: map[uint64]chan *gateway.Failure{}}
+	w := &webhook{cfg: cfg, sub: sub, conn: conn, pending: map[uint64]chan *gateway.Failure{}, wake: make(chan struct{}, 1)}
 	if open.Context != nil && open.Context.Request != nil {
 		w.clientID = open.Context.Request.ClientIdentifier
 	}
@@ -120,6 +120,14 @@ func (p *Plugin) connectWebhook(ctx context.Context, cfg *webhookConfig, open *e
 	// Events are read by their own goroutine so that an End, an endpoint
 	// failure or a dead letter's publish result is seen while a batch is
 	// being delivered (which may wait between attempts for a long time).
+	//
+	// A batch that arrives meanwhile waits here until the delivery loop
+	// takes it, and the stream is not read further: that is the
+	// backpressure. Except while a dead letter waits for its publish
+	// result: the result comes after the batches the endpoint sent
+	// meanwhile, so they are read and held until it arrives (otherwise
+	// the delivery loop waits for the result and this goroutine for the
+	// delivery loop, for ever).
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
 	batches := make(chan []*gateway.Message)
@@ -128,14 +136,37 @@ func (p *Plugin) connectWebhook(ctx context.Context, cfg *webhookConfig, open *e
 	ended := false
 	go func() {
 		defer stop()
-		for ev := range conn.Events() {
-			switch ev.Kind {
-			case entrypoint.Deliver:
-				select {
-				case batches <- ev.Messages:
-				case <-dctx.Done():
+		events := conn.Events()
+		var held [][]*gateway.Message
+		for {
+			var out chan<- []*gateway.Message
+			var head []*gateway.Message
+			in := events
+			if len(held) > 0 {
+				out, head = batches, held[0]
+				if !w.awaitingPublish() {
+					in = nil
+				}
+			}
+			var ev entrypoint.Event
+			select {
+			case out <- head:
+				held[0] = nil
+				held = held[1:]
+				continue
+			case <-w.wake:
+				continue
+			case <-dctx.Done():
+				return
+			case e, ok := <-in:
+				if !ok {
 					return
 				}
+				ev = e
+			}
+			switch ev.Kind {
+			case entrypoint.Deliver:
+				held = append(held, ev.Messages)
 			case entrypoint.Published:
 				w.published(ev.BatchID, ev.Failure)
 			case entrypoint.EndpointFailure, entrypoint.End:
@@ -214,6 +245,17 @@ type webhook struct {
 	connMu  sync.Mutex // entrypoint.Conn is used by one goroutine at a time
 	conn    entrypoint.Conn
 	pending map[uint64]chan *gateway.Failure
+	// wake tells the event reader that a dead letter now waits for its
+	// publish result, so it reads on past a batch it holds.
+	wake chan struct{}
+}
+
+// awaitingPublish reports whether a dead letter waits for its publish
+// result.
+func (w *webhook) awaitingPublish() bool {
+	w.connMu.Lock()
+	defer w.connMu.Unlock()
+	return len(w.pending) > 0
 }
 
 // write sends reports and an acknowledgement in one Write.
@@ -427,6 +469,10 @@ func (w *webhook) deadLetter(ctx context.Context, m *gateway.Message, status int
 	w.connMu.Unlock()
 	if err != nil {
 		return &gateway.Failure{Status: 500, Key: keyProcessing, Message: "dlq publish: " + err.Error()}
+	}
+	select {
+	case w.wake <- struct{}{}:
+	default:
 	}
 	select {
 	case f := <-ch:
