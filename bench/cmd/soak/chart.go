@@ -40,14 +40,14 @@ func series(name string, get func(sample) float64) struct {
 }
 
 // writeChart draws four panels (RSS, goroutines and threads, descriptors,
-// consumer lag) over time, with the quarters the verdict compares marked.
+// consumer lag of the readers and of the push subscriptions) over time, with the quarters the verdict compares marked.
 func writeChart(path string, samples []sample, d time.Duration) error {
 	mib := func(v int64) float64 { return float64(v) / (1 << 20) }
 	panels := []panel{
 		{"Resident memory", "MiB", nil},
 		{"Goroutines (core) and threads (plugins)", "count", nil},
 		{"Open file descriptors", "count", nil},
-		{"Consumer lag of the readers' groups", "records", nil},
+		{"Consumer lag", "records", nil},
 	}
 	panels[0].series = append(panels[0].series,
 		series("core", func(s sample) float64 { return mib(s.coreRSS) }),
@@ -59,7 +59,8 @@ func writeChart(path string, samples []sample, d time.Duration) error {
 		series("core", func(s sample) float64 { return float64(s.coreFDs) }),
 		series("plugins, all", func(s sample) float64 { return float64(s.pluginFDs) }))
 	panels[3].series = append(panels[3].series,
-		series("lag", func(s sample) float64 { return float64(s.lag) }))
+		series("readers' groups", func(s sample) float64 { return float64(s.lag) }),
+		series("push subscriptions", func(s sample) float64 { return float64(s.pushLag) }))
 
 	const w, h = 12 * vg.Inch, 8 * vg.Inch
 	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96))

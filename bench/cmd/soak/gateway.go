@@ -17,10 +17,25 @@ import (
 // topic is what every entrypoint of the soak API reads and writes.
 const topic = "soak"
 
+// dlqTopic takes the dead letters of the push subscription that has a dlq.
+const dlqTopic = "soak-dlq"
+
+// The push subscriptions' ids, which are also their consumer groups.
+const (
+	hookID    = "soak-hook"
+	hookDLQID = "soak-hook-dlq"
+)
+
 // configTemplate is the soak's gateway.hcl: %s are listen, admin, plugin
-// dir and the broker's address.
-// Webhook push subscriptions (plan "push") are not supported by the gateway
-// yet; when they are, a subscription with a local receiver belongs here.
+// dir, the broker's address (the readers' API), the webhook receiver's base
+// URL (twice) and the broker's address (twice, the push API's endpoints).
+//
+// The push API reads the same topic from the beginning (earliest: every
+// record produced is to be delivered) with two subscriptions: soak-hook
+// retries (the receiver answers 503 now and then) and has no dlq, so a
+// message that exhausts its attempts interrupts it; soak-hook-dlq retries
+// less and dead-letters what still fails (the receiver refuses a few
+// records every time) to soak-dlq.
 const configTemplate = `
 gateway {
   listen       = %q
@@ -71,6 +86,47 @@ api "soak" {
     }
   }
 }
+
+api "soak-push" {
+  context_path = "/soak-push"
+  plan "push" {
+    subscription "soak-hook" {
+      callback_url = "%s/hook"
+      retry {
+        retry_option          = "Retry On Fail"
+        retry_strategy        = "LINEAR"
+        max_attempts          = 5
+        initial_delay_seconds = 0
+      }
+    }
+    subscription "soak-hook-dlq" {
+      callback_url = "%s/hook-dlq"
+      retry {
+        retry_option          = "Retry On Fail"
+        retry_strategy        = "EXPONENTIAL"
+        max_attempts          = 3
+        initial_delay_seconds = 0
+      }
+      dlq { endpoint = "dead" }
+    }
+  }
+  entrypoint "webhook" { qos = "at-least-once" }
+  endpoint "kafka" "default" {
+    bootstrap_servers = %q
+    consumer {
+      enabled           = true
+      topics            = ["soak"]
+      auto_offset_reset = "earliest"
+    }
+  }
+  endpoint "kafka" "dead" {
+    bootstrap_servers = %q
+    producer {
+      enabled = true
+      topics  = ["soak-dlq"]
+    }
+  }
+}
 `
 
 // brokerTemplate is the broker's own configuration: a sluice with only the
@@ -87,7 +143,7 @@ gateway {
 dev_kafka {
   listen   = %q
   data_dir = %q
-  topics   = { "soak" = 3 }
+  topics   = { "soak" = 3, "soak-dlq" = 1 }
 }
 `
 
@@ -114,8 +170,9 @@ func freeAddr() (string, error) {
 }
 
 // startGateway writes the configuration into dir, starts sluice and waits
-// for /ready.
-func startGateway(ctx context.Context, binDir, dir string) (*gateway, error) {
+// for /ready and for the push subscriptions to run. hookURL is the base URL
+// of the webhook receiver.
+func startGateway(ctx context.Context, binDir, dir, hookURL string) (*gateway, error) {
 	bin, err := filepath.Abs(binDir)
 	if err != nil {
 		return nil, err
@@ -129,7 +186,8 @@ func startGateway(ctx context.Context, binDir, dir string) (*gateway, error) {
 	if err := g.startBroker(bin, dir); err != nil {
 		return nil, err
 	}
-	cfg := fmt.Sprintf(configTemplate, g.listen, g.admin, filepath.Join(bin, "plugins"), g.kafka)
+	cfg := fmt.Sprintf(configTemplate, g.listen, g.admin, filepath.Join(bin, "plugins"), g.kafka,
+		hookURL, hookURL, g.kafka, g.kafka)
 	path := filepath.Join(dir, "gateway.hcl")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -160,7 +218,7 @@ func startGateway(ctx context.Context, binDir, dir string) (*gateway, error) {
 		}
 		if resp, err := http.Get("http://" + g.admin + "/ready"); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
+			if resp.StatusCode == 200 && g.pushRunning() {
 				return g, nil
 			}
 		}

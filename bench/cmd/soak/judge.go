@@ -38,6 +38,7 @@ var tolerance = map[string]struct{ rel, abs float64 }{
 	"core_threads":     {0.10, 4},
 	"plugin_threads":   {0.10, 8},
 	"consumer_lag":     {0.50, 2000},
+	"push_lag":         {0.50, 2000},
 }
 
 // judge compares the median of the second quarter of the samples with that

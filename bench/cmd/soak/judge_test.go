@@ -45,3 +45,21 @@ func TestJudgeFailsOnlyASustainedRise(t *testing.T) {
 		t.Error("a steady leak of 3 goroutines per sample passed")
 	}
 }
+
+// TestJudgeCoversPushLag checks that the push subscriptions' lag is judged:
+// a backlog that keeps growing fails.
+func TestJudgeCoversPushLag(t *testing.T) {
+	s := make([]sample, 40)
+	for i := range s {
+		s[i] = sample{at: time.Duration(i) * 10 * time.Second, pushLag: 100 + int64(i)*200}
+	}
+	for _, v := range judge(s) {
+		if v.name == "push_lag" {
+			if v.ok {
+				t.Errorf("a growing push lag passed: %s", v)
+			}
+			return
+		}
+	}
+	t.Fatal("no verdict for push_lag")
+}

@@ -22,13 +22,18 @@ type sample struct {
 	// All plugin processes together.
 	pluginRSS, pluginFDs, pluginThreads int64
 	plugins                             int64
-	// Consumer lag summed over the readers' groups, in records.
-	lag int64
+	// Consumer lag summed over the readers' groups, and over the push
+	// subscriptions' groups, in records.
+	lag, pushLag int64
 	// The broker process, for reference only: it keeps every record in
 	// memory, so it grows with the data by design.
 	brokerRSS int64
 	// Cumulative client counts.
 	posted, wsSent, wsReceived, sseReceived, getReceived int64
+	// Cumulative webhook counts of both push subscriptions: 2xx and 503
+	// answers of the receiver, retried attempts and dead letters as the
+	// gateway's /apis counts them.
+	pushDelivered, pushRefused, pushRetried, pushDeadLettered int64
 }
 
 // columns of the CSV, in order; judged says which ones the verdict covers.
@@ -47,18 +52,24 @@ var columns = []struct {
 	{"plugin_threads", func(s sample) int64 { return s.pluginThreads }, true},
 	{"plugin_processes", func(s sample) int64 { return s.plugins }, false},
 	{"consumer_lag", func(s sample) int64 { return s.lag }, true},
+	{"push_lag", func(s sample) int64 { return s.pushLag }, true},
 	{"broker_rss_bytes", func(s sample) int64 { return s.brokerRSS }, false},
 	{"posted", func(s sample) int64 { return s.posted }, false},
 	{"ws_sent", func(s sample) int64 { return s.wsSent }, false},
 	{"ws_received", func(s sample) int64 { return s.wsReceived }, false},
 	{"sse_received", func(s sample) int64 { return s.sseReceived }, false},
 	{"get_received", func(s sample) int64 { return s.getReceived }, false},
+	{"push_delivered", func(s sample) int64 { return s.pushDelivered }, false},
+	{"push_refused", func(s sample) int64 { return s.pushRefused }, false},
+	{"push_retried", func(s sample) int64 { return s.pushRetried }, false},
+	{"push_dead_lettered", func(s sample) int64 { return s.pushDeadLettered }, false},
 }
 
 func (s sample) summary() string {
-	return fmt.Sprintf("t=%4ds core rss %d MiB goroutines %d fds %d | plugins rss %d MiB fds %d threads %d | lag %d | broker rss %d MiB | posted %d sse %d ws %d/%d get %d",
+	return fmt.Sprintf("t=%4ds core rss %d MiB goroutines %d fds %d | plugins rss %d MiB fds %d threads %d | lag %d push %d | broker rss %d MiB | posted %d sse %d ws %d/%d get %d hooks %d (503 %d, retried %d, dead %d)",
 		int(s.at.Seconds()), s.coreRSS>>20, s.coreGoroutines, s.coreFDs, s.pluginRSS>>20, s.pluginFDs, s.pluginThreads,
-		s.lag, s.brokerRSS>>20, s.posted, s.sseReceived, s.wsSent, s.wsReceived, s.getReceived)
+		s.lag, s.pushLag, s.brokerRSS>>20, s.posted, s.sseReceived, s.wsSent, s.wsReceived, s.getReceived,
+		s.pushDelivered, s.pushRefused, s.pushRetried, s.pushDeadLettered)
 }
 
 func takeSample(g *gateway, tr *traffic, at time.Duration) (sample, error) {
@@ -85,11 +96,24 @@ func takeSample(g *gateway, tr *traffic, at time.Duration) (sample, error) {
 	if g.broker != nil && g.broker.Process != nil {
 		s.brokerRSS, _, _ = procStatus(g.broker.Process.Pid)
 	}
-	if s.lag, err = consumerLag(g.kafka); err != nil {
+	if s.lag, s.pushLag, err = consumerLag(g.kafka); err != nil {
 		return s, fmt.Errorf("lag: %w", err)
+	}
+	subs, err := pushStatus(g.admin)
+	if err != nil {
+		return s, fmt.Errorf("push subscriptions: %w", err)
+	}
+	for _, p := range subs {
+		s.pushRetried += p.Retried
+		s.pushDeadLettered += p.DeadLettered
+	}
+	// An interrupted subscription stays stopped: a failure of the run.
+	for _, e := range interrupted(subs) {
+		tr.fail("push subscription interrupted", fmt.Errorf("%s", e))
 	}
 	s.posted, s.wsSent, s.wsReceived = tr.posted.Load(), tr.wsSent.Load(), tr.wsReceived.Load()
 	s.sseReceived, s.getReceived = tr.sseReceived.Load(), tr.getReceived.Load()
+	s.pushDelivered, s.pushRefused = tr.hooks.delivered(), tr.hooks.refused()
 	return s, nil
 }
 
@@ -169,47 +193,59 @@ func goroutines(admin string) (int64, error) {
 }
 
 // consumerLag sums, over the soak's consumer groups with commits, the
-// records between each committed offset and the partition's end.
-func consumerLag(bootstrap string) (int64, error) {
+// records between each committed offset and the partition's end: readers
+// is the readers' groups (SSE, GET, WebSocket), push the push
+// subscriptions'.
+func consumerLag(bootstrap string) (readers, push int64, err error) {
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V2_8_0_0
 	client, err := sarama.NewClient([]string{bootstrap}, cfg)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer client.Close()
 	adm, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	groups, err := adm.ListConsumerGroups()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	parts, err := client.Partitions(topic)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	ends := map[int32]int64{}
 	for _, p := range parts {
 		if ends[p], err = client.GetOffset(topic, p, sarama.OffsetNewest); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	var lag int64
+	// The push subscriptions read from the beginning: a partition they have
+	// not committed yet lags by all its records, and they count before
+	// their group exists.
+	groups[hookID], groups[hookDLQID] = "", ""
 	for group := range groups {
 		if !strings.HasPrefix(group, "soak-") {
 			continue
 		}
+		isPush := group == hookID || group == hookDLQID
 		offs, err := adm.ListConsumerGroupOffsets(group, map[string][]int32{topic: parts})
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		for _, p := range parts {
-			if b := offs.GetBlock(topic, p); b != nil && b.Offset >= 0 {
-				lag += ends[p] - b.Offset
+			b := offs.GetBlock(topic, p)
+			switch {
+			case isPush && (b == nil || b.Offset < 0):
+				push += ends[p]
+			case isPush:
+				push += ends[p] - b.Offset
+			case b != nil && b.Offset >= 0:
+				readers += ends[p] - b.Offset
 			}
 		}
 	}
-	return lag, nil
+	return readers, push, nil
 }

@@ -20,9 +20,10 @@ import (
 
 // traffic drives the clients and counts what they did.
 type traffic struct {
-	g    *gateway
-	o    options
-	http *http.Client
+	g     *gateway
+	o     options
+	http  *http.Client
+	hooks *receiver
 
 	posted, postFailed    atomic.Int64
 	wsSent, wsReceived    atomic.Int64
@@ -34,8 +35,8 @@ type traffic struct {
 	errs map[string]int
 }
 
-func newTraffic(g *gateway, o options) *traffic {
-	return &traffic{g: g, o: o, errs: map[string]int{},
+func newTraffic(g *gateway, o options, hooks *receiver) *traffic {
+	return &traffic{g: g, o: o, hooks: hooks, errs: map[string]int{},
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 }
 
@@ -59,9 +60,10 @@ func (t *traffic) failures() string {
 }
 
 func (t *traffic) totals() string {
-	return fmt.Sprintf("POST %d (failed %d), WebSocket sent %d received %d (%d connections), SSE received %d (%d opens), GET %d in %d pages",
+	return fmt.Sprintf("POST %d (failed %d), WebSocket sent %d received %d (%d connections), SSE received %d (%d opens), GET %d in %d pages, webhooks %d (%d answered 503)",
 		t.posted.Load(), t.postFailed.Load(), t.wsSent.Load(), t.wsReceived.Load(), t.wsConns.Load(),
-		t.sseReceived.Load(), t.sseOpens.Load(), t.getReceived.Load(), t.getPages.Load())
+		t.sseReceived.Load(), t.sseOpens.Load(), t.getReceived.Load(), t.getPages.Load(),
+		t.hooks.delivered(), t.hooks.refused())
 }
 
 // start runs every client until ctx ends; the channel closes when all have
@@ -138,9 +140,11 @@ func (t *traffic) poster(ctx context.Context, id, rate int) {
 	})
 }
 
-// wsPublisher publishes on a WebSocket it replaces every minute.
+// wsPublisher publishes on a WebSocket it replaces every minute. Messages
+// are unique over the run (connection and message number), as the POSTs
+// are, so the webhook check can tell records apart by their content.
 func (t *traffic) wsPublisher(ctx context.Context) {
-	for ctx.Err() == nil {
+	for c := 1; ctx.Err() == nil; c++ {
 		conn, _, err := websocket.DefaultDialer.DialContext(ctx, "ws://"+t.g.listen+"/soak",
 			http.Header{"X-Gravitee-Client-Identifier": {"soak-wspub"}})
 		if err != nil {
@@ -158,7 +162,7 @@ func (t *traffic) wsPublisher(ctx context.Context) {
 		n := 0
 		paced(cctx, t.o.wsRate, func() {
 			n++
-			if err := conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("ws-%d-%s", n, strings.Repeat("w", 200)))); err != nil {
+			if err := conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("ws-%d-%d-%s", c, n, strings.Repeat("w", 200)))); err != nil {
 				if cctx.Err() == nil {
 					t.fail("WebSocket publish", err)
 				}
@@ -203,8 +207,10 @@ func (t *traffic) wsSubscriber(ctx context.Context) {
 			continue
 		}
 		t.wsConns.Add(1)
-		// Replaced every 90 s: the deadline ends the connection's life.
+		// Replaced every 90 s: the deadline ends the connection's life; the
+		// end of the run closes it at once (no message may come by then).
 		_ = conn.SetReadDeadline(time.Now().Add(90 * time.Second))
+		unhook := context.AfterFunc(ctx, func() { conn.Close() })
 		for ctx.Err() == nil {
 			if _, _, err := conn.ReadMessage(); err != nil {
 				if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
@@ -216,6 +222,7 @@ func (t *traffic) wsSubscriber(ctx context.Context) {
 			}
 			t.wsReceived.Add(1)
 		}
+		unhook()
 		conn.Close()
 	}
 }
