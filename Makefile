@@ -74,9 +74,11 @@ test-all: test test-tools test-kafka
 bench: build
 	$(GO) run ./bench/cmd/bench -results bench/results -label '$(VERSION)' $(BENCH_FLAGS)
 
-# `make soak DURATION=10m`: mixed traffic against the embedded broker on
-# loopback; fails when RSS, goroutines, descriptors or consumer lag trend
-# upward after warm-up. Writes docs/soak/soak.csv and soak.png.
+# `make soak DURATION=10m`: mixed traffic (and webhook push subscriptions to
+# a receiver in the soak) against a broker on loopback; fails when RSS,
+# goroutines, descriptors or consumer lag trend upward after warm-up, or a
+# webhook misses a record. Writes docs/soak/soak.csv and soak.png (another
+# directory: SOAK_FLAGS="-out DIR"; other binaries: SOAK_FLAGS="-bin DIR").
 DURATION ?= 10m
 soak: build
 	$(GO) run ./bench/cmd/soak -duration $(DURATION) -out docs/soak $(SOAK_FLAGS)
