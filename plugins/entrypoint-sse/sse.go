@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/sluice-gw/sluice/sdk/endpoint"
@@ -20,9 +21,16 @@ var version = "dev"
 // typeName is the entrypoint type operators write in HCL.
 const typeName = "sse"
 
-// maxKeptBuffer is the largest framing buffer a stream keeps between
-// batches.
+// maxKeptBuffer is the largest framing buffer returned to framingBuffers.
 const maxKeptBuffer = 1 << 20
+
+// framingBuffers holds the buffers batches are framed in, shared by every
+// stream: an idle stream holds none, which is what lets 10,000 mostly idle
+// streams fit in little memory, while a busy one gets a grown buffer back
+// and frames without allocating. Conn.Write has marshalled the chunks when it
+// returns (sdk/internal/wire documents that encoders alias and the send
+// marshals before returning), so the buffer goes back right after.
+var framingBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // headerLastEventID is where a reconnecting EventSource says what it saw last.
 const headerLastEventID = "Last-Event-ID"
@@ -129,11 +137,6 @@ type stream struct {
 	metrics   *sseMetrics
 	format    eventFormat
 	responded bool
-	// buf is reused for every batch, so framing allocates nothing once it
-	// has grown: Conn.Write has marshalled the chunks when it returns
-	// (sdk/internal/wire documents that encoders alias and the send
-	// marshals before returning).
-	buf []byte
 }
 
 var sseHeaders = gateway.Headers{
@@ -192,7 +195,8 @@ func (s *stream) handle(req *gateway.Request, ev entrypoint.Event) (done bool, e
 		if len(ev.Messages) == 0 {
 			return false, nil
 		}
-		b := s.buf[:0]
+		pb := framingBuffers.Get().(*[]byte)
+		b := (*pb)[:0]
 		var ack uint64
 		var messages, failed float64
 		for _, m := range ev.Messages {
@@ -209,16 +213,16 @@ func (s *stream) handle(req *gateway.Request, ev entrypoint.Event) (done bool, e
 				ack = m.Tag
 			}
 		}
-		if cap(b) <= maxKeptBuffer {
-			s.buf = b
-		} else {
-			s.buf = nil // one huge batch must not pin its memory for the stream's life
-		}
 		// Counted before the write, so a test that sees the write sees
 		// the count too.
 		s.metrics.events.WithLabelValues("message").Add(messages)
 		s.metrics.events.WithLabelValues("error").Add(failed)
-		return false, s.write(b, ack)
+		err := s.write(b, ack)
+		if cap(b) <= maxKeptBuffer { // one huge batch must not stay pooled
+			*pb = b
+			framingBuffers.Put(pb)
+		}
+		return false, err
 	case entrypoint.EndpointFailure:
 		if !s.responded {
 			return true, s.conn.Finish(failureResponse(req, ev.Failure))

@@ -1,59 +1,40 @@
 package server
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
-	"runtime/pprof"
 	"sync"
+
+	"github.com/sluice-gw/sluice/sdk/profiling"
 )
 
-// profileDirEnv is the opt-in CPU profile of the gateway process, for
-// performance work: when set to a directory, the data path writes
-// sluice-<pid>.cpu.pprof there, from the first Serve to Shutdown. Plugins
-// read the same variable (sdk/serve.ProfileDirEnv), so one setting profiles
-// the whole data path, e.g. under `make bench`.
-const profileDirEnv = "SLUICE_PPROF_DIR"
-
-// cpuProfile is the process's profile; pprof allows one at a time.
+// cpuProfile is the process's profile (package profiling, opt-in through
+// SLUICE_PPROF_DIR), from the first Serve to Shutdown; pprof allows one at a
+// time.
 var cpuProfile struct {
 	sync.Mutex
-	f *os.File
+	started bool
+	stop    func()
 }
 
-// startProfile starts the CPU profile profileDirEnv asks for, once per
-// process. Failing to start it is logged, never fatal.
+// startProfile starts the profiles profiling.DirEnv asks for, once per
+// process. Failing to start them is logged, never fatal.
 func (s *Server) startProfile() {
-	dir := os.Getenv(profileDirEnv)
-	if dir == "" {
-		return
-	}
 	cpuProfile.Lock()
 	defer cpuProfile.Unlock()
-	if cpuProfile.f != nil {
+	if cpuProfile.started {
 		return
 	}
-	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("sluice-%d.cpu.pprof", os.Getpid())))
-	if err != nil {
-		s.log.Warn("cannot write CPU profile", "error", err)
-		return
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		s.log.Warn("cannot start CPU profile", "error", err)
-		_ = f.Close()
-		return
-	}
-	cpuProfile.f = f
+	cpuProfile.started = true
+	cpuProfile.stop = profiling.Start("sluice", func(msg string, err error) {
+		s.log.Warn(msg, "error", err)
+	})
 }
 
-// stopProfile writes the profile started by startProfile, if any.
+// stopProfile writes the CPU profile started by startProfile, if any.
 func stopProfile() {
 	cpuProfile.Lock()
 	defer cpuProfile.Unlock()
-	if cpuProfile.f == nil {
-		return
+	if cpuProfile.stop != nil {
+		cpuProfile.stop()
+		cpuProfile.stop = nil
 	}
-	pprof.StopCPUProfile()
-	_ = cpuProfile.f.Close()
-	cpuProfile.f = nil
 }

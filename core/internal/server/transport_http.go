@@ -3,6 +3,8 @@ package server
 import (
 	"github.com/sluice-gw/sluice/core/internal/ascii"
 	"github.com/sluice-gw/sluice/core/internal/reply"
+	"strconv"
+	"sync"
 
 	"errors"
 	"io"
@@ -168,11 +170,24 @@ func (x *exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Res
 	// whole response) does not cut a long-lived stream; streamBody bounds
 	// each write with StreamWriteTimeout instead.
 	_ = ctx.SetWriteDeadline(time.Time{})
-	ctx.Response.ImmediateHeaderFlush = true
 	body := &streamBody{x: x, conn: ctx.Conn(), timeout: x.s.opts.StreamWriteTimeout}
 	body.load(w)
-	ctx.SetBodyStream(body, -1)
 	x.s.metrics.request(x.api.Name, x.ep.Type, status)
+	if !ctx.Request.Header.IsHTTP11() || ctx.IsHead() {
+		// HTTP/1.0 has no chunks and HEAD no body: fasthttp frames those.
+		ctx.Response.ImmediateHeaderFlush = true
+		ctx.SetBodyStream(body, -1)
+		return
+	}
+	// A stream lives for minutes or hours, mostly idle: it is served from a
+	// goroutine of its own on the hijacked connection, so neither fasthttp's
+	// connection goroutine (a deep stack) nor its write buffer is held for
+	// its whole life. The connection closes with the stream.
+	ctx.Response.Header.SetContentLength(-1)
+	ctx.SetConnectionClose()
+	head := ctx.Response.Header.AppendBytes(nil)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(c net.Conn) { body.serveHijacked(c, head) })
 }
 
 // errStreamBroken ends a stream whose entrypoint failed: the response is cut
@@ -206,15 +221,16 @@ type streamBody struct {
 	ack    uint64
 	done   bool
 	err    error
-
-	// joined is WriteTo's buffer for coalesced chunks, reused between
-	// writes.
-	joined []byte
 }
 
+// joinBuffers holds WriteTo's buffers for coalesced chunks, shared by every
+// stream: an idle stream holds none (10,000 idle SSE streams kept one each
+// otherwise), a busy one gets a grown buffer back for its next write.
+var joinBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 // Coalescing bounds of WriteTo: it stops gathering Write actions at
-// maxCoalesce bytes, and keeps a buffer of at most maxKeptJoin between
-// writes.
+// maxCoalesce bytes, and returns buffers of at most maxKeptJoin to
+// joinBuffers.
 const (
 	maxCoalesce = 1 << 20
 	maxKeptJoin = 1 << 20
@@ -242,11 +258,15 @@ func (b *streamBody) WriteTo(w io.Writer) (int64, error) {
 	for {
 		if len(b.chunks) > 0 {
 			b.gather()
-			p := b.join()
+			p, pooled := b.join()
 			if b.timeout > 0 && b.conn != nil {
 				_ = b.conn.SetWriteDeadline(time.Now().Add(b.timeout))
 			}
 			n, err := w.Write(p)
+			if pooled != nil && cap(p) <= maxKeptJoin { // a huge burst must not stay pooled
+				*pooled = p
+				joinBuffers.Put(pooled)
+			}
 			total += int64(n)
 			if err != nil {
 				return total, err
@@ -265,6 +285,74 @@ func (b *streamBody) WriteTo(w io.Writer) (int64, error) {
 		}
 		a, ok := <-b.x.out
 		b.take(a, ok)
+	}
+}
+
+// serveHijacked writes the response on a hijacked connection: head (the
+// status line and headers, framed with Transfer-Encoding: chunked), then the
+// stream, each write gathering the Write actions waiting then into one HTTP
+// chunk in one socket write, as WriteTo does through fasthttp. A stream that
+// breaks is cut without its final chunk.
+func (b *streamBody) serveHijacked(c net.Conn, head []byte) {
+	b.conn = c
+	b.CloseWithError(b.writeChunked(c, head))
+}
+
+// writeChunked is serveHijacked's loop; it returns nil once the final chunk
+// is written, or the error that ended the stream.
+func (b *streamBody) writeChunked(c net.Conn, head []byte) error {
+	for {
+		pooled := joinBuffers.Get().(*[]byte)
+		p := append((*pooled)[:0], head...)
+		head = nil
+		if len(b.chunks) > 0 {
+			b.gather()
+			size := 0
+			for _, c := range b.chunks {
+				size += len(c)
+			}
+			p = strconv.AppendInt(p, int64(size), 16)
+			p = append(p, "\r\n"...)
+			for _, c := range b.chunks {
+				p = append(p, c...)
+			}
+			p = append(p, "\r\n"...)
+			clear(b.chunks)
+			b.chunks = b.chunks[:0]
+		}
+		last := b.done && len(b.chunks) == 0 && b.err == io.EOF
+		if last {
+			p = append(p, "0\r\n\r\n"...)
+		}
+		var err error
+		if len(p) > 0 {
+			if b.timeout > 0 {
+				_ = c.SetWriteDeadline(time.Now().Add(b.timeout))
+			}
+			_, err = c.Write(p)
+		}
+		if cap(p) <= maxKeptJoin {
+			*pooled = p
+			joinBuffers.Put(pooled)
+		}
+		if err != nil {
+			return err
+		}
+		// Everything taken so far is on the wire.
+		if b.ack > 0 {
+			b.x.ack(b.ack)
+			b.ack = 0
+		}
+		if b.done {
+			if last {
+				return nil
+			}
+			return b.err
+		}
+		for len(b.chunks) == 0 && !b.done {
+			a, ok := <-b.x.out
+			b.take(a, ok)
+		}
 	}
 }
 
@@ -290,24 +378,22 @@ func (b *streamBody) gather() {
 }
 
 // join empties the pending chunks into one slice, copying only when there
-// are several.
-func (b *streamBody) join() []byte {
+// are several; then the copy is in a buffer of joinBuffers, returned as
+// pooled for the caller to put back once the slice is written.
+func (b *streamBody) join() (p []byte, pooled *[]byte) {
 	if len(b.chunks) == 1 {
-		p := b.chunks[0]
+		p = b.chunks[0]
 		b.chunks = b.chunks[:0]
-		return p
+		return p, nil
 	}
-	if cap(b.joined) > maxKeptJoin {
-		b.joined = nil // one huge burst must not pin its memory for the stream's life
-	}
-	p := b.joined[:0]
+	pooled = joinBuffers.Get().(*[]byte)
+	p = (*pooled)[:0]
 	for _, c := range b.chunks {
 		p = append(p, c...)
 	}
-	b.joined = p
 	clear(b.chunks)
 	b.chunks = b.chunks[:0]
-	return p
+	return p, pooled
 }
 
 // take applies one action read from out (ok false: out is closed).

@@ -3,9 +3,11 @@ package server
 import (
 	"github.com/sluice-gw/sluice/core/internal/plan"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -161,5 +163,77 @@ func TestApplyHeaders(t *testing.T) {
 	applyHeaders(&ctx, []*pluginv1.Header{{Name: "Connection", Values: []string{"close"}}})
 	if !h.ConnectionClose() {
 		t.Fatal("Connection: close not honoured")
+	}
+}
+
+// writeLogConn records each Write as one socket write, with the
+// acknowledgements already sent when it was made.
+type writeLogConn struct {
+	net.Conn
+	rec    *recordingSubStream
+	writes []string
+	acks   [][]uint64
+}
+
+func (c *writeLogConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, string(p))
+	c.acks = append(c.acks, c.rec.sent())
+	return len(p), nil
+}
+
+func (c *writeLogConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestHijackedStreamWritesChunks checks the bytes a hijacked stream puts on
+// the wire: the head and the first chunks in one write, then each gathered
+// run of Write actions as one HTTP chunk, then the final chunk; each
+// acknowledgement leaves only after the write that carried its messages.
+func TestHijackedStreamWritesChunks(t *testing.T) {
+	x := &exchange{out: make(chan *pluginv1.Connect_Response, 8)}
+	rec := &recordingSubStream{}
+	x.sub = &subscription{x: x, stream: rec}
+	b := &streamBody{x: x, timeout: time.Second}
+	b.load(&pluginv1.Connect_Write{Chunks: [][]byte{[]byte("retry: 1\n\n")}})
+	x.out <- writeAction(2, "event: a\n\n", "", "event: b\n\n")
+	x.out <- writeAction(3, "0123456789abcdef")
+	x.out <- &pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Finish{Finish: &pluginv1.Connect_Finish{}}}
+
+	c := &writeLogConn{rec: rec}
+	if err := b.writeChunked(c, []byte("HTTP/1.1 200 OK\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Everything was waiting when the first write began: one write.
+	want := "HTTP/1.1 200 OK\r\n\r\n" +
+		"2e\r\nretry: 1\n\nevent: a\n\nevent: b\n\n0123456789abcdef\r\n" +
+		"0\r\n\r\n"
+	if len(c.writes) != 1 || c.writes[0] != want {
+		t.Fatalf("writes = %q, want [%q]", c.writes, want)
+	}
+	if len(c.acks[0]) != 0 {
+		t.Fatalf("acknowledged %v before the write", c.acks[0])
+	}
+	if got := rec.sent(); !equalTags(got, []uint64{3}) {
+		t.Fatalf("acks = %v, want [3]", got)
+	}
+
+	// One action at a time: a write each, acknowledged after it.
+	x2 := &exchange{out: make(chan *pluginv1.Connect_Response)}
+	rec2 := &recordingSubStream{}
+	x2.sub = &subscription{x: x2, stream: rec2}
+	b2 := &streamBody{x: x2}
+	go func() {
+		x2.out <- writeAction(5, "event: c\n\n")
+		x2.endFailure.Store(&pluginv1.Failure{Status: 502})
+		close(x2.out)
+	}()
+	c2 := &writeLogConn{rec: rec2}
+	if err := b2.writeChunked(c2, []byte("HEAD\r\n\r\n")); err != errStreamBroken {
+		t.Fatalf("broken stream: err = %v, want errStreamBroken", err)
+	}
+	wantWrites := []string{"HEAD\r\n\r\n", "a\r\nevent: c\n\n\r\n"}
+	if strings.Join(c2.writes, "|") != strings.Join(wantWrites, "|") {
+		t.Fatalf("writes = %q, want %q (a broken stream gets no final chunk)", c2.writes, wantWrites)
+	}
+	if len(c2.acks[1]) != 0 || !equalTags(rec2.sent(), []uint64{5}) {
+		t.Fatalf("acks before the chunk's write = %v, after = %v; want none, then [5]", c2.acks[1], rec2.sent())
 	}
 }
