@@ -79,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.minTime, "min-time", time.Second, "repeat a half (up to 5 runs) until its timed spans add up to this; the figure is the median run")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 60*time.Second, "how long to wait for the gateway's /ready")
 	fs.StringVar(&conc, "c", "1,8,64,256", "comma-separated concurrencies of the http-post sweep: keep-alive clients (and sarama SyncProducer senders in its baseline)")
-	fs.StringVar(&rss, "rss-streams", "1000", "comma-separated SSE stream counts of fanout-rss; each point may take max(-timeout, 15ms per stream) and needs several open files per stream, which the bench raises where it may")
+	fs.StringVar(&rss, "rss-streams", "1000,10000", "comma-separated SSE stream counts of fanout-rss; each point may take max(-timeout, 15ms per stream) and needs several open files per stream, which the bench raises where it may")
 	fs.IntVar(&o.fanoutClients, "fanout-clients", 20, "SSE clients in sse-fanout (and consumer groups in its baseline)")
 	fs.IntVar(&o.payload, "payload", 256, "payload size in bytes")
 	fs.StringVar(&o.qos, "qos", "at-least-once", "QoS of the sse and http-get entrypoints: auto, at-most-once or at-least-once")
