@@ -355,11 +355,7 @@ func TestPluginFloodingStderrDoesNotStallTheGateway(t *testing.T) {
 // requests that do not need it, and that the plugin serves again once it
 // resumes.
 //
-// It fails today: a POST whose publish-phase policy or endpoint stopped
-// answering gets no answer at all (still none after 90 s), because the
-// publish path has no deadline. It runs only with SLUICE_E2E_KNOWN_FAILURES=1
-// until that is fixed, so `make test` stays green and the gap stays written
-// down as a test.
+// The deadline is limits { plugin_call_timeout_ms }, 2 s here.
 func TestStoppedPluginCallsHaveDeadlines(t *testing.T) {
 	for _, tc := range []struct {
 		plugin string
