@@ -139,6 +139,24 @@ func StartGatewayIn(t testing.TB, pluginDir, apis string, topics map[string]int,
 // (plugin_dirs), when there are any.
 func startGateway(t testing.TB, pluginDir, apis string, topics map[string]int, gatewayExtra string, extraPluginDirs []string) *Gateway {
 	t.Helper()
+	g := launchGateway(t, pluginDir, apis, topics, gatewayExtra, extraPluginDirs)
+	g.WaitReady(60 * time.Second)
+	return g
+}
+
+// StartGatewayUnready is StartGateway for a gateway that cannot become
+// ready (its broker is down): it waits only until the admin listener
+// answers /ready, whatever the answer.
+func StartGatewayUnready(t testing.TB, apis string, topics map[string]int) *Gateway {
+	t.Helper()
+	g := launchGateway(t, filepath.Join(binDir(t), "plugins"), apis, topics, "", nil)
+	g.WaitReadyStatus(60*time.Second, 0, "")
+	return g
+}
+
+// launchGateway writes the config and starts sluice, without waiting.
+func launchGateway(t testing.TB, pluginDir, apis string, topics map[string]int, gatewayExtra string, extraPluginDirs []string) *Gateway {
+	t.Helper()
 	bin := binDir(t)
 	dir := t.TempDir()
 	cfg := GatewayConfig{
@@ -188,7 +206,6 @@ func startGateway(t testing.TB, pluginDir, apis string, topics map[string]int, g
 			t.Logf("gateway logs:\n%s", g.logs.String())
 		}
 	})
-	g.WaitReady(60 * time.Second)
 	return g
 }
 
@@ -219,6 +236,30 @@ func (g *Gateway) WaitReady(timeout time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	g.t.Fatalf("gateway not ready after %s (last: %s)\n%s", timeout, last, g.logs.String())
+}
+
+// WaitReadyStatus polls the admin /ready endpoint until it answers status
+// (any status when 0) with a body containing want, and returns the body.
+func (g *Gateway) WaitReadyStatus(timeout time.Duration, status int, want string) string {
+	g.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + g.Admin + "/ready")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if (status == 0 || resp.StatusCode == status) && strings.Contains(string(body), want) {
+				return string(body)
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	g.t.Fatalf("/ready did not answer %d with %q within %s (last: %s)", status, want, timeout, last)
+	return ""
 }
 
 // Stop sends SIGTERM and waits for the process to exit.

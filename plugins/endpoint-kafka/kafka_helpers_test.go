@@ -161,6 +161,13 @@ func startPlugin(t *testing.T) (*plugintest.Harness, *Kafka) {
 	t.Helper()
 	k := NewKafka(testLogger(t))
 	k.metadataRefresh = 100 * time.Millisecond
+	// The instances' broker checks outlive the harness otherwise.
+	t.Cleanup(func() {
+		k.Range(func(_ string, inst *instance) bool {
+			inst.health.close()
+			return true
+		})
+	})
 	h := plugintest.Start(t, k)
 	h.Timeout = wait
 	return h, k

@@ -67,6 +67,9 @@ type Kafka struct {
 	// fall behind (0 turns sharing off).
 	hubLinger time.Duration
 	hubQueue  int
+	// health is how often and how long each instance checks that its
+	// cluster is reachable (health.go).
+	health healthTimings
 }
 
 // NewKafka returns a plugin that logs through log.
@@ -84,23 +87,32 @@ func NewKafka(log logger) *Kafka {
 		connectionWatchdog: defaultConnectionWatchdog,
 		hubLinger:          defaultHubLinger,
 		hubQueue:           defaultHubQueue,
+
+		health: healthTimings{interval: defaultHealthInterval, retry: defaultHealthRetry, timeout: defaultHealthTimeout},
 	}
 	k.Registry = instances.New(instances.Options[*instance]{
 		Types:  []string{"kafka"},
 		Decode: decodeInstance,
 		Start: func(b instances.Block, v *instance) (*instance, error) {
-			return newInstance(b.InstanceID, b.APIID, v.cfg)
+			inst, err := newInstance(b.InstanceID, b.APIID, v.cfg)
+			if err != nil {
+				return nil, err
+			}
+			inst.health = k.startBrokerHealth(inst)
+			return inst, nil
 		},
 		// Running subscriptions of a replaced instance keep the
 		// configuration they started with, but no poll may reuse a
 		// consumer of the old one.
 		Replaced: func(old *instance) {
+			old.health.close()
 			old.retired.Store(true)
 			k.sessions.closeInstance(old)
 		},
 		// A removed instance ends its subscriptions and kept consumers
 		// (they commit what was delivered and leave their groups).
 		Removed: func(old *instance) {
+			old.health.close()
 			old.cancel()
 			k.sessions.closeInstance(old)
 			k.hubs.closeInstance(old)
@@ -127,6 +139,9 @@ type instance struct {
 	// retired is set when a reload replaced the instance: its kept
 	// consumers are closed instead of serving another poll.
 	retired atomic.Bool
+	// health checks the cluster in the background; nil when the
+	// connection settings are known per request only (EL).
+	health *brokerHealth
 }
 
 // Metadata describes the plugin: one endpoint type, "kafka".
@@ -183,6 +198,10 @@ func newInstance(id, apiID string, cfg *Config) (*instance, error) {
 // offsets and leaving groups), then flushes and closes the shared
 // producers, before ctx's deadline.
 func (k *Kafka) Drain(ctx context.Context) error {
+	k.Range(func(_ string, inst *instance) bool {
+		inst.health.close()
+		return true
+	})
 	k.sessions.stop()
 	k.hubs.stop()
 	k.subsMu.Lock()

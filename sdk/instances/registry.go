@@ -154,6 +154,24 @@ func (r *Registry[T]) Lookup(id string) (T, error) {
 	return zero, fmt.Errorf("instance %q is not configured", id)
 }
 
+// Range calls f with every configured instance, in no particular order,
+// until f returns false. It works on a snapshot: f may call the registry.
+func (r *Registry[T]) Range(f func(id string, v T) bool) {
+	r.mu.RLock()
+	ids := make([]string, 0, len(r.m))
+	vs := make([]T, 0, len(r.m))
+	for id, v := range r.m {
+		ids = append(ids, id)
+		vs = append(vs, v)
+	}
+	r.mu.RUnlock()
+	for i, id := range ids {
+		if !f(id, vs[i]) {
+			return
+		}
+	}
+}
+
 // Len returns the number of configured instances.
 func (r *Registry[T]) Len() int {
 	r.mu.RLock()

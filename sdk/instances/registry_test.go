@@ -3,6 +3,7 @@ package instances_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,34 @@ func TestRegistryLifecycle(t *testing.T) {
 	}
 	if got := strings.Join(events, ","); got != "replaced a,removed b" {
 		t.Fatalf("events %q", got)
+	}
+}
+
+func TestRegistryRange(t *testing.T) {
+	var events []string
+	r := newRegistry(t, &events)
+	for _, id := range []string{"i1", "i2", "i3"} {
+		var resp lifecycle.ConfigureResponse
+		r.Configure(context.Background(), &lifecycle.ConfigureRequest{InstanceID: id, Type: "thing", ConfigJSON: []byte(`{"value":"` + id + `"}`)}, &resp)
+	}
+	var seen []string
+	r.Range(func(id string, v *inst) bool {
+		if v.value != id {
+			t.Errorf("instance %s holds %q", id, v.value)
+		}
+		// The callback may call the registry: Range works on a snapshot.
+		r.Unconfigure(context.Background(), id)
+		seen = append(seen, id)
+		return true
+	})
+	slices.Sort(seen)
+	if strings.Join(seen, ",") != "i1,i2,i3" || r.Len() != 0 {
+		t.Fatalf("Range saw %v, %d left", seen, r.Len())
+	}
+	n := 0
+	r.Range(func(string, *inst) bool { n++; return false })
+	if n != 0 {
+		t.Fatalf("Range over an empty registry called f %d times", n)
 	}
 }
 

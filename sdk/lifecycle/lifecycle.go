@@ -15,6 +15,10 @@
 //     sdk/entrypoint, sdk/policy), concurrently.
 //  6. Unconfigure removes an instance; Drain (optional, see Drainer) finishes
 //     in-flight work before the core stops the process.
+//
+// While instances are configured, the core asks a plugin that implements
+// HealthChecker (optional) every few seconds whether each instance can serve;
+// one that cannot makes the gateway's /ready answer 503.
 package lifecycle
 
 import (
@@ -190,6 +194,39 @@ type Plugin interface {
 type Drainer interface {
 	// Drain finishes in-flight work before ctx's deadline.
 	Drain(ctx context.Context) error
+}
+
+// FeatureHealth is the protocol feature (GetMetadata.features) of a plugin
+// that answers Plugin.CheckHealth (protocol v1.4). The sdk announces it for a
+// plugin that implements HealthChecker.
+const FeatureHealth = "health"
+
+// InstanceHealth is whether one configured instance can serve.
+type InstanceHealth struct {
+	// InstanceID is the instance's id, as given to Configure.
+	InstanceID string
+	// Ready is true when the instance can serve (for an endpoint: its
+	// backend is reachable).
+	Ready bool
+	// Reason says why the instance is not ready, for operators; the core
+	// shows it on /ready. It must hold no secret.
+	Reason string
+}
+
+// HealthChecker is implemented by plugins whose instances can become unable
+// to serve while the process runs (an endpoint whose backend is
+// unreachable). The core calls CheckHealth every few seconds with a short
+// deadline and reports every instance that is not ready on the admin /ready,
+// which then answers 503, so load balancers stop routing to the gateway.
+//
+// Optional: a plugin without it is not asked, and its instances count as
+// ready.
+type HealthChecker interface {
+	// CheckHealth reports the health of the configured instances. It must
+	// answer at once, from state kept up to date in the background (a
+	// periodic check with a timeout of its own), and never wait on a
+	// backend. An instance it leaves out counts as ready.
+	CheckHealth(ctx context.Context) []InstanceHealth
 }
 
 // CapabilityBodyOnlyInEL is the type capability of a plugin that reads the

@@ -278,6 +278,25 @@ func (h *Harness) Drain(t testing.TB, deadline time.Duration) error {
 	return err
 }
 
+// CheckHealth calls CheckHealth and returns the plugin's answer, as the
+// core reads it. A plugin that does not implement lifecycle.HealthChecker
+// answers Unimplemented: the error is returned (a gRPC status error), and
+// the core would count its instances as ready.
+func (h *Harness) CheckHealth(t testing.TB) ([]lifecycle.InstanceHealth, error) {
+	t.Helper()
+	ctx, cancel := h.callContext()
+	defer cancel()
+	resp, err := h.Clients.Plugin.CheckHealth(ctx, &pluginv1.CheckHealth_Request{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]lifecycle.InstanceHealth, 0, len(resp.GetInstances()))
+	for _, i := range resp.GetInstances() {
+		out = append(out, lifecycle.InstanceHealth{InstanceID: i.GetInstanceId(), Ready: i.GetReady(), Reason: i.GetReason()})
+	}
+	return out, nil
+}
+
 // Publish sends one batch through the harness's shared, multiplexed Publish
 // stream (as the core does) and waits for its result: nil when every message
 // was accepted, the plugin's failure otherwise.

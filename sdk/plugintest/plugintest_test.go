@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -623,4 +625,62 @@ func (schemaFake) OnRequest(context.Context, *policy.RequestPhase, *policy.Reque
 }
 func (schemaFake) OnMessages(_ context.Context, in *policy.MessagesPhase) ([]*gateway.Message, error) {
 	return in.Messages, nil
+}
+
+// healthyEcho is the echo endpoint with a health check: an instance whose
+// prefix is "down" is not ready.
+type healthyEcho struct{ *echoEndpoint }
+
+var _ lifecycle.HealthChecker = healthyEcho{}
+
+func (e healthyEcho) CheckHealth(context.Context) []lifecycle.InstanceHealth {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []lifecycle.InstanceHealth
+	for id, c := range e.confs {
+		h := lifecycle.InstanceHealth{InstanceID: id, Ready: !strings.HasSuffix(c, "/down")}
+		if !h.Ready {
+			h.Reason = "backend unreachable"
+		}
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b lifecycle.InstanceHealth) int { return strings.Compare(a.InstanceID, b.InstanceID) })
+	return out
+}
+
+func TestCheckHealth(t *testing.T) {
+	h := plugintest.Start(t, healthyEcho{newEcho()})
+	raw, err := h.Clients.Plugin.GetMetadata(context.Background(), &pluginv1.GetMetadata_Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(raw.GetFeatures(), lifecycle.FeatureHealth) {
+		t.Fatalf("features %v: want %q", raw.GetFeatures(), lifecycle.FeatureHealth)
+	}
+	h.Configure(t, "a", "echo", fakeConfig{Prefix: "up"})
+	h.Configure(t, "b", "echo", fakeConfig{Prefix: "down"})
+	got, err := h.CheckHealth(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []lifecycle.InstanceHealth{{InstanceID: "a", Ready: true}, {InstanceID: "b", Reason: "backend unreachable"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("CheckHealth = %+v, want %+v", got, want)
+	}
+}
+
+// A plugin without lifecycle.HealthChecker neither announces the feature
+// nor answers the call: Unimplemented, which the core takes as ready.
+func TestCheckHealthUnimplemented(t *testing.T) {
+	h := plugintest.Start(t, newEcho())
+	raw, err := h.Clients.Plugin.GetMetadata(context.Background(), &pluginv1.GetMetadata_Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(raw.GetFeatures(), lifecycle.FeatureHealth) {
+		t.Fatalf("features %v: %q announced without a HealthChecker", raw.GetFeatures(), lifecycle.FeatureHealth)
+	}
+	if _, err := h.CheckHealth(t); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("CheckHealth: %v, want Unimplemented", err)
+	}
 }

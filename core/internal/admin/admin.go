@@ -2,11 +2,13 @@
 // operators and orchestrators, never exposed with the data path.
 //
 //	GET /health   200 {"status":"UP"} while the process serves.
-//	GET /ready    200 when every API is deployed and every plugin it uses is
-//	              up, else 503 with the reasons.
+//	GET /ready    200 when every API is deployed, every plugin it uses is
+//	              up and every endpoint instance is ready (its backend
+//	              reachable, as its plugin last reported; see health.go),
+//	              else 503 with the reasons.
 //	GET /apis     the deployed APIs, their plans (secrets shown as
-//	              "(sensitive)"), entrypoints, endpoint, flows and plugin
-//	              instance ids.
+//	              "(sensitive)"), entrypoints, endpoint (with its
+//	              readiness), flows and plugin instance ids.
 //	GET /plugins  the plugins: kind, version, types, up, restarts.
 //	GET /metrics  Prometheus metrics.
 package admin
@@ -21,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -72,6 +75,13 @@ type Options struct {
 	// /metrics serves them beside the core's with the label
 	// plugin="<plugin>". Optional. Default: none.
 	PluginMetricsDir string
+	// HealthInterval is how often the endpoint plugins are asked whether
+	// their instances are ready (four times as often while one is not).
+	// Optional. Default: DefaultHealthInterval.
+	HealthInterval time.Duration
+	// HealthTimeout bounds each plugin's answer. Optional. Default:
+	// DefaultHealthTimeout.
+	HealthTimeout time.Duration
 }
 
 // Admin is the admin listener.
@@ -79,6 +89,11 @@ type Admin struct {
 	opts    Options
 	http    *fasthttp.Server
 	metrics fasthttp.RequestHandler
+	health  *healthCache
+
+	healthOnce   sync.Once
+	healthCtx    context.Context
+	healthCancel context.CancelFunc
 }
 
 // New returns the admin listener. It fails when the plugin metrics cannot be
@@ -90,6 +105,12 @@ func New(opts Options) (*Admin, error) {
 	if opts.Plugins == nil {
 		opts.Plugins = func() []PluginInfo { return nil }
 	}
+	if opts.HealthInterval <= 0 {
+		opts.HealthInterval = DefaultHealthInterval
+	}
+	if opts.HealthTimeout <= 0 {
+		opts.HealthTimeout = DefaultHealthTimeout
+	}
 	reg := opts.Registry
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -98,10 +119,15 @@ func New(opts Options) (*Admin, error) {
 		return nil, err
 	}
 	a := &Admin{
-		opts: opts,
+		opts:   opts,
+		health: newHealthCache(),
 		metrics: fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(
 			prometheus.Gatherers{reg, &fileGatherer{dir: opts.PluginMetricsDir, log: opts.Logger}}, promhttp.HandlerOpts{})),
 	}
+	if err := reg.Register(endpointCollector{a}); err != nil {
+		return nil, err
+	}
+	a.healthCtx, a.healthCancel = context.WithCancel(context.Background())
 	a.http = &fasthttp.Server{
 		Handler:               a.handle,
 		Name:                  "sluice-admin",
@@ -111,8 +137,16 @@ func New(opts Options) (*Admin, error) {
 	return a, nil
 }
 
-// Serve serves the admin API on ln until Shutdown.
-func (a *Admin) Serve(ln net.Listener) error { return a.http.Serve(ln) }
+// Serve serves the admin API on ln until Shutdown. The first call also
+// polls the endpoints' health once before serving, so /ready is right from
+// its first answer, and keeps polling in the background until Shutdown.
+func (a *Admin) Serve(ln net.Listener) error {
+	a.healthOnce.Do(func() {
+		a.PollHealth(a.healthCtx)
+		go a.runHealth(a.healthCtx)
+	})
+	return a.http.Serve(ln)
+}
 
 // ListenAndServe listens on the TCP address addr and serves the admin API.
 func (a *Admin) ListenAndServe(addr string) error {
@@ -125,7 +159,10 @@ func (a *Admin) ListenAndServe(addr string) error {
 
 // Shutdown stops the listener and waits for requests in progress until ctx
 // ends.
-func (a *Admin) Shutdown(ctx context.Context) error { return a.http.ShutdownWithContext(ctx) }
+func (a *Admin) Shutdown(ctx context.Context) error {
+	a.healthCancel()
+	return a.http.ShutdownWithContext(ctx)
+}
 
 // Handler returns the admin API's request handler, for embedding or tests.
 func (a *Admin) Handler() fasthttp.RequestHandler { return a.handle }
@@ -201,7 +238,7 @@ func (a *Admin) notReady() []string {
 	for _, n := range names {
 		reasons = append(reasons, "plugin "+n+" is down (used by "+joinComma(down[n])+")")
 	}
-	return reasons
+	return append(reasons, a.endpointNotReady()...)
 }
 
 func appendUnique(ss []string, s string) []string {
@@ -260,6 +297,10 @@ type (
 		Plugin     string   `json:"plugin"`
 		Up         bool     `json:"up"`
 		QoS        []string `json:"qos"`
+		// Ready is Up and, for a plugin that checks health, its last
+		// answer for the instance; NotReady says why not.
+		Ready    bool   `json:"ready"`
+		NotReady string `json:"not_ready,omitempty"`
 	}
 	flowsDoc struct {
 		Request   []policyDoc `json:"request"`
@@ -309,13 +350,16 @@ func (a *Admin) apis() []apiDoc {
 		if ep := api.Endpoint; ep != nil {
 			name, up := pluginName(ep.Plugin)
 			d.Endpoint = &endpointDoc{Type: ep.Type, Name: ep.Name, InstanceID: ep.InstanceID, Plugin: name, Up: up, QoS: append([]string{}, ep.QoS...)}
+			d.Endpoint.Ready, d.Endpoint.NotReady = a.endpointReady(ep)
 		}
 		for name, t := range api.Targets {
 			if api.Endpoint != nil && name == api.Endpoint.Name {
 				continue
 			}
 			tn, up := pluginName(t.Plugin)
-			d.Targets = append(d.Targets, &endpointDoc{Type: t.Type, Name: t.Name, InstanceID: t.InstanceID, Plugin: tn, Up: up, QoS: append([]string{}, t.QoS...)})
+			td := &endpointDoc{Type: t.Type, Name: t.Name, InstanceID: t.InstanceID, Plugin: tn, Up: up, QoS: append([]string{}, t.QoS...)}
+			td.Ready, td.NotReady = a.endpointReady(t)
+			d.Targets = append(d.Targets, td)
 		}
 		slices.SortFunc(d.Targets, func(a, b *endpointDoc) int { return strings.Compare(a.Name, b.Name) })
 		if a.opts.Push != nil {

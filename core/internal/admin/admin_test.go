@@ -1,25 +1,31 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sluice-gw/sluice/core/internal/flow"
 	"github.com/sluice-gw/sluice/core/internal/plan"
 	"github.com/sluice-gw/sluice/core/internal/server"
+	"github.com/sluice-gw/sluice/sdk/lifecycle"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
 type fakePlugin struct {
-	name string
-	mu   sync.Mutex
-	up   bool
+	name    string
+	mu      sync.Mutex
+	up      bool
+	clients *serve.Clients // nil: Clients fails
 }
 
 func (p *fakePlugin) Name() string { return p.name }
@@ -33,8 +39,15 @@ func (p *fakePlugin) setUp(up bool) {
 	p.up = up
 	p.mu.Unlock()
 }
-func (p *fakePlugin) OnRestart(func())                 {}
-func (p *fakePlugin) Clients() (*serve.Clients, error) { return nil, errors.New("not in this test") }
+func (p *fakePlugin) OnRestart(func()) {}
+func (p *fakePlugin) Clients() (*serve.Clients, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.clients == nil || !p.up {
+		return nil, errors.New("not in this test")
+	}
+	return p.clients, nil
+}
 
 func get(t *testing.T, a *Admin, path string) (int, string, string) {
 	t.Helper()
@@ -79,7 +92,7 @@ func newFixture(t *testing.T, notReady func() []string) *fixture {
 			{Name: "entrypoint-sse", Kind: "entrypoint", Version: "1.0.0", Types: []string{"sse"}, Up: f.ep.Up()},
 		}
 	}
-	f.admin, err = New(Options{Server: f.srv, Plugins: plugins, Registry: reg, NotReady: notReady})
+	f.admin, err = New(Options{Server: f.srv, Plugins: plugins, Registry: reg, NotReady: notReady, HealthTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +102,9 @@ func newFixture(t *testing.T, notReady func() []string) *fixture {
 func TestHealthAndReady(t *testing.T) {
 	var extra []string
 	f := newFixture(t, func() []string { return extra })
+	fh := startFakeHealth(t, f.endpoint, []string{lifecycle.FeatureHealth})
+	poll := func() { f.admin.PollHealth(context.Background()) }
+	const down = `{"reasons":["api \"demo\" endpoint \"default\": brokers unreachable: k:9092: connection refused"],"status":"DOWN"}` + "\n"
 	tests := []struct {
 		name   string
 		setup  func()
@@ -108,6 +124,49 @@ func TestHealthAndReady(t *testing.T) {
 		{"caller's reasons first", func() { f.endpoint.setUp(true); f.pol.setUp(true); extra = []string{"api other failed to configure"} }, "/ready", 503,
 			`{"reasons":["api other failed to configure"],"status":"DOWN"}` + "\n"},
 		{"health stays up", nil, "/health", 200, `{"status":"UP"}` + "\n"},
+		{"endpoint not ready", func() {
+			extra = nil
+			fh.set(nil, false, "brokers unreachable: k:9092: connection refused")
+			poll()
+		}, "/ready", 503, down},
+		{"endpoint ready again", func() { fh.set(nil, true, ""); poll() }, "/ready", 200, `{"status":"UP"}` + "\n"},
+		{"instances the answer leaves out are ready", func() {
+			fh.mu.Lock()
+			fh.instances = []*pluginv1.CheckHealth_InstanceHealth{{InstanceId: "other/endpoint/default", Reason: "gone"}}
+			fh.mu.Unlock()
+			poll()
+		}, "/ready", 200, `{"status":"UP"}` + "\n"},
+		{"unimplemented is ready", func() {
+			fh.set(status.Error(codes.Unimplemented, "no"), false, "ignored")
+			poll()
+		}, "/ready", 200, `{"status":"UP"}` + "\n"},
+		{"a plugin down is reported as down only", func() {
+			fh.set(nil, false, "brokers unreachable: k:9092: connection refused")
+			poll()
+			f.endpoint.setUp(false)
+		}, "/ready", 503, `{"reasons":["plugin endpoint-kafka is down (used by demo)"],"status":"DOWN"}` + "\n"},
+		{"up again, still not ready", func() { f.endpoint.setUp(true); poll() }, "/ready", 503, down},
+		// A plugin that misses its deadline keeps its last state for
+		// healthFailuresTolerated polls, then counts as not ready; /ready
+		// never waits for it.
+		{"a hanging plugin keeps its last state", func() {
+			fh.set(nil, true, "")
+			poll()
+			fh.hang(true)
+			for range healthFailuresTolerated {
+				poll()
+			}
+		}, "/ready", 200, `{"status":"UP"}` + "\n"},
+		{"then is not ready", poll, "/ready", 503,
+			`{"reasons":["api \"demo\" endpoint \"default\": plugin endpoint-kafka did not answer the health check: context deadline exceeded"],"status":"DOWN"}` + "\n"},
+		{"answering again", func() { fh.hang(false); poll() }, "/ready", 200, `{"status":"UP"}` + "\n"},
+		{"a plugin without the feature is not asked", func() {
+			f.endpoint.mu.Lock()
+			f.endpoint.clients.Features = nil
+			f.endpoint.mu.Unlock()
+			fh.set(nil, false, "not asked")
+			poll()
+		}, "/ready", 200, `{"status":"UP"}` + "\n"},
 		{"unknown path", nil, "/nope", 404, `{"http_status_code":404,"message":"unknown admin path; use /health, /ready, /apis, /plugins or /metrics"}` + "\n"},
 	}
 	for _, tc := range tests {
@@ -131,7 +190,7 @@ func TestAPIsAndPlugins(t *testing.T) {
 	_, _, body := get(t, f.admin, "/apis")
 	want := `{"apis":[{"name":"demo","context_path":"/demo",` +
 		`"entrypoints":[{"type":"sse","instance_id":"demo/entrypoint/sse","plugin":"entrypoint-sse","up":true,"match":{"methods":["GET"],"accept":"text/event-stream","websocket":false,"criteria_count":2}}],` +
-		`"endpoint":{"type":"kafka","name":"default","instance_id":"demo/endpoint/default","plugin":"endpoint-kafka","up":true,"qos":["auto"]},` +
+		`"endpoint":{"type":"kafka","name":"default","instance_id":"demo/endpoint/default","plugin":"endpoint-kafka","up":true,"qos":["auto"],"ready":true},` +
 		`"flows":{"request":[],"response":[],"publish":[{"type":"assign-attributes","instance_id":"demo/flow/keys/publish/0","plugin":"policy-assign-attributes","up":true}],"subscribe":[]},` +
 		`"plans":[{"type":"keyless"}]}]}` + "\n"
 	if body != want {
@@ -165,6 +224,7 @@ func TestMetrics(t *testing.T) {
 		`sluice_plugin_restarts_total{kind="endpoint",plugin="endpoint-kafka"} 2`,
 		`sluice_plugin_up{kind="entrypoint",plugin="entrypoint-sse"} 1`,
 		`sluice_requests_total{api="",entrypoint="",status="404"} 1`,
+		`sluice_endpoint_ready{api="demo",endpoint="default"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)

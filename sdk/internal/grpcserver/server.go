@@ -110,6 +110,9 @@ func New(p lifecycle.Plugin, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("metadata of %s: %w", md.Name, err)
 	}
 	mdWire.Features = append(mdWire.Features, tunnel.Feature, tunnel.FeatureSameContext)
+	if _, ok := p.(lifecycle.HealthChecker); ok {
+		mdWire.Features = append(mdWire.Features, lifecycle.FeatureHealth)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -231,6 +234,22 @@ func (ps *pluginServer) Drain(ctx context.Context, req *pluginv1.Drain_Request) 
 		return nil, status.Errorf(code, "drain: %v", err)
 	}
 	return &pluginv1.Drain_Response{}, nil
+}
+
+// CheckHealth answers from lifecycle.HealthChecker; a plugin without it
+// answers Unimplemented, which the core takes as every instance ready (the
+// core does not even ask, since the plugin does not announce the feature).
+func (ps *pluginServer) CheckHealth(ctx context.Context, _ *pluginv1.CheckHealth_Request) (*pluginv1.CheckHealth_Response, error) {
+	hc, ok := ps.s.plugin.(lifecycle.HealthChecker)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the plugin does not check its instances' health")
+	}
+	hs := hc.CheckHealth(ctx)
+	resp := &pluginv1.CheckHealth_Response{Instances: make([]*pluginv1.CheckHealth_InstanceHealth, 0, len(hs))}
+	for _, h := range hs {
+		resp.Instances = append(resp.Instances, &pluginv1.CheckHealth_InstanceHealth{InstanceId: h.InstanceID, Ready: h.Ready, Reason: h.Reason})
+	}
+	return resp, nil
 }
 
 // failureOf converts an error returned by plugin code to a wire failure: a

@@ -1154,6 +1154,53 @@ func (*Drain) Descriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
+// CheckHealth (v1.4, "health" feature) asks whether each configured
+// instance can serve: for an endpoint, whether its backend is reachable.
+// The core calls it every few seconds with a short deadline and reports an
+// instance that is not ready on the admin /ready (503, with the reason), so
+// a load balancer stops routing to the gateway while, say, its Kafka cluster
+// is unreachable. Answer at once from state kept up to date in the
+// background; never wait on the backend in the call.
+//
+// Optional: a plugin that does not announce the "health" feature is not
+// asked, and one that answers Unimplemented counts as ready, as does every
+// instance the answer leaves out.
+type CheckHealth struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckHealth) Reset() {
+	*x = CheckHealth{}
+	mi := &file_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckHealth) ProtoMessage() {}
+
+func (x *CheckHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckHealth.ProtoReflect.Descriptor instead.
+func (*CheckHealth) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{14}
+}
+
 // Publish is one long-lived stream per endpoint instance, multiplexing every
 // request's batches. Each batch is answered by exactly one result.
 type Publish struct {
@@ -1164,7 +1211,7 @@ type Publish struct {
 
 func (x *Publish) Reset() {
 	*x = Publish{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1176,7 +1223,7 @@ func (x *Publish) String() string {
 func (*Publish) ProtoMessage() {}
 
 func (x *Publish) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1189,7 +1236,7 @@ func (x *Publish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish.ProtoReflect.Descriptor instead.
 func (*Publish) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 // Subscribe is one stream per client subscription.
@@ -1201,7 +1248,7 @@ type Subscribe struct {
 
 func (x *Subscribe) Reset() {
 	*x = Subscribe{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1260,7 @@ func (x *Subscribe) String() string {
 func (*Subscribe) ProtoMessage() {}
 
 func (x *Subscribe) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1273,7 @@ func (x *Subscribe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe.ProtoReflect.Descriptor instead.
 func (*Subscribe) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 // Connect is one stream per client exchange. The core owns the socket; the
@@ -1239,7 +1286,7 @@ type Connect struct {
 
 func (x *Connect) Reset() {
 	*x = Connect{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1298,7 @@ func (x *Connect) String() string {
 func (*Connect) ProtoMessage() {}
 
 func (x *Connect) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1311,7 @@ func (x *Connect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect.ProtoReflect.Descriptor instead.
 func (*Connect) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 // OnRequest runs one step of a per-request phase: the request phase, before
@@ -1278,7 +1325,7 @@ type OnRequest struct {
 
 func (x *OnRequest) Reset() {
 	*x = OnRequest{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1337,7 @@ func (x *OnRequest) String() string {
 func (*OnRequest) ProtoMessage() {}
 
 func (x *OnRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1350,7 @@ func (x *OnRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnRequest.ProtoReflect.Descriptor instead.
 func (*OnRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 // OnMessages is one long-lived stream per policy plugin, multiplexing batches
@@ -1316,7 +1363,7 @@ type OnMessages struct {
 
 func (x *OnMessages) Reset() {
 	*x = OnMessages{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1375,7 @@ func (x *OnMessages) String() string {
 func (*OnMessages) ProtoMessage() {}
 
 func (x *OnMessages) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1388,7 @@ func (x *OnMessages) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnMessages.ProtoReflect.Descriptor instead.
 func (*OnMessages) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 // Tunnel carries every data-path call between the core and one plugin process
@@ -1380,7 +1427,7 @@ type TunnelFrame struct {
 
 func (x *TunnelFrame) Reset() {
 	*x = TunnelFrame{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1439,7 @@ func (x *TunnelFrame) String() string {
 func (*TunnelFrame) ProtoMessage() {}
 
 func (x *TunnelFrame) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1452,7 @@ func (x *TunnelFrame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelFrame.ProtoReflect.Descriptor instead.
 func (*TunnelFrame) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TunnelFrame) GetCall() uint64 {
@@ -1469,7 +1516,7 @@ type TunnelStatus struct {
 
 func (x *TunnelStatus) Reset() {
 	*x = TunnelStatus{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1528,7 @@ func (x *TunnelStatus) String() string {
 func (*TunnelStatus) ProtoMessage() {}
 
 func (x *TunnelStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1541,7 @@ func (x *TunnelStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelStatus.ProtoReflect.Descriptor instead.
 func (*TunnelStatus) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TunnelStatus) GetCode() int32 {
@@ -1520,7 +1567,7 @@ type TunnelBatch struct {
 
 func (x *TunnelBatch) Reset() {
 	*x = TunnelBatch{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1579,7 @@ func (x *TunnelBatch) String() string {
 func (*TunnelBatch) ProtoMessage() {}
 
 func (x *TunnelBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1592,7 @@ func (x *TunnelBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelBatch.ProtoReflect.Descriptor instead.
 func (*TunnelBatch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TunnelBatch) GetFrames() []*TunnelFrame {
@@ -1573,7 +1620,7 @@ type Schema_Attribute struct {
 
 func (x *Schema_Attribute) Reset() {
 	*x = Schema_Attribute{}
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1632,7 @@ func (x *Schema_Attribute) String() string {
 func (*Schema_Attribute) ProtoMessage() {}
 
 func (x *Schema_Attribute) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1663,7 +1710,7 @@ type Schema_Block struct {
 
 func (x *Schema_Block) Reset() {
 	*x = Schema_Block{}
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1675,7 +1722,7 @@ func (x *Schema_Block) String() string {
 func (*Schema_Block) ProtoMessage() {}
 
 func (x *Schema_Block) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1781,7 @@ type GetMetadata_Request struct {
 
 func (x *GetMetadata_Request) Reset() {
 	*x = GetMetadata_Request{}
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1746,7 +1793,7 @@ func (x *GetMetadata_Request) String() string {
 func (*GetMetadata_Request) ProtoMessage() {}
 
 func (x *GetMetadata_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +1816,9 @@ type GetMetadata_Response struct {
 	Version string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
 	Types   []*TypeInfo            `protobuf:"bytes,4,rep,name=types,proto3" json:"types,omitempty"`
 	// Protocol features the plugin serves beyond v1.0, so the core can use
-	// them without a version check: "tunnel" (the Tunnel service).
+	// them without a version check: "tunnel" (the Tunnel service),
+	// "same-context" (Publish.Request.same_context), "health" (v1.4:
+	// Plugin.CheckHealth).
 	Features      []string `protobuf:"bytes,5,rep,name=features,proto3" json:"features,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1777,7 +1826,7 @@ type GetMetadata_Response struct {
 
 func (x *GetMetadata_Response) Reset() {
 	*x = GetMetadata_Response{}
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1789,7 +1838,7 @@ func (x *GetMetadata_Response) String() string {
 func (*GetMetadata_Response) ProtoMessage() {}
 
 func (x *GetMetadata_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +1900,7 @@ type ValidateConfig_Request struct {
 
 func (x *ValidateConfig_Request) Reset() {
 	*x = ValidateConfig_Request{}
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1912,7 @@ func (x *ValidateConfig_Request) String() string {
 func (*ValidateConfig_Request) ProtoMessage() {}
 
 func (x *ValidateConfig_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +1951,7 @@ type ValidateConfig_Response struct {
 
 func (x *ValidateConfig_Response) Reset() {
 	*x = ValidateConfig_Response{}
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1914,7 +1963,7 @@ func (x *ValidateConfig_Response) String() string {
 func (*ValidateConfig_Response) ProtoMessage() {}
 
 func (x *ValidateConfig_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1949,7 +1998,7 @@ type Configure_Request struct {
 
 func (x *Configure_Request) Reset() {
 	*x = Configure_Request{}
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1961,7 +2010,7 @@ func (x *Configure_Request) String() string {
 func (*Configure_Request) ProtoMessage() {}
 
 func (x *Configure_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2063,7 @@ type Configure_Response struct {
 
 func (x *Configure_Response) Reset() {
 	*x = Configure_Response{}
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2075,7 @@ func (x *Configure_Response) String() string {
 func (*Configure_Response) ProtoMessage() {}
 
 func (x *Configure_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2058,7 +2107,7 @@ type Unconfigure_Request struct {
 
 func (x *Unconfigure_Request) Reset() {
 	*x = Unconfigure_Request{}
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2070,7 +2119,7 @@ func (x *Unconfigure_Request) String() string {
 func (*Unconfigure_Request) ProtoMessage() {}
 
 func (x *Unconfigure_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2101,7 +2150,7 @@ type Unconfigure_Response struct {
 
 func (x *Unconfigure_Response) Reset() {
 	*x = Unconfigure_Response{}
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2162,7 @@ func (x *Unconfigure_Response) String() string {
 func (*Unconfigure_Response) ProtoMessage() {}
 
 func (x *Unconfigure_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2188,7 @@ type Drain_Request struct {
 
 func (x *Drain_Request) Reset() {
 	*x = Drain_Request{}
-	mi := &file_plugin_proto_msgTypes[36]
+	mi := &file_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2200,7 @@ func (x *Drain_Request) String() string {
 func (*Drain_Request) ProtoMessage() {}
 
 func (x *Drain_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[36]
+	mi := &file_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2231,7 @@ type Drain_Response struct {
 
 func (x *Drain_Response) Reset() {
 	*x = Drain_Response{}
-	mi := &file_plugin_proto_msgTypes[37]
+	mi := &file_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2194,7 +2243,7 @@ func (x *Drain_Response) String() string {
 func (*Drain_Response) ProtoMessage() {}
 
 func (x *Drain_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[37]
+	mi := &file_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,6 +2257,150 @@ func (x *Drain_Response) ProtoReflect() protoreflect.Message {
 // Deprecated: Use Drain_Response.ProtoReflect.Descriptor instead.
 func (*Drain_Response) Descriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{13, 1}
+}
+
+type CheckHealth_Request struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckHealth_Request) Reset() {
+	*x = CheckHealth_Request{}
+	mi := &file_plugin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckHealth_Request) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckHealth_Request) ProtoMessage() {}
+
+func (x *CheckHealth_Request) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckHealth_Request.ProtoReflect.Descriptor instead.
+func (*CheckHealth_Request) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{14, 0}
+}
+
+type CheckHealth_Response struct {
+	state         protoimpl.MessageState        `protogen:"open.v1"`
+	Instances     []*CheckHealth_InstanceHealth `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckHealth_Response) Reset() {
+	*x = CheckHealth_Response{}
+	mi := &file_plugin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckHealth_Response) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckHealth_Response) ProtoMessage() {}
+
+func (x *CheckHealth_Response) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckHealth_Response.ProtoReflect.Descriptor instead.
+func (*CheckHealth_Response) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{14, 1}
+}
+
+func (x *CheckHealth_Response) GetInstances() []*CheckHealth_InstanceHealth {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+type CheckHealth_InstanceHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of a configured instance (Configure.Request.instance_id).
+	InstanceId string `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	// True when the instance can serve.
+	Ready bool `protobuf:"varint,2,opt,name=ready,proto3" json:"ready,omitempty"`
+	// Why the instance is not ready, for operators (e.g. "brokers
+	// unreachable: kafka-1:9092: connection refused"). Never a secret.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckHealth_InstanceHealth) Reset() {
+	*x = CheckHealth_InstanceHealth{}
+	mi := &file_plugin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckHealth_InstanceHealth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckHealth_InstanceHealth) ProtoMessage() {}
+
+func (x *CheckHealth_InstanceHealth) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckHealth_InstanceHealth.ProtoReflect.Descriptor instead.
+func (*CheckHealth_InstanceHealth) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{14, 2}
+}
+
+func (x *CheckHealth_InstanceHealth) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *CheckHealth_InstanceHealth) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *CheckHealth_InstanceHealth) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 type Publish_Request struct {
@@ -2227,7 +2420,7 @@ type Publish_Request struct {
 
 func (x *Publish_Request) Reset() {
 	*x = Publish_Request{}
-	mi := &file_plugin_proto_msgTypes[38]
+	mi := &file_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2432,7 @@ func (x *Publish_Request) String() string {
 func (*Publish_Request) ProtoMessage() {}
 
 func (x *Publish_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[38]
+	mi := &file_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2445,7 @@ func (x *Publish_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish_Request.ProtoReflect.Descriptor instead.
 func (*Publish_Request) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14, 0}
+	return file_plugin_proto_rawDescGZIP(), []int{15, 0}
 }
 
 func (x *Publish_Request) GetBatchId() uint64 {
@@ -2301,7 +2494,7 @@ type Publish_Response struct {
 
 func (x *Publish_Response) Reset() {
 	*x = Publish_Response{}
-	mi := &file_plugin_proto_msgTypes[39]
+	mi := &file_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2506,7 @@ func (x *Publish_Response) String() string {
 func (*Publish_Response) ProtoMessage() {}
 
 func (x *Publish_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[39]
+	mi := &file_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2519,7 @@ func (x *Publish_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Publish_Response.ProtoReflect.Descriptor instead.
 func (*Publish_Response) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14, 1}
+	return file_plugin_proto_rawDescGZIP(), []int{15, 1}
 }
 
 func (x *Publish_Response) GetBatchId() uint64 {
@@ -2356,7 +2549,7 @@ type Subscribe_Request struct {
 
 func (x *Subscribe_Request) Reset() {
 	*x = Subscribe_Request{}
-	mi := &file_plugin_proto_msgTypes[40]
+	mi := &file_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2561,7 @@ func (x *Subscribe_Request) String() string {
 func (*Subscribe_Request) ProtoMessage() {}
 
 func (x *Subscribe_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[40]
+	mi := &file_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2574,7 @@ func (x *Subscribe_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe_Request.ProtoReflect.Descriptor instead.
 func (*Subscribe_Request) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15, 0}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 0}
 }
 
 func (x *Subscribe_Request) GetKind() isSubscribe_Request_Kind {
@@ -2441,7 +2634,7 @@ type Subscribe_Start struct {
 
 func (x *Subscribe_Start) Reset() {
 	*x = Subscribe_Start{}
-	mi := &file_plugin_proto_msgTypes[41]
+	mi := &file_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2646,7 @@ func (x *Subscribe_Start) String() string {
 func (*Subscribe_Start) ProtoMessage() {}
 
 func (x *Subscribe_Start) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[41]
+	mi := &file_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2659,7 @@ func (x *Subscribe_Start) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe_Start.ProtoReflect.Descriptor instead.
 func (*Subscribe_Start) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15, 1}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 1}
 }
 
 func (x *Subscribe_Start) GetInstanceId() string {
@@ -2514,7 +2707,7 @@ type Subscribe_Ack struct {
 
 func (x *Subscribe_Ack) Reset() {
 	*x = Subscribe_Ack{}
-	mi := &file_plugin_proto_msgTypes[42]
+	mi := &file_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2719,7 @@ func (x *Subscribe_Ack) String() string {
 func (*Subscribe_Ack) ProtoMessage() {}
 
 func (x *Subscribe_Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[42]
+	mi := &file_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2732,7 @@ func (x *Subscribe_Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe_Ack.ProtoReflect.Descriptor instead.
 func (*Subscribe_Ack) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15, 2}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 2}
 }
 
 func (x *Subscribe_Ack) GetThroughTag() uint64 {
@@ -2563,7 +2756,7 @@ type Subscribe_Response struct {
 
 func (x *Subscribe_Response) Reset() {
 	*x = Subscribe_Response{}
-	mi := &file_plugin_proto_msgTypes[43]
+	mi := &file_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +2768,7 @@ func (x *Subscribe_Response) String() string {
 func (*Subscribe_Response) ProtoMessage() {}
 
 func (x *Subscribe_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[43]
+	mi := &file_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +2781,7 @@ func (x *Subscribe_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe_Response.ProtoReflect.Descriptor instead.
 func (*Subscribe_Response) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15, 3}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 3}
 }
 
 func (x *Subscribe_Response) GetKind() isSubscribe_Response_Kind {
@@ -2658,7 +2851,7 @@ type Subscribe_Ready struct {
 
 func (x *Subscribe_Ready) Reset() {
 	*x = Subscribe_Ready{}
-	mi := &file_plugin_proto_msgTypes[44]
+	mi := &file_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2670,7 +2863,7 @@ func (x *Subscribe_Ready) String() string {
 func (*Subscribe_Ready) ProtoMessage() {}
 
 func (x *Subscribe_Ready) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[44]
+	mi := &file_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2683,7 +2876,7 @@ func (x *Subscribe_Ready) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe_Ready.ProtoReflect.Descriptor instead.
 func (*Subscribe_Ready) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15, 4}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 4}
 }
 
 func (x *Subscribe_Ready) GetCursor() string {
@@ -2702,7 +2895,7 @@ type Subscribe_Batch struct {
 
 func (x *Subscribe_Batch) Reset() {
 	*x = Subscribe_Batch{}
-	mi := &file_plugin_proto_msgTypes[45]
+	mi := &file_plugin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2907,7 @@ func (x *Subscribe_Batch) String() string {
 func (*Subscribe_Batch) ProtoMessage() {}
 
 func (x *Subscribe_Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[45]
+	mi := &file_plugin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2920,7 @@ func (x *Subscribe_Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscribe_Batch.ProtoReflect.Descriptor instead.
 func (*Subscribe_Batch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15, 5}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 5}
 }
 
 func (x *Subscribe_Batch) GetMessages() []*Message {
@@ -2755,7 +2948,7 @@ type Connect_Request struct {
 
 func (x *Connect_Request) Reset() {
 	*x = Connect_Request{}
-	mi := &file_plugin_proto_msgTypes[46]
+	mi := &file_plugin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2767,7 +2960,7 @@ func (x *Connect_Request) String() string {
 func (*Connect_Request) ProtoMessage() {}
 
 func (x *Connect_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[46]
+	mi := &file_plugin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2780,7 +2973,7 @@ func (x *Connect_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Request.ProtoReflect.Descriptor instead.
 func (*Connect_Request) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 0}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 0}
 }
 
 func (x *Connect_Request) GetKind() isConnect_Request_Kind {
@@ -2913,7 +3106,7 @@ type Connect_Open struct {
 
 func (x *Connect_Open) Reset() {
 	*x = Connect_Open{}
-	mi := &file_plugin_proto_msgTypes[47]
+	mi := &file_plugin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2925,7 +3118,7 @@ func (x *Connect_Open) String() string {
 func (*Connect_Open) ProtoMessage() {}
 
 func (x *Connect_Open) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[47]
+	mi := &file_plugin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2938,7 +3131,7 @@ func (x *Connect_Open) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Open.ProtoReflect.Descriptor instead.
 func (*Connect_Open) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 1}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 1}
 }
 
 func (x *Connect_Open) GetInstanceId() string {
@@ -2972,7 +3165,7 @@ type Connect_Inbound struct {
 
 func (x *Connect_Inbound) Reset() {
 	*x = Connect_Inbound{}
-	mi := &file_plugin_proto_msgTypes[48]
+	mi := &file_plugin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2984,7 +3177,7 @@ func (x *Connect_Inbound) String() string {
 func (*Connect_Inbound) ProtoMessage() {}
 
 func (x *Connect_Inbound) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[48]
+	mi := &file_plugin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2997,7 +3190,7 @@ func (x *Connect_Inbound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Inbound.ProtoReflect.Descriptor instead.
 func (*Connect_Inbound) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 2}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 2}
 }
 
 func (x *Connect_Inbound) GetFrames() []*Connect_Frame {
@@ -3017,7 +3210,7 @@ type Connect_Frame struct {
 
 func (x *Connect_Frame) Reset() {
 	*x = Connect_Frame{}
-	mi := &file_plugin_proto_msgTypes[49]
+	mi := &file_plugin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3222,7 @@ func (x *Connect_Frame) String() string {
 func (*Connect_Frame) ProtoMessage() {}
 
 func (x *Connect_Frame) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[49]
+	mi := &file_plugin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3235,7 @@ func (x *Connect_Frame) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Frame.ProtoReflect.Descriptor instead.
 func (*Connect_Frame) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 3}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 3}
 }
 
 func (x *Connect_Frame) GetData() []byte {
@@ -3069,7 +3262,7 @@ type Connect_Deliver struct {
 
 func (x *Connect_Deliver) Reset() {
 	*x = Connect_Deliver{}
-	mi := &file_plugin_proto_msgTypes[50]
+	mi := &file_plugin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3274,7 @@ func (x *Connect_Deliver) String() string {
 func (*Connect_Deliver) ProtoMessage() {}
 
 func (x *Connect_Deliver) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[50]
+	mi := &file_plugin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3094,7 +3287,7 @@ func (x *Connect_Deliver) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Deliver.ProtoReflect.Descriptor instead.
 func (*Connect_Deliver) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 4}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 4}
 }
 
 func (x *Connect_Deliver) GetMessages() []*Message {
@@ -3115,7 +3308,7 @@ type Connect_Published struct {
 
 func (x *Connect_Published) Reset() {
 	*x = Connect_Published{}
-	mi := &file_plugin_proto_msgTypes[51]
+	mi := &file_plugin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3127,7 +3320,7 @@ func (x *Connect_Published) String() string {
 func (*Connect_Published) ProtoMessage() {}
 
 func (x *Connect_Published) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[51]
+	mi := &file_plugin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3140,7 +3333,7 @@ func (x *Connect_Published) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Published.ProtoReflect.Descriptor instead.
 func (*Connect_Published) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 5}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 5}
 }
 
 func (x *Connect_Published) GetBatchId() uint64 {
@@ -3167,7 +3360,7 @@ type Connect_Ready struct {
 
 func (x *Connect_Ready) Reset() {
 	*x = Connect_Ready{}
-	mi := &file_plugin_proto_msgTypes[52]
+	mi := &file_plugin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3179,7 +3372,7 @@ func (x *Connect_Ready) String() string {
 func (*Connect_Ready) ProtoMessage() {}
 
 func (x *Connect_Ready) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[52]
+	mi := &file_plugin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3192,7 +3385,7 @@ func (x *Connect_Ready) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Ready.ProtoReflect.Descriptor instead.
 func (*Connect_Ready) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 6}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 6}
 }
 
 func (x *Connect_Ready) GetCursor() string {
@@ -3217,7 +3410,7 @@ type Connect_End struct {
 
 func (x *Connect_End) Reset() {
 	*x = Connect_End{}
-	mi := &file_plugin_proto_msgTypes[53]
+	mi := &file_plugin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3422,7 @@ func (x *Connect_End) String() string {
 func (*Connect_End) ProtoMessage() {}
 
 func (x *Connect_End) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[53]
+	mi := &file_plugin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3435,7 @@ func (x *Connect_End) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_End.ProtoReflect.Descriptor instead.
 func (*Connect_End) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 7}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 7}
 }
 
 func (x *Connect_End) GetClientGone() bool {
@@ -3276,7 +3469,7 @@ type Connect_Response struct {
 
 func (x *Connect_Response) Reset() {
 	*x = Connect_Response{}
-	mi := &file_plugin_proto_msgTypes[54]
+	mi := &file_plugin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3288,7 +3481,7 @@ func (x *Connect_Response) String() string {
 func (*Connect_Response) ProtoMessage() {}
 
 func (x *Connect_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[54]
+	mi := &file_plugin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3301,7 +3494,7 @@ func (x *Connect_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Response.ProtoReflect.Descriptor instead.
 func (*Connect_Response) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 8}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 8}
 }
 
 func (x *Connect_Response) GetKind() isConnect_Response_Kind {
@@ -3420,7 +3613,7 @@ type Connect_InboundCredit struct {
 
 func (x *Connect_InboundCredit) Reset() {
 	*x = Connect_InboundCredit{}
-	mi := &file_plugin_proto_msgTypes[55]
+	mi := &file_plugin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3625,7 @@ func (x *Connect_InboundCredit) String() string {
 func (*Connect_InboundCredit) ProtoMessage() {}
 
 func (x *Connect_InboundCredit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[55]
+	mi := &file_plugin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3638,7 @@ func (x *Connect_InboundCredit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_InboundCredit.ProtoReflect.Descriptor instead.
 func (*Connect_InboundCredit) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 9}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 9}
 }
 
 func (x *Connect_InboundCredit) GetBytes() int64 {
@@ -3468,7 +3661,7 @@ type Connect_Respond struct {
 
 func (x *Connect_Respond) Reset() {
 	*x = Connect_Respond{}
-	mi := &file_plugin_proto_msgTypes[56]
+	mi := &file_plugin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3480,7 +3673,7 @@ func (x *Connect_Respond) String() string {
 func (*Connect_Respond) ProtoMessage() {}
 
 func (x *Connect_Respond) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[56]
+	mi := &file_plugin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3493,7 +3686,7 @@ func (x *Connect_Respond) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Respond.ProtoReflect.Descriptor instead.
 func (*Connect_Respond) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 10}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 10}
 }
 
 func (x *Connect_Respond) GetStatus() int32 {
@@ -3530,7 +3723,7 @@ type Connect_Write struct {
 
 func (x *Connect_Write) Reset() {
 	*x = Connect_Write{}
-	mi := &file_plugin_proto_msgTypes[57]
+	mi := &file_plugin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3542,7 +3735,7 @@ func (x *Connect_Write) String() string {
 func (*Connect_Write) ProtoMessage() {}
 
 func (x *Connect_Write) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[57]
+	mi := &file_plugin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3555,7 +3748,7 @@ func (x *Connect_Write) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Write.ProtoReflect.Descriptor instead.
 func (*Connect_Write) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 11}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 11}
 }
 
 func (x *Connect_Write) GetChunks() [][]byte {
@@ -3600,7 +3793,7 @@ type Connect_PublishBatch struct {
 
 func (x *Connect_PublishBatch) Reset() {
 	*x = Connect_PublishBatch{}
-	mi := &file_plugin_proto_msgTypes[58]
+	mi := &file_plugin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3612,7 +3805,7 @@ func (x *Connect_PublishBatch) String() string {
 func (*Connect_PublishBatch) ProtoMessage() {}
 
 func (x *Connect_PublishBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[58]
+	mi := &file_plugin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3625,7 +3818,7 @@ func (x *Connect_PublishBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_PublishBatch.ProtoReflect.Descriptor instead.
 func (*Connect_PublishBatch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 12}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 12}
 }
 
 func (x *Connect_PublishBatch) GetBatchId() uint64 {
@@ -3667,7 +3860,7 @@ type Connect_SubscribeStart struct {
 
 func (x *Connect_SubscribeStart) Reset() {
 	*x = Connect_SubscribeStart{}
-	mi := &file_plugin_proto_msgTypes[59]
+	mi := &file_plugin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3679,7 +3872,7 @@ func (x *Connect_SubscribeStart) String() string {
 func (*Connect_SubscribeStart) ProtoMessage() {}
 
 func (x *Connect_SubscribeStart) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[59]
+	mi := &file_plugin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3692,7 +3885,7 @@ func (x *Connect_SubscribeStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_SubscribeStart.ProtoReflect.Descriptor instead.
 func (*Connect_SubscribeStart) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 13}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 13}
 }
 
 func (x *Connect_SubscribeStart) GetQos() string {
@@ -3729,7 +3922,7 @@ type Connect_Finish struct {
 
 func (x *Connect_Finish) Reset() {
 	*x = Connect_Finish{}
-	mi := &file_plugin_proto_msgTypes[60]
+	mi := &file_plugin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3741,7 +3934,7 @@ func (x *Connect_Finish) String() string {
 func (*Connect_Finish) ProtoMessage() {}
 
 func (x *Connect_Finish) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[60]
+	mi := &file_plugin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3754,7 +3947,7 @@ func (x *Connect_Finish) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Connect_Finish.ProtoReflect.Descriptor instead.
 func (*Connect_Finish) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 14}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 14}
 }
 
 func (x *Connect_Finish) GetCloseCode() int32 {
@@ -3796,7 +3989,7 @@ type OnRequest_Request struct {
 
 func (x *OnRequest_Request) Reset() {
 	*x = OnRequest_Request{}
-	mi := &file_plugin_proto_msgTypes[61]
+	mi := &file_plugin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +4001,7 @@ func (x *OnRequest_Request) String() string {
 func (*OnRequest_Request) ProtoMessage() {}
 
 func (x *OnRequest_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[61]
+	mi := &file_plugin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +4014,7 @@ func (x *OnRequest_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnRequest_Request.ProtoReflect.Descriptor instead.
 func (*OnRequest_Request) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17, 0}
+	return file_plugin_proto_rawDescGZIP(), []int{18, 0}
 }
 
 func (x *OnRequest_Request) GetInstanceId() string {
@@ -3878,7 +4071,7 @@ type OnRequest_Response struct {
 
 func (x *OnRequest_Response) Reset() {
 	*x = OnRequest_Response{}
-	mi := &file_plugin_proto_msgTypes[62]
+	mi := &file_plugin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3890,7 +4083,7 @@ func (x *OnRequest_Response) String() string {
 func (*OnRequest_Response) ProtoMessage() {}
 
 func (x *OnRequest_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[62]
+	mi := &file_plugin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3903,7 +4096,7 @@ func (x *OnRequest_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnRequest_Response.ProtoReflect.Descriptor instead.
 func (*OnRequest_Response) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17, 1}
+	return file_plugin_proto_rawDescGZIP(), []int{18, 1}
 }
 
 func (x *OnRequest_Response) GetSetAttributes() map[string]*structpb.Value {
@@ -3948,7 +4141,7 @@ type OnMessages_Request struct {
 
 func (x *OnMessages_Request) Reset() {
 	*x = OnMessages_Request{}
-	mi := &file_plugin_proto_msgTypes[64]
+	mi := &file_plugin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3960,7 +4153,7 @@ func (x *OnMessages_Request) String() string {
 func (*OnMessages_Request) ProtoMessage() {}
 
 func (x *OnMessages_Request) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[64]
+	mi := &file_plugin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3973,7 +4166,7 @@ func (x *OnMessages_Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnMessages_Request.ProtoReflect.Descriptor instead.
 func (*OnMessages_Request) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18, 0}
+	return file_plugin_proto_rawDescGZIP(), []int{19, 0}
 }
 
 func (x *OnMessages_Request) GetBatchId() uint64 {
@@ -4024,7 +4217,7 @@ type OnMessages_Response struct {
 
 func (x *OnMessages_Response) Reset() {
 	*x = OnMessages_Response{}
-	mi := &file_plugin_proto_msgTypes[65]
+	mi := &file_plugin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4036,7 +4229,7 @@ func (x *OnMessages_Response) String() string {
 func (*OnMessages_Response) ProtoMessage() {}
 
 func (x *OnMessages_Response) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[65]
+	mi := &file_plugin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4049,7 +4242,7 @@ func (x *OnMessages_Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OnMessages_Response.ProtoReflect.Descriptor instead.
 func (*OnMessages_Response) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18, 1}
+	return file_plugin_proto_rawDescGZIP(), []int{19, 1}
 }
 
 func (x *OnMessages_Response) GetBatchId() uint64 {
@@ -4226,7 +4419,16 @@ const file_plugin_proto_rawDesc = "" +
 	"\vdeadline_ms\x18\x01 \x01(\x03R\n" +
 	"deadlineMs\x1a\n" +
 	"\n" +
-	"\bResponse\"\xbc\x02\n" +
+	"\bResponse\"\xd1\x01\n" +
+	"\vCheckHealth\x1a\t\n" +
+	"\aRequest\x1aV\n" +
+	"\bResponse\x12J\n" +
+	"\tinstances\x18\x01 \x03(\v2,.sluice.plugin.v1.CheckHealth.InstanceHealthR\tinstances\x1a_\n" +
+	"\x0eInstanceHealth\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x14\n" +
+	"\x05ready\x18\x02 \x01(\bR\x05ready\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xbc\x02\n" +
 	"\aPublish\x1a\xd4\x01\n" +
 	"\aRequest\x12\x19\n" +
 	"\bbatch_id\x18\x01 \x01(\x04R\abatchId\x12\x1f\n" +
@@ -4378,13 +4580,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"ENTRYPOINT\x10\x02\x12\n" +
 	"\n" +
-	"\x06POLICY\x10\x032\xcf\x03\n" +
+	"\x06POLICY\x10\x032\xad\x04\n" +
 	"\x06Plugin\x12\\\n" +
 	"\vGetMetadata\x12%.sluice.plugin.v1.GetMetadata.Request\x1a&.sluice.plugin.v1.GetMetadata.Response\x12e\n" +
 	"\x0eValidateConfig\x12(.sluice.plugin.v1.ValidateConfig.Request\x1a).sluice.plugin.v1.ValidateConfig.Response\x12V\n" +
 	"\tConfigure\x12#.sluice.plugin.v1.Configure.Request\x1a$.sluice.plugin.v1.Configure.Response\x12\\\n" +
 	"\vUnconfigure\x12%.sluice.plugin.v1.Unconfigure.Request\x1a&.sluice.plugin.v1.Unconfigure.Response\x12J\n" +
-	"\x05Drain\x12\x1f.sluice.plugin.v1.Drain.Request\x1a .sluice.plugin.v1.Drain.Response2\xbc\x01\n" +
+	"\x05Drain\x12\x1f.sluice.plugin.v1.Drain.Request\x1a .sluice.plugin.v1.Drain.Response\x12\\\n" +
+	"\vCheckHealth\x12%.sluice.plugin.v1.CheckHealth.Request\x1a&.sluice.plugin.v1.CheckHealth.Response2\xbc\x01\n" +
 	"\bEndpoint\x12T\n" +
 	"\aPublish\x12!.sluice.plugin.v1.Publish.Request\x1a\".sluice.plugin.v1.Publish.Response(\x010\x01\x12Z\n" +
 	"\tSubscribe\x12#.sluice.plugin.v1.Subscribe.Request\x1a$.sluice.plugin.v1.Subscribe.Response(\x010\x012b\n" +
@@ -4411,100 +4614,104 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_plugin_proto_goTypes = []any{
-	(Kind)(0),                       // 0: sluice.plugin.v1.Kind
-	(Diagnostic_Severity)(0),        // 1: sluice.plugin.v1.Diagnostic.Severity
-	(Schema_Attribute_Type)(0),      // 2: sluice.plugin.v1.Schema.Attribute.Type
-	(Schema_Block_Nesting)(0),       // 3: sluice.plugin.v1.Schema.Block.Nesting
-	(*Header)(nil),                  // 4: sluice.plugin.v1.Header
-	(*Failure)(nil),                 // 5: sluice.plugin.v1.Failure
-	(*Message)(nil),                 // 6: sluice.plugin.v1.Message
-	(*Request)(nil),                 // 7: sluice.plugin.v1.Request
-	(*Context)(nil),                 // 8: sluice.plugin.v1.Context
-	(*Diagnostic)(nil),              // 9: sluice.plugin.v1.Diagnostic
-	(*Schema)(nil),                  // 10: sluice.plugin.v1.Schema
-	(*Match)(nil),                   // 11: sluice.plugin.v1.Match
-	(*TypeInfo)(nil),                // 12: sluice.plugin.v1.TypeInfo
-	(*GetMetadata)(nil),             // 13: sluice.plugin.v1.GetMetadata
-	(*ValidateConfig)(nil),          // 14: sluice.plugin.v1.ValidateConfig
-	(*Configure)(nil),               // 15: sluice.plugin.v1.Configure
-	(*Unconfigure)(nil),             // 16: sluice.plugin.v1.Unconfigure
-	(*Drain)(nil),                   // 17: sluice.plugin.v1.Drain
-	(*Publish)(nil),                 // 18: sluice.plugin.v1.Publish
-	(*Subscribe)(nil),               // 19: sluice.plugin.v1.Subscribe
-	(*Connect)(nil),                 // 20: sluice.plugin.v1.Connect
-	(*OnRequest)(nil),               // 21: sluice.plugin.v1.OnRequest
-	(*OnMessages)(nil),              // 22: sluice.plugin.v1.OnMessages
-	(*TunnelFrame)(nil),             // 23: sluice.plugin.v1.TunnelFrame
-	(*TunnelStatus)(nil),            // 24: sluice.plugin.v1.TunnelStatus
-	(*TunnelBatch)(nil),             // 25: sluice.plugin.v1.TunnelBatch
-	nil,                             // 26: sluice.plugin.v1.Message.MetadataEntry
-	nil,                             // 27: sluice.plugin.v1.Message.AttributesEntry
-	nil,                             // 28: sluice.plugin.v1.Request.PathParamsEntry
-	nil,                             // 29: sluice.plugin.v1.Context.AttributesEntry
-	(*Schema_Attribute)(nil),        // 30: sluice.plugin.v1.Schema.Attribute
-	(*Schema_Block)(nil),            // 31: sluice.plugin.v1.Schema.Block
-	(*GetMetadata_Request)(nil),     // 32: sluice.plugin.v1.GetMetadata.Request
-	(*GetMetadata_Response)(nil),    // 33: sluice.plugin.v1.GetMetadata.Response
-	(*ValidateConfig_Request)(nil),  // 34: sluice.plugin.v1.ValidateConfig.Request
-	(*ValidateConfig_Response)(nil), // 35: sluice.plugin.v1.ValidateConfig.Response
-	(*Configure_Request)(nil),       // 36: sluice.plugin.v1.Configure.Request
-	(*Configure_Response)(nil),      // 37: sluice.plugin.v1.Configure.Response
-	(*Unconfigure_Request)(nil),     // 38: sluice.plugin.v1.Unconfigure.Request
-	(*Unconfigure_Response)(nil),    // 39: sluice.plugin.v1.Unconfigure.Response
-	(*Drain_Request)(nil),           // 40: sluice.plugin.v1.Drain.Request
-	(*Drain_Response)(nil),          // 41: sluice.plugin.v1.Drain.Response
-	(*Publish_Request)(nil),         // 42: sluice.plugin.v1.Publish.Request
-	(*Publish_Response)(nil),        // 43: sluice.plugin.v1.Publish.Response
-	(*Subscribe_Request)(nil),       // 44: sluice.plugin.v1.Subscribe.Request
-	(*Subscribe_Start)(nil),         // 45: sluice.plugin.v1.Subscribe.Start
-	(*Subscribe_Ack)(nil),           // 46: sluice.plugin.v1.Subscribe.Ack
-	(*Subscribe_Response)(nil),      // 47: sluice.plugin.v1.Subscribe.Response
-	(*Subscribe_Ready)(nil),         // 48: sluice.plugin.v1.Subscribe.Ready
-	(*Subscribe_Batch)(nil),         // 49: sluice.plugin.v1.Subscribe.Batch
-	(*Connect_Request)(nil),         // 50: sluice.plugin.v1.Connect.Request
-	(*Connect_Open)(nil),            // 51: sluice.plugin.v1.Connect.Open
-	(*Connect_Inbound)(nil),         // 52: sluice.plugin.v1.Connect.Inbound
-	(*Connect_Frame)(nil),           // 53: sluice.plugin.v1.Connect.Frame
-	(*Connect_Deliver)(nil),         // 54: sluice.plugin.v1.Connect.Deliver
-	(*Connect_Published)(nil),       // 55: sluice.plugin.v1.Connect.Published
-	(*Connect_Ready)(nil),           // 56: sluice.plugin.v1.Connect.Ready
-	(*Connect_End)(nil),             // 57: sluice.plugin.v1.Connect.End
-	(*Connect_Response)(nil),        // 58: sluice.plugin.v1.Connect.Response
-	(*Connect_InboundCredit)(nil),   // 59: sluice.plugin.v1.Connect.InboundCredit
-	(*Connect_Respond)(nil),         // 60: sluice.plugin.v1.Connect.Respond
-	(*Connect_Write)(nil),           // 61: sluice.plugin.v1.Connect.Write
-	(*Connect_PublishBatch)(nil),    // 62: sluice.plugin.v1.Connect.PublishBatch
-	(*Connect_SubscribeStart)(nil),  // 63: sluice.plugin.v1.Connect.SubscribeStart
-	(*Connect_Finish)(nil),          // 64: sluice.plugin.v1.Connect.Finish
-	(*OnRequest_Request)(nil),       // 65: sluice.plugin.v1.OnRequest.Request
-	(*OnRequest_Response)(nil),      // 66: sluice.plugin.v1.OnRequest.Response
-	nil,                             // 67: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
-	(*OnMessages_Request)(nil),      // 68: sluice.plugin.v1.OnMessages.Request
-	(*OnMessages_Response)(nil),     // 69: sluice.plugin.v1.OnMessages.Response
-	(*structpb.Value)(nil),          // 70: google.protobuf.Value
+	(Kind)(0),                          // 0: sluice.plugin.v1.Kind
+	(Diagnostic_Severity)(0),           // 1: sluice.plugin.v1.Diagnostic.Severity
+	(Schema_Attribute_Type)(0),         // 2: sluice.plugin.v1.Schema.Attribute.Type
+	(Schema_Block_Nesting)(0),          // 3: sluice.plugin.v1.Schema.Block.Nesting
+	(*Header)(nil),                     // 4: sluice.plugin.v1.Header
+	(*Failure)(nil),                    // 5: sluice.plugin.v1.Failure
+	(*Message)(nil),                    // 6: sluice.plugin.v1.Message
+	(*Request)(nil),                    // 7: sluice.plugin.v1.Request
+	(*Context)(nil),                    // 8: sluice.plugin.v1.Context
+	(*Diagnostic)(nil),                 // 9: sluice.plugin.v1.Diagnostic
+	(*Schema)(nil),                     // 10: sluice.plugin.v1.Schema
+	(*Match)(nil),                      // 11: sluice.plugin.v1.Match
+	(*TypeInfo)(nil),                   // 12: sluice.plugin.v1.TypeInfo
+	(*GetMetadata)(nil),                // 13: sluice.plugin.v1.GetMetadata
+	(*ValidateConfig)(nil),             // 14: sluice.plugin.v1.ValidateConfig
+	(*Configure)(nil),                  // 15: sluice.plugin.v1.Configure
+	(*Unconfigure)(nil),                // 16: sluice.plugin.v1.Unconfigure
+	(*Drain)(nil),                      // 17: sluice.plugin.v1.Drain
+	(*CheckHealth)(nil),                // 18: sluice.plugin.v1.CheckHealth
+	(*Publish)(nil),                    // 19: sluice.plugin.v1.Publish
+	(*Subscribe)(nil),                  // 20: sluice.plugin.v1.Subscribe
+	(*Connect)(nil),                    // 21: sluice.plugin.v1.Connect
+	(*OnRequest)(nil),                  // 22: sluice.plugin.v1.OnRequest
+	(*OnMessages)(nil),                 // 23: sluice.plugin.v1.OnMessages
+	(*TunnelFrame)(nil),                // 24: sluice.plugin.v1.TunnelFrame
+	(*TunnelStatus)(nil),               // 25: sluice.plugin.v1.TunnelStatus
+	(*TunnelBatch)(nil),                // 26: sluice.plugin.v1.TunnelBatch
+	nil,                                // 27: sluice.plugin.v1.Message.MetadataEntry
+	nil,                                // 28: sluice.plugin.v1.Message.AttributesEntry
+	nil,                                // 29: sluice.plugin.v1.Request.PathParamsEntry
+	nil,                                // 30: sluice.plugin.v1.Context.AttributesEntry
+	(*Schema_Attribute)(nil),           // 31: sluice.plugin.v1.Schema.Attribute
+	(*Schema_Block)(nil),               // 32: sluice.plugin.v1.Schema.Block
+	(*GetMetadata_Request)(nil),        // 33: sluice.plugin.v1.GetMetadata.Request
+	(*GetMetadata_Response)(nil),       // 34: sluice.plugin.v1.GetMetadata.Response
+	(*ValidateConfig_Request)(nil),     // 35: sluice.plugin.v1.ValidateConfig.Request
+	(*ValidateConfig_Response)(nil),    // 36: sluice.plugin.v1.ValidateConfig.Response
+	(*Configure_Request)(nil),          // 37: sluice.plugin.v1.Configure.Request
+	(*Configure_Response)(nil),         // 38: sluice.plugin.v1.Configure.Response
+	(*Unconfigure_Request)(nil),        // 39: sluice.plugin.v1.Unconfigure.Request
+	(*Unconfigure_Response)(nil),       // 40: sluice.plugin.v1.Unconfigure.Response
+	(*Drain_Request)(nil),              // 41: sluice.plugin.v1.Drain.Request
+	(*Drain_Response)(nil),             // 42: sluice.plugin.v1.Drain.Response
+	(*CheckHealth_Request)(nil),        // 43: sluice.plugin.v1.CheckHealth.Request
+	(*CheckHealth_Response)(nil),       // 44: sluice.plugin.v1.CheckHealth.Response
+	(*CheckHealth_InstanceHealth)(nil), // 45: sluice.plugin.v1.CheckHealth.InstanceHealth
+	(*Publish_Request)(nil),            // 46: sluice.plugin.v1.Publish.Request
+	(*Publish_Response)(nil),           // 47: sluice.plugin.v1.Publish.Response
+	(*Subscribe_Request)(nil),          // 48: sluice.plugin.v1.Subscribe.Request
+	(*Subscribe_Start)(nil),            // 49: sluice.plugin.v1.Subscribe.Start
+	(*Subscribe_Ack)(nil),              // 50: sluice.plugin.v1.Subscribe.Ack
+	(*Subscribe_Response)(nil),         // 51: sluice.plugin.v1.Subscribe.Response
+	(*Subscribe_Ready)(nil),            // 52: sluice.plugin.v1.Subscribe.Ready
+	(*Subscribe_Batch)(nil),            // 53: sluice.plugin.v1.Subscribe.Batch
+	(*Connect_Request)(nil),            // 54: sluice.plugin.v1.Connect.Request
+	(*Connect_Open)(nil),               // 55: sluice.plugin.v1.Connect.Open
+	(*Connect_Inbound)(nil),            // 56: sluice.plugin.v1.Connect.Inbound
+	(*Connect_Frame)(nil),              // 57: sluice.plugin.v1.Connect.Frame
+	(*Connect_Deliver)(nil),            // 58: sluice.plugin.v1.Connect.Deliver
+	(*Connect_Published)(nil),          // 59: sluice.plugin.v1.Connect.Published
+	(*Connect_Ready)(nil),              // 60: sluice.plugin.v1.Connect.Ready
+	(*Connect_End)(nil),                // 61: sluice.plugin.v1.Connect.End
+	(*Connect_Response)(nil),           // 62: sluice.plugin.v1.Connect.Response
+	(*Connect_InboundCredit)(nil),      // 63: sluice.plugin.v1.Connect.InboundCredit
+	(*Connect_Respond)(nil),            // 64: sluice.plugin.v1.Connect.Respond
+	(*Connect_Write)(nil),              // 65: sluice.plugin.v1.Connect.Write
+	(*Connect_PublishBatch)(nil),       // 66: sluice.plugin.v1.Connect.PublishBatch
+	(*Connect_SubscribeStart)(nil),     // 67: sluice.plugin.v1.Connect.SubscribeStart
+	(*Connect_Finish)(nil),             // 68: sluice.plugin.v1.Connect.Finish
+	(*OnRequest_Request)(nil),          // 69: sluice.plugin.v1.OnRequest.Request
+	(*OnRequest_Response)(nil),         // 70: sluice.plugin.v1.OnRequest.Response
+	nil,                                // 71: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
+	(*OnMessages_Request)(nil),         // 72: sluice.plugin.v1.OnMessages.Request
+	(*OnMessages_Response)(nil),        // 73: sluice.plugin.v1.OnMessages.Response
+	(*structpb.Value)(nil),             // 74: google.protobuf.Value
 }
 var file_plugin_proto_depIdxs = []int32{
 	4,  // 0: sluice.plugin.v1.Message.headers:type_name -> sluice.plugin.v1.Header
-	26, // 1: sluice.plugin.v1.Message.metadata:type_name -> sluice.plugin.v1.Message.MetadataEntry
-	27, // 2: sluice.plugin.v1.Message.attributes:type_name -> sluice.plugin.v1.Message.AttributesEntry
+	27, // 1: sluice.plugin.v1.Message.metadata:type_name -> sluice.plugin.v1.Message.MetadataEntry
+	28, // 2: sluice.plugin.v1.Message.attributes:type_name -> sluice.plugin.v1.Message.AttributesEntry
 	5,  // 3: sluice.plugin.v1.Message.error:type_name -> sluice.plugin.v1.Failure
 	4,  // 4: sluice.plugin.v1.Request.headers:type_name -> sluice.plugin.v1.Header
 	4,  // 5: sluice.plugin.v1.Request.params:type_name -> sluice.plugin.v1.Header
-	28, // 6: sluice.plugin.v1.Request.path_params:type_name -> sluice.plugin.v1.Request.PathParamsEntry
+	29, // 6: sluice.plugin.v1.Request.path_params:type_name -> sluice.plugin.v1.Request.PathParamsEntry
 	7,  // 7: sluice.plugin.v1.Context.request:type_name -> sluice.plugin.v1.Request
-	29, // 8: sluice.plugin.v1.Context.attributes:type_name -> sluice.plugin.v1.Context.AttributesEntry
+	30, // 8: sluice.plugin.v1.Context.attributes:type_name -> sluice.plugin.v1.Context.AttributesEntry
 	1,  // 9: sluice.plugin.v1.Diagnostic.severity:type_name -> sluice.plugin.v1.Diagnostic.Severity
-	30, // 10: sluice.plugin.v1.Schema.attributes:type_name -> sluice.plugin.v1.Schema.Attribute
-	31, // 11: sluice.plugin.v1.Schema.blocks:type_name -> sluice.plugin.v1.Schema.Block
+	31, // 10: sluice.plugin.v1.Schema.attributes:type_name -> sluice.plugin.v1.Schema.Attribute
+	32, // 11: sluice.plugin.v1.Schema.blocks:type_name -> sluice.plugin.v1.Schema.Block
 	10, // 12: sluice.plugin.v1.TypeInfo.config_schema:type_name -> sluice.plugin.v1.Schema
 	11, // 13: sluice.plugin.v1.TypeInfo.match:type_name -> sluice.plugin.v1.Match
-	24, // 14: sluice.plugin.v1.TunnelFrame.end:type_name -> sluice.plugin.v1.TunnelStatus
-	23, // 15: sluice.plugin.v1.TunnelBatch.frames:type_name -> sluice.plugin.v1.TunnelFrame
-	70, // 16: sluice.plugin.v1.Message.MetadataEntry.value:type_name -> google.protobuf.Value
-	70, // 17: sluice.plugin.v1.Message.AttributesEntry.value:type_name -> google.protobuf.Value
-	70, // 18: sluice.plugin.v1.Context.AttributesEntry.value:type_name -> google.protobuf.Value
+	25, // 14: sluice.plugin.v1.TunnelFrame.end:type_name -> sluice.plugin.v1.TunnelStatus
+	24, // 15: sluice.plugin.v1.TunnelBatch.frames:type_name -> sluice.plugin.v1.TunnelFrame
+	74, // 16: sluice.plugin.v1.Message.MetadataEntry.value:type_name -> google.protobuf.Value
+	74, // 17: sluice.plugin.v1.Message.AttributesEntry.value:type_name -> google.protobuf.Value
+	74, // 18: sluice.plugin.v1.Context.AttributesEntry.value:type_name -> google.protobuf.Value
 	2,  // 19: sluice.plugin.v1.Schema.Attribute.type:type_name -> sluice.plugin.v1.Schema.Attribute.Type
 	3,  // 20: sluice.plugin.v1.Schema.Block.nesting:type_name -> sluice.plugin.v1.Schema.Block.Nesting
 	10, // 21: sluice.plugin.v1.Schema.Block.schema:type_name -> sluice.plugin.v1.Schema
@@ -4512,74 +4719,77 @@ var file_plugin_proto_depIdxs = []int32{
 	12, // 23: sluice.plugin.v1.GetMetadata.Response.types:type_name -> sluice.plugin.v1.TypeInfo
 	9,  // 24: sluice.plugin.v1.ValidateConfig.Response.diagnostics:type_name -> sluice.plugin.v1.Diagnostic
 	9,  // 25: sluice.plugin.v1.Configure.Response.diagnostics:type_name -> sluice.plugin.v1.Diagnostic
-	8,  // 26: sluice.plugin.v1.Publish.Request.context:type_name -> sluice.plugin.v1.Context
-	6,  // 27: sluice.plugin.v1.Publish.Request.messages:type_name -> sluice.plugin.v1.Message
-	5,  // 28: sluice.plugin.v1.Publish.Response.failure:type_name -> sluice.plugin.v1.Failure
-	45, // 29: sluice.plugin.v1.Subscribe.Request.start:type_name -> sluice.plugin.v1.Subscribe.Start
-	46, // 30: sluice.plugin.v1.Subscribe.Request.ack:type_name -> sluice.plugin.v1.Subscribe.Ack
-	8,  // 31: sluice.plugin.v1.Subscribe.Start.context:type_name -> sluice.plugin.v1.Context
-	48, // 32: sluice.plugin.v1.Subscribe.Response.ready:type_name -> sluice.plugin.v1.Subscribe.Ready
-	49, // 33: sluice.plugin.v1.Subscribe.Response.batch:type_name -> sluice.plugin.v1.Subscribe.Batch
-	5,  // 34: sluice.plugin.v1.Subscribe.Response.failure:type_name -> sluice.plugin.v1.Failure
-	6,  // 35: sluice.plugin.v1.Subscribe.Batch.messages:type_name -> sluice.plugin.v1.Message
-	51, // 36: sluice.plugin.v1.Connect.Request.open:type_name -> sluice.plugin.v1.Connect.Open
-	52, // 37: sluice.plugin.v1.Connect.Request.inbound:type_name -> sluice.plugin.v1.Connect.Inbound
-	54, // 38: sluice.plugin.v1.Connect.Request.deliver:type_name -> sluice.plugin.v1.Connect.Deliver
-	55, // 39: sluice.plugin.v1.Connect.Request.published:type_name -> sluice.plugin.v1.Connect.Published
-	56, // 40: sluice.plugin.v1.Connect.Request.ready:type_name -> sluice.plugin.v1.Connect.Ready
-	5,  // 41: sluice.plugin.v1.Connect.Request.endpoint_failure:type_name -> sluice.plugin.v1.Failure
-	57, // 42: sluice.plugin.v1.Connect.Request.end:type_name -> sluice.plugin.v1.Connect.End
-	8,  // 43: sluice.plugin.v1.Connect.Open.context:type_name -> sluice.plugin.v1.Context
-	53, // 44: sluice.plugin.v1.Connect.Inbound.frames:type_name -> sluice.plugin.v1.Connect.Frame
-	6,  // 45: sluice.plugin.v1.Connect.Deliver.messages:type_name -> sluice.plugin.v1.Message
-	5,  // 46: sluice.plugin.v1.Connect.Published.failure:type_name -> sluice.plugin.v1.Failure
-	60, // 47: sluice.plugin.v1.Connect.Response.respond:type_name -> sluice.plugin.v1.Connect.Respond
-	61, // 48: sluice.plugin.v1.Connect.Response.write:type_name -> sluice.plugin.v1.Connect.Write
-	62, // 49: sluice.plugin.v1.Connect.Response.publish:type_name -> sluice.plugin.v1.Connect.PublishBatch
-	63, // 50: sluice.plugin.v1.Connect.Response.subscribe:type_name -> sluice.plugin.v1.Connect.SubscribeStart
-	64, // 51: sluice.plugin.v1.Connect.Response.finish:type_name -> sluice.plugin.v1.Connect.Finish
-	59, // 52: sluice.plugin.v1.Connect.Response.credit:type_name -> sluice.plugin.v1.Connect.InboundCredit
-	4,  // 53: sluice.plugin.v1.Connect.Respond.headers:type_name -> sluice.plugin.v1.Header
-	6,  // 54: sluice.plugin.v1.Connect.PublishBatch.messages:type_name -> sluice.plugin.v1.Message
-	60, // 55: sluice.plugin.v1.Connect.PublishBatch.then_respond:type_name -> sluice.plugin.v1.Connect.Respond
-	60, // 56: sluice.plugin.v1.Connect.Finish.respond:type_name -> sluice.plugin.v1.Connect.Respond
-	8,  // 57: sluice.plugin.v1.OnRequest.Request.context:type_name -> sluice.plugin.v1.Context
-	4,  // 58: sluice.plugin.v1.OnRequest.Request.response_headers:type_name -> sluice.plugin.v1.Header
-	67, // 59: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
-	5,  // 60: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	4,  // 61: sluice.plugin.v1.OnRequest.Response.set_headers:type_name -> sluice.plugin.v1.Header
-	70, // 62: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
-	8,  // 63: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
-	6,  // 64: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
-	6,  // 65: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
-	5,  // 66: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
-	32, // 67: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
-	34, // 68: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
-	36, // 69: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
-	38, // 70: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
-	40, // 71: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
-	42, // 72: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
-	44, // 73: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
-	50, // 74: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
-	65, // 75: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
-	68, // 76: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
-	25, // 77: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
-	33, // 78: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
-	35, // 79: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
-	37, // 80: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
-	39, // 81: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
-	41, // 82: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
-	43, // 83: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
-	47, // 84: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
-	58, // 85: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
-	66, // 86: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
-	69, // 87: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
-	25, // 88: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
-	78, // [78:89] is the sub-list for method output_type
-	67, // [67:78] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	45, // 26: sluice.plugin.v1.CheckHealth.Response.instances:type_name -> sluice.plugin.v1.CheckHealth.InstanceHealth
+	8,  // 27: sluice.plugin.v1.Publish.Request.context:type_name -> sluice.plugin.v1.Context
+	6,  // 28: sluice.plugin.v1.Publish.Request.messages:type_name -> sluice.plugin.v1.Message
+	5,  // 29: sluice.plugin.v1.Publish.Response.failure:type_name -> sluice.plugin.v1.Failure
+	49, // 30: sluice.plugin.v1.Subscribe.Request.start:type_name -> sluice.plugin.v1.Subscribe.Start
+	50, // 31: sluice.plugin.v1.Subscribe.Request.ack:type_name -> sluice.plugin.v1.Subscribe.Ack
+	8,  // 32: sluice.plugin.v1.Subscribe.Start.context:type_name -> sluice.plugin.v1.Context
+	52, // 33: sluice.plugin.v1.Subscribe.Response.ready:type_name -> sluice.plugin.v1.Subscribe.Ready
+	53, // 34: sluice.plugin.v1.Subscribe.Response.batch:type_name -> sluice.plugin.v1.Subscribe.Batch
+	5,  // 35: sluice.plugin.v1.Subscribe.Response.failure:type_name -> sluice.plugin.v1.Failure
+	6,  // 36: sluice.plugin.v1.Subscribe.Batch.messages:type_name -> sluice.plugin.v1.Message
+	55, // 37: sluice.plugin.v1.Connect.Request.open:type_name -> sluice.plugin.v1.Connect.Open
+	56, // 38: sluice.plugin.v1.Connect.Request.inbound:type_name -> sluice.plugin.v1.Connect.Inbound
+	58, // 39: sluice.plugin.v1.Connect.Request.deliver:type_name -> sluice.plugin.v1.Connect.Deliver
+	59, // 40: sluice.plugin.v1.Connect.Request.published:type_name -> sluice.plugin.v1.Connect.Published
+	60, // 41: sluice.plugin.v1.Connect.Request.ready:type_name -> sluice.plugin.v1.Connect.Ready
+	5,  // 42: sluice.plugin.v1.Connect.Request.endpoint_failure:type_name -> sluice.plugin.v1.Failure
+	61, // 43: sluice.plugin.v1.Connect.Request.end:type_name -> sluice.plugin.v1.Connect.End
+	8,  // 44: sluice.plugin.v1.Connect.Open.context:type_name -> sluice.plugin.v1.Context
+	57, // 45: sluice.plugin.v1.Connect.Inbound.frames:type_name -> sluice.plugin.v1.Connect.Frame
+	6,  // 46: sluice.plugin.v1.Connect.Deliver.messages:type_name -> sluice.plugin.v1.Message
+	5,  // 47: sluice.plugin.v1.Connect.Published.failure:type_name -> sluice.plugin.v1.Failure
+	64, // 48: sluice.plugin.v1.Connect.Response.respond:type_name -> sluice.plugin.v1.Connect.Respond
+	65, // 49: sluice.plugin.v1.Connect.Response.write:type_name -> sluice.plugin.v1.Connect.Write
+	66, // 50: sluice.plugin.v1.Connect.Response.publish:type_name -> sluice.plugin.v1.Connect.PublishBatch
+	67, // 51: sluice.plugin.v1.Connect.Response.subscribe:type_name -> sluice.plugin.v1.Connect.SubscribeStart
+	68, // 52: sluice.plugin.v1.Connect.Response.finish:type_name -> sluice.plugin.v1.Connect.Finish
+	63, // 53: sluice.plugin.v1.Connect.Response.credit:type_name -> sluice.plugin.v1.Connect.InboundCredit
+	4,  // 54: sluice.plugin.v1.Connect.Respond.headers:type_name -> sluice.plugin.v1.Header
+	6,  // 55: sluice.plugin.v1.Connect.PublishBatch.messages:type_name -> sluice.plugin.v1.Message
+	64, // 56: sluice.plugin.v1.Connect.PublishBatch.then_respond:type_name -> sluice.plugin.v1.Connect.Respond
+	64, // 57: sluice.plugin.v1.Connect.Finish.respond:type_name -> sluice.plugin.v1.Connect.Respond
+	8,  // 58: sluice.plugin.v1.OnRequest.Request.context:type_name -> sluice.plugin.v1.Context
+	4,  // 59: sluice.plugin.v1.OnRequest.Request.response_headers:type_name -> sluice.plugin.v1.Header
+	71, // 60: sluice.plugin.v1.OnRequest.Response.set_attributes:type_name -> sluice.plugin.v1.OnRequest.Response.SetAttributesEntry
+	5,  // 61: sluice.plugin.v1.OnRequest.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	4,  // 62: sluice.plugin.v1.OnRequest.Response.set_headers:type_name -> sluice.plugin.v1.Header
+	74, // 63: sluice.plugin.v1.OnRequest.Response.SetAttributesEntry.value:type_name -> google.protobuf.Value
+	8,  // 64: sluice.plugin.v1.OnMessages.Request.context:type_name -> sluice.plugin.v1.Context
+	6,  // 65: sluice.plugin.v1.OnMessages.Request.messages:type_name -> sluice.plugin.v1.Message
+	6,  // 66: sluice.plugin.v1.OnMessages.Response.messages:type_name -> sluice.plugin.v1.Message
+	5,  // 67: sluice.plugin.v1.OnMessages.Response.interrupt:type_name -> sluice.plugin.v1.Failure
+	33, // 68: sluice.plugin.v1.Plugin.GetMetadata:input_type -> sluice.plugin.v1.GetMetadata.Request
+	35, // 69: sluice.plugin.v1.Plugin.ValidateConfig:input_type -> sluice.plugin.v1.ValidateConfig.Request
+	37, // 70: sluice.plugin.v1.Plugin.Configure:input_type -> sluice.plugin.v1.Configure.Request
+	39, // 71: sluice.plugin.v1.Plugin.Unconfigure:input_type -> sluice.plugin.v1.Unconfigure.Request
+	41, // 72: sluice.plugin.v1.Plugin.Drain:input_type -> sluice.plugin.v1.Drain.Request
+	43, // 73: sluice.plugin.v1.Plugin.CheckHealth:input_type -> sluice.plugin.v1.CheckHealth.Request
+	46, // 74: sluice.plugin.v1.Endpoint.Publish:input_type -> sluice.plugin.v1.Publish.Request
+	48, // 75: sluice.plugin.v1.Endpoint.Subscribe:input_type -> sluice.plugin.v1.Subscribe.Request
+	54, // 76: sluice.plugin.v1.Entrypoint.Connect:input_type -> sluice.plugin.v1.Connect.Request
+	69, // 77: sluice.plugin.v1.Policy.OnRequest:input_type -> sluice.plugin.v1.OnRequest.Request
+	72, // 78: sluice.plugin.v1.Policy.OnMessages:input_type -> sluice.plugin.v1.OnMessages.Request
+	26, // 79: sluice.plugin.v1.Tunnel.Open:input_type -> sluice.plugin.v1.TunnelBatch
+	34, // 80: sluice.plugin.v1.Plugin.GetMetadata:output_type -> sluice.plugin.v1.GetMetadata.Response
+	36, // 81: sluice.plugin.v1.Plugin.ValidateConfig:output_type -> sluice.plugin.v1.ValidateConfig.Response
+	38, // 82: sluice.plugin.v1.Plugin.Configure:output_type -> sluice.plugin.v1.Configure.Response
+	40, // 83: sluice.plugin.v1.Plugin.Unconfigure:output_type -> sluice.plugin.v1.Unconfigure.Response
+	42, // 84: sluice.plugin.v1.Plugin.Drain:output_type -> sluice.plugin.v1.Drain.Response
+	44, // 85: sluice.plugin.v1.Plugin.CheckHealth:output_type -> sluice.plugin.v1.CheckHealth.Response
+	47, // 86: sluice.plugin.v1.Endpoint.Publish:output_type -> sluice.plugin.v1.Publish.Response
+	51, // 87: sluice.plugin.v1.Endpoint.Subscribe:output_type -> sluice.plugin.v1.Subscribe.Response
+	62, // 88: sluice.plugin.v1.Entrypoint.Connect:output_type -> sluice.plugin.v1.Connect.Response
+	70, // 89: sluice.plugin.v1.Policy.OnRequest:output_type -> sluice.plugin.v1.OnRequest.Response
+	73, // 90: sluice.plugin.v1.Policy.OnMessages:output_type -> sluice.plugin.v1.OnMessages.Response
+	26, // 91: sluice.plugin.v1.Tunnel.Open:output_type -> sluice.plugin.v1.TunnelBatch
+	80, // [80:92] is the sub-list for method output_type
+	68, // [68:80] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -4587,17 +4797,17 @@ func file_plugin_proto_init() {
 	if File_plugin_proto != nil {
 		return
 	}
-	file_plugin_proto_msgTypes[19].OneofWrappers = []any{}
-	file_plugin_proto_msgTypes[40].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[20].OneofWrappers = []any{}
+	file_plugin_proto_msgTypes[44].OneofWrappers = []any{
 		(*Subscribe_Request_Start)(nil),
 		(*Subscribe_Request_Ack)(nil),
 	}
-	file_plugin_proto_msgTypes[43].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[47].OneofWrappers = []any{
 		(*Subscribe_Response_Ready)(nil),
 		(*Subscribe_Response_Batch)(nil),
 		(*Subscribe_Response_Failure)(nil),
 	}
-	file_plugin_proto_msgTypes[46].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[50].OneofWrappers = []any{
 		(*Connect_Request_Open)(nil),
 		(*Connect_Request_Inbound)(nil),
 		(*Connect_Request_Deliver)(nil),
@@ -4606,7 +4816,7 @@ func file_plugin_proto_init() {
 		(*Connect_Request_EndpointFailure)(nil),
 		(*Connect_Request_End)(nil),
 	}
-	file_plugin_proto_msgTypes[54].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[58].OneofWrappers = []any{
 		(*Connect_Response_Respond)(nil),
 		(*Connect_Response_Write)(nil),
 		(*Connect_Response_Publish)(nil),
@@ -4620,7 +4830,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   66,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

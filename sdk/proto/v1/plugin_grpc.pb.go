@@ -32,6 +32,7 @@ const (
 	Plugin_Configure_FullMethodName      = "/sluice.plugin.v1.Plugin/Configure"
 	Plugin_Unconfigure_FullMethodName    = "/sluice.plugin.v1.Plugin/Unconfigure"
 	Plugin_Drain_FullMethodName          = "/sluice.plugin.v1.Plugin/Drain"
+	Plugin_CheckHealth_FullMethodName    = "/sluice.plugin.v1.Plugin/CheckHealth"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -43,6 +44,8 @@ type PluginClient interface {
 	Configure(ctx context.Context, in *Configure_Request, opts ...grpc.CallOption) (*Configure_Response, error)
 	Unconfigure(ctx context.Context, in *Unconfigure_Request, opts ...grpc.CallOption) (*Unconfigure_Response, error)
 	Drain(ctx context.Context, in *Drain_Request, opts ...grpc.CallOption) (*Drain_Response, error)
+	// v1.4, "health" feature: see CheckHealth.
+	CheckHealth(ctx context.Context, in *CheckHealth_Request, opts ...grpc.CallOption) (*CheckHealth_Response, error)
 }
 
 type pluginClient struct {
@@ -103,6 +106,16 @@ func (c *pluginClient) Drain(ctx context.Context, in *Drain_Request, opts ...grp
 	return out, nil
 }
 
+func (c *pluginClient) CheckHealth(ctx context.Context, in *CheckHealth_Request, opts ...grpc.CallOption) (*CheckHealth_Response, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckHealth_Response)
+	err := c.cc.Invoke(ctx, Plugin_CheckHealth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -112,6 +125,8 @@ type PluginServer interface {
 	Configure(context.Context, *Configure_Request) (*Configure_Response, error)
 	Unconfigure(context.Context, *Unconfigure_Request) (*Unconfigure_Response, error)
 	Drain(context.Context, *Drain_Request) (*Drain_Response, error)
+	// v1.4, "health" feature: see CheckHealth.
+	CheckHealth(context.Context, *CheckHealth_Request) (*CheckHealth_Response, error)
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -136,6 +151,9 @@ func (UnimplementedPluginServer) Unconfigure(context.Context, *Unconfigure_Reque
 }
 func (UnimplementedPluginServer) Drain(context.Context, *Drain_Request) (*Drain_Response, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Drain not implemented")
+}
+func (UnimplementedPluginServer) CheckHealth(context.Context, *CheckHealth_Request) (*CheckHealth_Response, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CheckHealth not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -248,6 +266,24 @@ func _Plugin_Drain_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_CheckHealth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckHealth_Request)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).CheckHealth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_CheckHealth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).CheckHealth(ctx, req.(*CheckHealth_Request))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -274,6 +310,10 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Drain",
 			Handler:    _Plugin_Drain_Handler,
+		},
+		{
+			MethodName: "CheckHealth",
+			Handler:    _Plugin_CheckHealth_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
