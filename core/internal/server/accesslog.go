@@ -145,7 +145,7 @@ func (s *Server) finishAccess(ctx *fasthttp.RequestCtx, a *access) {
 // endAccess observes the request's duration and writes its access line.
 func (s *Server) endAccess(a *access, line *accessLine) {
 	line.Duration = time.Since(a.start)
-	s.metrics.observeDuration(line.API, line.Entrypoint, line.Duration.Seconds())
+	s.metrics.ObserveDuration(line.API, line.Entrypoint, line.Duration.Seconds())
 	if s.opts.AccessLog != nil {
 		writeAccess(s.opts.AccessLog, line)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -275,10 +274,10 @@ func TestRelayWithoutPolicies(t *testing.T) {
 	if !proto.Equal(&pluginv1.Publish_Request{Messages: b.GetMessages()}, &pluginv1.Publish_Request{Messages: published}) {
 		t.Fatalf("published %v, want %v", b.GetMessages(), published)
 	}
-	if n := testutil.ToFloat64(e.srv.metrics.published.WithLabelValues("relay")); n != 2 {
+	if n := counter(t, e.reg, "sluice_messages_published_total", "relay"); n != 2 {
 		t.Fatalf("published metric %v, want 2", n)
 	}
-	if n := testutil.ToFloat64(e.srv.metrics.delivered.WithLabelValues("relay")); n != 2 {
+	if n := counter(t, e.reg, "sluice_messages_delivered_total", "relay"); n != 2 {
 		t.Fatalf("delivered metric %v, want 2 (the error message is not a delivery)", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,6 +28,8 @@ type env struct {
 	srv  *Server
 	base string
 	ln   *recordingListener
+	// reg holds the data path's metrics.
+	reg *prometheus.Registry
 
 	entry       *fakeEntrypoint
 	entryPlugin *fakePlugin
@@ -54,7 +57,12 @@ func newEnv(t *testing.T, handlers map[string]func(*epConn) error) *env {
 	e.endPlugin = startFakePlugin(t, "fake-endpoint", func(s *grpc.Server) { pluginv1.RegisterEndpointServer(s, e.end) })
 	e.polPlugin = startFakePlugin(t, "fake-policy", func(s *grpc.Server) { pluginv1.RegisterPolicyServer(s, e.pol) })
 
-	e.srv = New(Options{StopGrace: waitLimit})
+	e.reg = prometheus.NewRegistry()
+	m, err := NewMetrics(e.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv = New(Options{StopGrace: waitLimit, Metrics: m})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +76,29 @@ func newEnv(t *testing.T, handlers map[string]func(*epConn) error) *env {
 	})
 	e.base = "http://" + ln.Addr().String()
 	return e
+}
+
+// counter is the value of the counter name for api in reg, 0 when it has
+// not counted anything.
+func counter(t *testing.T, reg *prometheus.Registry, name, api string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "api" && l.GetValue() == api {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func (e *env) entrypoint(typ, instance string, m *pluginv1.Match) *EntrypointInstance {

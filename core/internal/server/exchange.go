@@ -465,7 +465,7 @@ func (x *exchange) callPublish(ep *EndpointInstance, req *publishRequest, n int)
 	if f := resp.GetFailure(); f != nil {
 		return flow.Normalize(f)
 	}
-	x.s.metrics.addPublished(x.api.Name, n)
+	x.s.metrics.AddPublished(x.api.Name, n)
 	x.countMessages(n)
 	return nil
 }
@@ -706,8 +706,8 @@ func (sub *subscription) run(ss *pluginv1.Connect_SubscribeStart) {
 	if stopped {
 		sub.closeSend()
 	}
-	x.s.metrics.subscription(x.api.Name, 1)
-	defer x.s.metrics.subscription(x.api.Name, -1)
+	x.s.metrics.Subscription(x.api.Name, 1)
+	defer x.s.metrics.Subscription(x.api.Name, -1)
 
 	for {
 		var frame rawFrame
@@ -749,7 +749,7 @@ func (sub *subscription) handle(frame rawFrame) error {
 			return nil
 		}
 		x.sendMsg(deliverFrame(batch))
-		x.s.metrics.addDelivered(x.api.Name, data)
+		x.s.metrics.AddDelivered(x.api.Name, data)
 		x.countMessages(data)
 		return nil
 	}
@@ -786,7 +786,7 @@ func (sub *subscription) handle(frame rawFrame) error {
 				n++
 			}
 		}
-		x.s.metrics.addDelivered(x.api.Name, n)
+		x.s.metrics.AddDelivered(x.api.Name, n)
 		x.countMessages(n)
 	case *pluginv1.Subscribe_Response_Failure:
 		x.endpointFailure(k.Failure)

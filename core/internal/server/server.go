@@ -34,9 +34,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluice-gw/sluice/core/internal/flow"
+	"github.com/sluice-gw/sluice/core/internal/metrics"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 	"github.com/sluice-gw/sluice/sdk/serve"
 )
@@ -47,7 +49,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receive the data path's counters. Optional. Default: metrics
 	// that are not registered anywhere.
-	Metrics *Metrics
+	Metrics *metrics.Metrics
 	// MaxRequestBodySize bounds a request body (HTTP POST publishes it as
 	// one message) of an API that sets no limit of its own. Optional.
 	// Default: 10 MiB.
@@ -114,7 +116,7 @@ func (o *Options) defaults() {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Metrics == nil {
-		o.Metrics, _ = NewMetrics(nil)
+		o.Metrics, _ = metrics.New(nil)
 	}
 	if o.MaxRequestBodySize <= 0 {
 		o.MaxRequestBodySize = 10 << 20
@@ -160,6 +162,14 @@ func (o *Options) defaults() {
 	}
 }
 
+// NewMetrics creates the data path's metrics and registers them with reg
+// (nil keeps them unregistered). It is here, next to Options.Metrics that
+// takes them, so the gateway and its tests build a data path from this
+// package alone.
+func NewMetrics(reg prometheus.Registerer) (*metrics.Metrics, error) {
+	return metrics.New(reg)
+}
+
 // deployment is one immutable set of APIs; Deploy swaps it atomically.
 type deployment struct {
 	apis   []*API
@@ -173,7 +183,7 @@ type publishMux = flow.Mux[*publishRequest, *pluginv1.Publish_Response]
 type Server struct {
 	opts    Options
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *metrics.Metrics
 	flows   *flow.Engine
 	http    *fasthttp.Server
 
@@ -355,7 +365,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	api, contextPath, pathInfo := dep.router.match(string(ctx.Path()))
 	if api == nil {
 		reply.Failure(ctx, reply.Accept(ctx), http.StatusNotFound, msgNoContextPath)
-		s.metrics.request("", "", http.StatusNotFound)
+		s.metrics.Request("", "", http.StatusNotFound)
 		return
 	}
 	rec.api = api
@@ -372,7 +382,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	// the CORS headers; set now, they survive writeWhole, startStream and
 	// reply.Failure, which only replace headers they name.
 	if api.CORS.Preflight(ctx) {
-		s.metrics.request(api.Name, "", ctx.Response.StatusCode())
+		s.metrics.Request(api.Name, "", ctx.Response.StatusCode())
 		return
 	}
 	api.CORS.Decorate(ctx, ctx.Request.Header.Peek("Origin"))
@@ -385,20 +395,20 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	accept := headerValues(req.Headers, "Accept")
 	if msg := notUTF8(req); msg != "" {
 		reply.Failure(ctx, accept, http.StatusBadRequest, msg)
-		s.metrics.request(api.Name, "", http.StatusBadRequest)
+		s.metrics.Request(api.Name, "", http.StatusBadRequest)
 		return
 	}
 	ep := selectEntrypoint(api.Entrypoints, matchInput{method: req.Method, accept: accept, websocket: req.Websocket})
 	if ep == nil {
 		reply.Failure(ctx, accept, http.StatusNotFound, msgNoEntrypoint)
-		s.metrics.request(api.Name, "", http.StatusNotFound)
+		s.metrics.Request(api.Name, "", http.StatusNotFound)
 		return
 	}
 	rec.ep = ep
 	fail := func(f *pluginv1.Failure) {
 		f = flow.Normalize(f)
 		reply.Failure(ctx, accept, int(f.GetStatus()), f.GetMessage())
-		s.metrics.request(api.Name, ep.Type, int(f.GetStatus()))
+		s.metrics.Request(api.Name, ep.Type, int(f.GetStatus()))
 	}
 
 	pctx := &pluginv1.Context{ApiId: api.Name, Request: req, Attributes: id.Attributes(api.Name)}

@@ -91,7 +91,7 @@ func mergeRespond(pending, final *pluginv1.Connect_Respond) *pluginv1.Connect_Re
 func (x *exchange) writeFailure(ctx *fasthttp.RequestCtx, f *pluginv1.Failure) {
 	f = flow.Normalize(f)
 	reply.Failure(ctx, x.accept, int(f.GetStatus()), f.GetMessage())
-	x.s.metrics.request(x.api.Name, x.ep.Type, int(f.GetStatus()))
+	x.s.metrics.Request(x.api.Name, x.ep.Type, int(f.GetStatus()))
 }
 
 // writeWhole sends a complete response.
@@ -106,7 +106,7 @@ func (x *exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Resp
 	ctx.SetStatusCode(status)
 	applyHeaders(ctx, r.GetHeaders())
 	ctx.SetBody(r.GetBody())
-	x.s.metrics.request(x.api.Name, x.ep.Type, status)
+	x.s.metrics.Request(x.api.Name, x.ep.Type, status)
 }
 
 // applyHeaders sets an entrypoint's response headers. Framing headers
@@ -172,7 +172,7 @@ func (x *exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Res
 	body := &streamBody{x: x, conn: ctx.Conn(), timeout: x.s.opts.StreamWriteTimeout}
 	body.load(w)
 	ctx.SetBodyStream(body, -1)
-	x.s.metrics.request(x.api.Name, x.ep.Type, status)
+	x.s.metrics.Request(x.api.Name, x.ep.Type, status)
 }
 
 // errStreamBroken ends a stream whose entrypoint failed: the response is cut

@@ -38,13 +38,13 @@ func (s *Server) serveWebSocket(ctx *fasthttp.RequestCtx, x *exchange) {
 		},
 	}
 	if err := up.Upgrade(ctx, func(c *websocket.Conn) { s.runWebSocket(c, x) }); err != nil {
-		s.metrics.request(x.api.Name, x.ep.Type, ctx.Response.StatusCode())
+		s.metrics.Request(x.api.Name, x.ep.Type, ctx.Response.StatusCode())
 		x.clientGone()
 		x.detach()
 		return
 	}
 	x.responded.Store(true)
-	s.metrics.request(x.api.Name, x.ep.Type, http.StatusSwitchingProtocols)
+	s.metrics.Request(x.api.Name, x.ep.Type, http.StatusSwitchingProtocols)
 }
 
 // runWebSocket owns the upgraded connection: it is the only writer (frames,
