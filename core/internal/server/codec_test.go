@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/sluice-gw/sluice/core/internal/fakeplugin"
 	"github.com/sluice-gw/sluice/core/internal/flow"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
@@ -201,17 +202,17 @@ func TestRelayWithoutPolicies(t *testing.T) {
 		{Id: "d2", Content: []byte("two"), Tag: 2},
 	}
 	got := make(chan error, 1)
-	e := newEnv(t, map[string]func(*epConn) error{
-		"relay": func(c *epConn) error {
-			if err := c.subscribe("auto"); err != nil {
+	e := newEnv(t, map[string]func(*fakeplugin.Conn) error{
+		"relay": func(c *fakeplugin.Conn) error {
+			if err := c.Subscribe("auto"); err != nil {
 				return err
 			}
-			if err := c.publish(7, published...); err != nil {
+			if err := c.Publish(7, published...); err != nil {
 				return err
 			}
 			var deliver *pluginv1.Connect_Deliver
 			var result *pluginv1.Connect_Published
-			for ev := range c.events {
+			for ev := range c.Events {
 				if d := ev.GetDeliver(); d != nil {
 					deliver = d
 				}
@@ -232,10 +233,10 @@ func TestRelayWithoutPolicies(t *testing.T) {
 			default:
 				got <- nil
 			}
-			return c.respond(200, []byte("done"))
+			return c.Respond(200, []byte("done"))
 		},
 	})
-	e.end.subscribe = func(stream pluginv1.Endpoint_SubscribeServer, _ *pluginv1.Subscribe_Start) error {
+	e.end.OnSubscribe = func(stream pluginv1.Endpoint_SubscribeServer, _ *pluginv1.Subscribe_Start) error {
 		if err := stream.Send(&pluginv1.Subscribe_Response{Kind: &pluginv1.Subscribe_Response_Batch{Batch: &pluginv1.Subscribe_Batch{}}}); err != nil {
 			return err
 		}
@@ -261,7 +262,7 @@ func TestRelayWithoutPolicies(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
-	_, batches := e.end.snapshot()
+	_, batches := e.end.Snapshot()
 	if len(batches) != 1 {
 		t.Fatalf("the endpoint got %d batches, want 1", len(batches))
 	}
@@ -286,19 +287,19 @@ func TestRelayWithoutPolicies(t *testing.T) {
 // fails the subscription like a broken stream, instead of reaching the
 // entrypoint.
 func TestRelayMalformedBatch(t *testing.T) {
-	e := newEnv(t, map[string]func(*epConn) error{
-		"relay": func(c *epConn) error {
-			if err := c.respond(200, nil); err != nil {
+	e := newEnv(t, map[string]func(*fakeplugin.Conn) error{
+		"relay": func(c *fakeplugin.Conn) error {
+			if err := c.Respond(200, nil); err != nil {
 				return err
 			}
-			if err := c.write(false, 0, []byte("started\n")); err != nil {
+			if err := c.Write(false, 0, []byte("started\n")); err != nil {
 				return err
 			}
-			if err := c.subscribe("auto"); err != nil {
+			if err := c.Subscribe("auto"); err != nil {
 				return err
 			}
 			result := "ended\n"
-			for ev := range c.events {
+			for ev := range c.Events {
 				if ev.GetDeliver() != nil {
 					result = "delivered\n"
 					break
@@ -308,14 +309,14 @@ func TestRelayMalformedBatch(t *testing.T) {
 					break
 				}
 			}
-			if err := c.write(false, 0, []byte(result)); err != nil {
+			if err := c.Write(false, 0, []byte(result)); err != nil {
 				return err
 			}
-			return c.finish(&pluginv1.Connect_Finish{})
+			return c.Finish(&pluginv1.Connect_Finish{})
 		},
 	})
 	// An endpoint whose server sends bytes as they are.
-	end := &fakeEndpoint{subscribe: func(stream pluginv1.Endpoint_SubscribeServer, _ *pluginv1.Subscribe_Start) error {
+	end := &fakeplugin.Endpoint{OnSubscribe: func(stream pluginv1.Endpoint_SubscribeServer, _ *pluginv1.Subscribe_Start) error {
 		// A batch whose only message claims more bytes than it has.
 		if err := stream.SendMsg(&rawMessage{{0x12, 3, 0x0a, 5, 0x0a}}); err != nil {
 			return err
@@ -327,7 +328,7 @@ func TestRelayMalformedBatch(t *testing.T) {
 			}
 		}
 	}}
-	plugin := startFakePlugin(t, "raw-endpoint", func(s *grpc.Server) { pluginv1.RegisterEndpointServer(s, end) }, grpc.ForceServerCodecV2(codec))
+	plugin := fakeplugin.Start(t, "raw-endpoint", func(s *grpc.Server) { pluginv1.RegisterEndpointServer(s, end) }, grpc.ForceServerCodecV2(codec))
 	e.deploy(t, &API{
 		Name: "relay", ContextPath: "/relay",
 		Entrypoints: []*EntrypointInstance{e.entrypoint("get", "relay", matchGet)},
