@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"github.com/sluice-gw/sluice/core/internal/plan"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/sluice-gw/sluice/core/internal/fakeplugin"
 	"github.com/sluice-gw/sluice/core/internal/flow"
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
@@ -794,80 +794,5 @@ func TestShutdownEndsStreams(t *testing.T) {
 		if !end.GetStopping() || end.GetClientGone() {
 			t.Fatalf("end %v, want stopping only", end)
 		}
-	}
-}
-
-// An exchange that starts its subscription only after the gateway began
-// stopping gets no subscription: its entrypoint, waiting for one, hears
-// End{stopping} instead, once, and answers before anything was streamed.
-func TestStoppingBeforeSubscribe(t *testing.T) {
-	opened := make(chan struct{})
-	proceed := make(chan struct{})
-	e := newEnv(t, map[string]func(*fakeplugin.Conn) error{
-		"sse": func(c *fakeplugin.Conn) error {
-			close(opened)
-			<-proceed
-			if err := c.Subscribe("auto"); err != nil {
-				return err
-			}
-			for ev := range c.Events {
-				if end := ev.GetEnd(); end != nil {
-					if !end.GetStopping() {
-						return errors.New("end without stopping")
-					}
-					return c.Finish(&pluginv1.Connect_Finish{Respond: &pluginv1.Connect_Respond{Status: 503, Body: []byte("Stopping, please reconnect")}})
-				}
-			}
-			return nil
-		},
-	})
-	subscribed := make(chan struct{}, 1)
-	e.end.OnSubscribe = func(pluginv1.Endpoint_SubscribeServer, *pluginv1.Subscribe_Start) error {
-		subscribed <- struct{}{}
-		return nil
-	}
-	e.deploy(t, &API{
-		Name: "demo", ContextPath: "/demo",
-		Entrypoints: []*EntrypointInstance{e.entrypoint("sse", "sse", matchSSE)},
-		Endpoint:    e.endpoint(),
-	})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetReadDeadline(time.Now().Add(waitLimit))
-	if _, err := io.WriteString(conn, "GET /demo HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	<-opened
-	// What Shutdown does to every live exchange, done here so that it is
-	// certainly done before the entrypoint subscribes.
-	e.srv.exMu.Lock()
-	var live []*exchange
-	for x := range e.srv.exchanges {
-		live = append(live, x)
-	}
-	e.srv.exMu.Unlock()
-	if len(live) != 1 {
-		t.Fatalf("%d live exchanges, want 1", len(live))
-	}
-	live[0].serverStopping()
-	live[0].serverStopping() // as when both open and Shutdown see it
-	close(proceed)
-
-	r := &streamReader{r: conn}
-	if head := r.until(t, "\r\n"); head != "HTTP/1.1 503 Service Unavailable\r\n" {
-		t.Fatalf("status line %q", head)
-	}
-	r.until(t, "Stopping, please reconnect")
-	select {
-	case <-subscribed:
-		t.Fatal("a subscription started after the gateway began stopping")
-	default:
-	}
-	ends := e.entry.Ends()
-	if len(ends) != 1 || !ends[0].GetStopping() {
-		t.Fatalf("ends %v, want one End{stopping}", ends)
 	}
 }

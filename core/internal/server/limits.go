@@ -2,10 +2,6 @@ package server
 
 import (
 	"crypto/tls"
-	"github.com/sluice-gw/sluice/core/internal/metrics"
-	"github.com/sluice-gw/sluice/core/internal/plan"
-	"github.com/sluice-gw/sluice/sdk/gateway"
-	"github.com/sluice-gw/sluice/sdk/httpfailure"
 	"io"
 	"log/slog"
 	"net"
@@ -14,6 +10,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-gw/sluice/core/internal/metrics"
+	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/httpfailure"
 )
 
 // limitListener refuses connections beyond a total and a per-address

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
-	"github.com/sluice-gw/sluice/core/internal/reply"
 	"net"
 	"net/http"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/sluice-gw/sluice/core/internal/metrics"
 	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/core/internal/reply"
 )
 
 // authenticate runs the API's plans on the request, in the core, before any

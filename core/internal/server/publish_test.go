@@ -2,13 +2,11 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 
@@ -113,41 +111,6 @@ func TestLaterBatchesShareTheirContext(t *testing.T) {
 			t.Fatalf("batch %d: context %v same_context %v content %q; want context %v same_context %v",
 				i, hasCtx, b.GetSameContext(), b.GetMessages()[0].GetContent(), wantCtx, wantSame)
 		}
-	}
-}
-
-// A WebSocket exchange of a type that grants inbound credit sends client
-// frames only while credit is left: spending waits for a grant, and gives
-// up when the exchange ends.
-func TestInboundCredit(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	x := &exchange{ep: &EntrypointInstance{InboundCredit: true}, ctx: ctx, inboundMore: make(chan struct{}, 1)}
-	x.inbound.Store(10)
-	if !x.spendInbound(25) {
-		t.Fatal("spending with credit left failed")
-	}
-	spent := make(chan bool)
-	go func() { spent <- x.spendInbound(1) }()
-	// A negative check: give the goroutine time to (wrongly) spend.
-	select {
-	case <-spent:
-		t.Fatal("spent with the credit exhausted (-15)")
-	case <-time.After(100 * time.Millisecond):
-	}
-	x.grantInbound(15) // back to 0: still nothing left
-	x.grantInbound(1)
-	if ok := <-spent; !ok {
-		t.Fatal("spending after a grant failed")
-	}
-	go func() { spent <- x.spendInbound(1) }()
-	cancel()
-	if ok := <-spent; ok {
-		t.Fatal("spending succeeded after the exchange ended")
-	}
-	// Types without the capability are never held back.
-	free := &exchange{ep: &EntrypointInstance{}, ctx: ctx}
-	if !free.spendInbound(1 << 30) {
-		t.Fatal("a type without inbound credit was held back")
 	}
 }
 

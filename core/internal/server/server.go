@@ -1,23 +1,19 @@
-// Package server is the core's data path: the fasthttp listener, the router
-// (context paths), the keyless plan and client identification, entrypoint
-// selection, the request phase, and the exchange engine that connects a
-// client socket to an entrypoint plugin and that entrypoint to the endpoint.
-//
-// The core owns every socket. For each request it:
+// Package server is the core's data-path listener: it accepts client
+// connections within their limits, routes each request and dispatches it to
+// an exchange of the relay (core/internal/relay), which carries its
+// messages. For each request it:
 //
 //  1. routes by the longest context path (404 otherwise),
-//  2. identifies the client (docs/behaviour.md 2.3) and snapshots the request,
+//  2. authenticates the client with the API's plans and identifies it
+//     (docs/behaviour.md 2.3), then snapshots the request,
 //  3. selects the entrypoint with the highest match count (404 otherwise),
 //  4. runs request-phase policies (one unary call each; none costs nothing),
-//  5. opens the entrypoint's Connect stream and drives it: responses and
-//     writes go to the socket (HTTP streaming or WebSocket frames), publish
-//     batches go through publish-phase policies to the endpoint's shared
-//     Publish stream, a subscription opens an endpoint Subscribe stream whose
-//     batches pass subscribe-phase policies before the entrypoint frames them.
+//  5. opens the request's exchange and hands it the socket: relay.Exchange
+//     answers plain HTTP or WebSocket from there.
 //
-// Buffers are bounded everywhere, so a slow client slows down its own
-// subscription (and, through gRPC flow control, the endpoint) instead of
-// growing memory.
+// It also opens the headless exchanges of push subscriptions (OpenHeadless),
+// which go through the same steps without a socket, and writes the access
+// log.
 package server
 
 import (
@@ -25,12 +21,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/sluice-gw/sluice/core/internal/plan"
-	"github.com/sluice-gw/sluice/core/internal/reply"
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,8 +32,10 @@ import (
 
 	"github.com/sluice-gw/sluice/core/internal/flow"
 	"github.com/sluice-gw/sluice/core/internal/metrics"
+	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/core/internal/relay"
+	"github.com/sluice-gw/sluice/core/internal/reply"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
-	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
 // Options tune the data path. Zero values take the documented defaults.
@@ -92,24 +87,9 @@ type Options struct {
 	AccessLog *slog.Logger
 }
 
-// WebSocketOptions tune WebSocket connections, which live outside fasthttp's
-// own limits once upgraded.
-type WebSocketOptions struct {
-	// ReadLimit bounds one incoming message; a larger one closes the
-	// connection with 1009. Optional. Default: 1 MiB.
-	ReadLimit int64
-	// PingInterval is how often the core pings the client. Optional.
-	// Default: 30s.
-	PingInterval time.Duration
-	// PongWait is how long the core waits for any frame (a pong or data)
-	// before it treats the client as gone. Optional. Default: 60s.
-	PongWait time.Duration
-	// CheckOrigin decides whether a cross-origin upgrade is allowed.
-	// Optional. Default: allow every origin, because the gateway fronts
-	// public APIs whose clients are browsers on other origins, as the
-	// reference gateway does; set it to restrict browsers.
-	CheckOrigin func(ctx *fasthttp.RequestCtx) bool
-}
+// WebSocketOptions tune WebSocket connections; see relay.WebSocketOptions.
+// An alias, so the gateway configures the whole data path through Options.
+type WebSocketOptions = relay.WebSocketOptions
 
 func (o *Options) defaults() {
 	if o.Logger == nil {
@@ -139,27 +119,10 @@ func (o *Options) defaults() {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 120 * time.Second
 	}
-	if o.StreamWriteTimeout <= 0 {
-		o.StreamWriteTimeout = 60 * time.Second
-	}
 	if o.PluginCallTimeout <= 0 {
 		o.PluginCallTimeout = 30 * time.Second
 	}
-	if o.StopGrace <= 0 {
-		o.StopGrace = 5 * time.Second
-	}
-	if o.WebSocket.ReadLimit <= 0 {
-		o.WebSocket.ReadLimit = 1 << 20
-	}
-	if o.WebSocket.PingInterval <= 0 {
-		o.WebSocket.PingInterval = 30 * time.Second
-	}
-	if o.WebSocket.PongWait <= 0 {
-		o.WebSocket.PongWait = 60 * time.Second
-	}
-	if o.WebSocket.CheckOrigin == nil {
-		o.WebSocket.CheckOrigin = func(*fasthttp.RequestCtx) bool { return true }
-	}
+	// The relay takes the defaults of the options it reads alone.
 }
 
 // NewMetrics creates the data path's metrics and registers them with reg
@@ -176,8 +139,6 @@ type deployment struct {
 	router *router
 }
 
-type publishMux = flow.Mux[*publishRequest, *pluginv1.Publish_Response]
-
 // Server is the data-path listener. Create it with New, give it APIs with
 // Deploy, then Serve or ListenAndServe; Shutdown stops it.
 type Server struct {
@@ -185,36 +146,38 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	flows   *flow.Engine
+	relay   *relay.Relay
 	http    *fasthttp.Server
 
 	dep      atomic.Pointer[deployment]
 	deployed atomic.Bool
 
-	// base is the parent of every exchange; Shutdown cancels it.
+	// base bounds the calls made before an exchange opens (plans, the
+	// request phase); Shutdown cancels it.
 	base     context.Context
 	stop     context.CancelFunc
 	stopping atomic.Bool
-	inflight sync.WaitGroup
-
-	exMu      sync.Mutex
-	exchanges map[*exchange]struct{}
-
-	pubMu sync.Mutex
-	pubs  map[string]*publishMux
 }
 
 // New returns a server with no API deployed: every request gets 404 until
 // Deploy is called.
 func New(opts Options) *Server {
 	opts.defaults()
+	flows := flow.NewEngine()
 	s := &Server{
 		opts:    opts,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
-		flows:   flow.NewEngine(),
-		pubs:    map[string]*publishMux{},
-
-		exchanges: map[*exchange]struct{}{},
+		flows:   flows,
+		relay: relay.New(relay.Options{
+			Logger:             opts.Logger,
+			Metrics:            opts.Metrics,
+			Flows:              flows,
+			StreamWriteTimeout: opts.StreamWriteTimeout,
+			PluginCallTimeout:  opts.PluginCallTimeout,
+			StopGrace:          opts.StopGrace,
+			WebSocket:          opts.WebSocket,
+		}),
 	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.http = &fasthttp.Server{
@@ -294,61 +257,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
-
-	s.exMu.Lock()
-	live := make([]*exchange, 0, len(s.exchanges))
-	for x := range s.exchanges {
-		live = append(live, x)
-	}
-	s.exMu.Unlock()
-	for _, x := range live {
-		x.serverStopping()
-	}
-
-	exchangesDone := make(chan struct{})
-	go func() { s.inflight.Wait(); close(exchangesDone) }()
-	var err error
-	select {
-	case <-exchangesDone:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
+	err := s.relay.Shutdown(ctx)
 	s.stop()
 	if herr := <-httpDone; err == nil {
 		err = herr
 	}
 	s.flows.Close()
-	s.pubMu.Lock()
-	pubs := s.pubs
-	s.pubs = map[string]*publishMux{}
-	s.pubMu.Unlock()
-	for _, m := range pubs {
-		m.Close()
-	}
+	s.relay.Close()
 	stopProfile()
 	return err
-}
-
-// publishMux returns the shared Publish stream of an endpoint plugin.
-func (s *Server) publishMux(p PluginRef) *publishMux {
-	s.pubMu.Lock()
-	defer s.pubMu.Unlock()
-	m := s.pubs[p.Name()]
-	if m == nil {
-		m = flow.NewMux(p, flow.MuxSpec[*publishRequest, *pluginv1.Publish_Response]{
-			Open: func(ctx context.Context, c *serve.Clients) (flow.Stream[*publishRequest, *pluginv1.Publish_Response], error) {
-				st, err := c.Endpoint.Publish(ctx, withCodec)
-				if err != nil {
-					return nil, err
-				}
-				return publishStream{st}, nil
-			},
-			SetID: (*publishRequest).setID,
-			ID:    func(r *pluginv1.Publish_Response) uint64 { return r.GetBatchId() },
-		})
-		s.pubs[p.Name()] = m
-	}
-	return m
 }
 
 // Handler returns the data path's request handler, for embedding the data
@@ -426,26 +343,20 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 
-	x, f := s.open(api, ep, pctx, accept, sel)
+	x, f := s.relay.Open(relay.Request{
+		API: api.Name, Entrypoint: ep, Endpoint: api.Endpoint, Targets: api.Targets,
+		Context: pctx, Accept: accept, Flows: sel,
+	})
 	if f != nil {
 		fail(f)
 		return
 	}
-	rec.exchangeOpened(x)
+	rec.x = x
 	if req.Websocket {
-		s.serveWebSocket(ctx, x)
+		x.ServeWebSocket(ctx)
 		return
 	}
-	s.serveHTTP(ctx, x)
-}
-
-// errShuttingDown is the failure of exchanges cut by Shutdown.
-var errShuttingDown = &pluginv1.Failure{
-	Status:       http.StatusServiceUnavailable,
-	Key:          "FAILURE_GATEWAY_STOPPING",
-	Message:      "The gateway is shutting down; retry on another instance",
-	Retriable:    true,
-	RequestLevel: true,
+	x.ServeHTTP(ctx)
 }
 
 // fasthttpLogger sends fasthttp's own messages to slog.

@@ -1,7 +1,6 @@
-package server
+package relay
 
 import (
-	"github.com/sluice-gw/sluice/core/internal/plan"
 	"io"
 	"strings"
 	"sync"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
@@ -45,7 +45,7 @@ func writeAction(ack uint64, chunks ...string) *pluginv1.Connect_Response {
 // may only leave once the Write's last bytes were handed out and fasthttp
 // came back for more, i.e. flushed them.
 func TestStreamBodyAcksAfterFlush(t *testing.T) {
-	x := &exchange{out: make(chan *pluginv1.Connect_Response, 8)}
+	x := &Exchange{out: make(chan *pluginv1.Connect_Response, 8)}
 	rec := &recordingSubStream{}
 	x.sub = &subscription{x: x, stream: rec}
 	b := &streamBody{x: x}
@@ -84,7 +84,7 @@ func TestStreamBodyAcksAfterFlush(t *testing.T) {
 // TestStreamBodyBrokenExchange: a stream whose entrypoint failed is cut, not
 // ended cleanly, so the client can tell.
 func TestStreamBodyBrokenExchange(t *testing.T) {
-	x := &exchange{out: make(chan *pluginv1.Connect_Response, 1)}
+	x := &Exchange{out: make(chan *pluginv1.Connect_Response, 1)}
 	x.endFailure.Store(&pluginv1.Failure{Status: 502})
 	close(x.out)
 	b := &streamBody{x: x}

@@ -1,23 +1,23 @@
-package server
+package relay
 
 import (
-	"github.com/sluice-gw/sluice/core/internal/ascii"
-	"github.com/sluice-gw/sluice/core/internal/reply"
-
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-gw/sluice/core/internal/ascii"
 	"github.com/sluice-gw/sluice/core/internal/flow"
+	"github.com/sluice-gw/sluice/core/internal/reply"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
-// serveHTTP answers a plain HTTP exchange. It waits for the entrypoint's
-// first decisive action:
+// ServeHTTP answers a plain HTTP request with the exchange, from the
+// fasthttp handler. It waits for the entrypoint's first decisive action:
 //
 //   - Respond with a body, or Finish: the whole response, sent by fasthttp;
 //   - Respond without a body, then Write: a streaming response, whose body is
@@ -25,7 +25,7 @@ import (
 //   - Respond without a body, then Finish: a whole response with no body (so
 //     HTTP POST's 202 carries Content-Length: 0, not a chunked empty body);
 //   - the entrypoint ending or failing first: a failure response.
-func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
+func (x *Exchange) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	var pending *pluginv1.Connect_Respond
 	for {
 		select {
@@ -88,14 +88,14 @@ func mergeRespond(pending, final *pluginv1.Connect_Respond) *pluginv1.Connect_Re
 	return out
 }
 
-func (x *exchange) writeFailure(ctx *fasthttp.RequestCtx, f *pluginv1.Failure) {
+func (x *Exchange) writeFailure(ctx *fasthttp.RequestCtx, f *pluginv1.Failure) {
 	f = flow.Normalize(f)
 	reply.Failure(ctx, x.accept, int(f.GetStatus()), f.GetMessage())
-	x.s.metrics.Request(x.api.Name, x.ep.Type, int(f.GetStatus()))
+	x.r.metrics.Request(x.api, x.ep.Type, int(f.GetStatus()))
 }
 
 // writeWhole sends a complete response.
-func (x *exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) {
+func (x *Exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) {
 	if r = x.responsePhase(ctx, r); r == nil {
 		return
 	}
@@ -106,7 +106,7 @@ func (x *exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Resp
 	ctx.SetStatusCode(status)
 	applyHeaders(ctx, r.GetHeaders())
 	ctx.SetBody(r.GetBody())
-	x.s.metrics.Request(x.api.Name, x.ep.Type, status)
+	x.r.metrics.Request(x.api, x.ep.Type, status)
 }
 
 // applyHeaders sets an entrypoint's response headers. Framing headers
@@ -142,6 +142,19 @@ func applyHeaders(ctx *fasthttp.RequestCtx, hs []*pluginv1.Header) {
 	}
 }
 
+// hasToken reports whether any comma-separated element of values equals
+// token, ignoring case, as the server reads Connection and Upgrade.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // isPlainHeader reports whether a response header is copied as it is.
 func isPlainHeader(name string) bool {
 	return name != "" && !ascii.EqualFold(name, "Content-Length") && !ascii.EqualFold(name, "Transfer-Encoding") &&
@@ -149,7 +162,7 @@ func isPlainHeader(name string) bool {
 }
 
 // startStream turns the response into a stream whose first chunks are w.
-func (x *exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond, w *pluginv1.Connect_Write) {
+func (x *Exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond, w *pluginv1.Connect_Write) {
 	if r = x.responsePhase(ctx, r); r == nil {
 		return
 	}
@@ -169,10 +182,10 @@ func (x *exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Res
 	// each write with StreamWriteTimeout instead.
 	_ = ctx.SetWriteDeadline(time.Time{})
 	ctx.Response.ImmediateHeaderFlush = true
-	body := &streamBody{x: x, conn: ctx.Conn(), timeout: x.s.opts.StreamWriteTimeout}
+	body := &streamBody{x: x, conn: ctx.Conn(), timeout: x.r.opts.StreamWriteTimeout}
 	body.load(w)
 	ctx.SetBodyStream(body, -1)
-	x.s.metrics.Request(x.api.Name, x.ep.Type, status)
+	x.r.metrics.Request(x.api, x.ep.Type, status)
 }
 
 // errStreamBroken ends a stream whose entrypoint failed: the response is cut
@@ -198,7 +211,7 @@ var errStreamBroken = errors.New("the entrypoint ended the stream with an error"
 // batches queue up and then go out in one chunk, one flush and one
 // acknowledgement.
 type streamBody struct {
-	x       *exchange
+	x       *Exchange
 	conn    net.Conn
 	timeout time.Duration
 
