@@ -48,7 +48,7 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Flows runs the publish-, subscribe- and response-phase policies. The
 	// caller owns it and closes it after Shutdown. Optional. Default: an
-	// engine of the relay's own.
+	// engine of the relay's own, which Close closes.
 	Flows *flow.Engine
 	// StreamWriteTimeout bounds one write of a stream (an SSE chunk, a
 	// WebSocket frame): a client that reads nothing for this long is treated
@@ -92,9 +92,6 @@ func (o *Options) defaults() {
 	if o.Metrics == nil {
 		o.Metrics, _ = metrics.New(nil)
 	}
-	if o.Flows == nil {
-		o.Flows = flow.NewEngine()
-	}
 	if o.StreamWriteTimeout <= 0 {
 		o.StreamWriteTimeout = 60 * time.Second
 	}
@@ -128,6 +125,8 @@ type Relay struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	flows   *flow.Engine
+	// ownFlows is set when flows is the relay's own, for Close.
+	ownFlows bool
 
 	// base is the parent of every exchange; Shutdown cancels it.
 	base     context.Context
@@ -145,12 +144,17 @@ type Relay struct {
 // New returns a relay with no exchange.
 func New(opts Options) *Relay {
 	opts.defaults()
+	own := opts.Flows == nil
+	if own {
+		opts.Flows = flow.NewEngine()
+	}
 	r := &Relay{
-		opts:    opts,
-		log:     opts.Logger,
-		metrics: opts.Metrics,
-		flows:   opts.Flows,
-		pubs:    map[string]*publishMux{},
+		opts:     opts,
+		log:      opts.Logger,
+		metrics:  opts.Metrics,
+		flows:    opts.Flows,
+		ownFlows: own,
+		pubs:     map[string]*publishMux{},
 
 		exchanges: map[*Exchange]struct{}{},
 	}
@@ -188,9 +192,13 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close closes the endpoints' shared Publish streams, once nothing
-// publishes any more (after Shutdown).
+// Close closes the endpoints' shared Publish streams (and the flow engine
+// when it is the relay's own), once nothing publishes any more (after
+// Shutdown).
 func (r *Relay) Close() {
+	if r.ownFlows {
+		r.flows.Close()
+	}
 	r.pubMu.Lock()
 	pubs := r.pubs
 	r.pubs = map[string]*publishMux{}
