@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sluice-gw/sluice/core/internal/relay"
 	"github.com/sluice-gw/sluice/core/internal/server"
 )
 
@@ -86,7 +87,7 @@ type Spec struct {
 
 // Opener opens headless exchanges; *server.Server is one.
 type Opener interface {
-	OpenHeadless(server.HeadlessSpec) (*server.Headless, error)
+	OpenHeadless(server.HeadlessSpec) (*relay.Headless, error)
 }
 
 // Options configure a Manager.

@@ -3,14 +3,15 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"github.com/sluice-gw/sluice/core/internal/plan"
 	"log/slog"
 	"math"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/core/internal/relay"
 )
 
 // AccessMessage is the message of every access-log record.
@@ -24,10 +25,9 @@ type access struct {
 	api   *API
 	ep    *EntrypointInstance
 	id    plan.Identity
-	x     *exchange
-	// messages counts the messages the request published or received;
-	// countMessages adds to it.
-	messages atomic.Int64
+	// x is the request's exchange, once opened: it counts the messages the
+	// request published or received, and says when a stream has ended.
+	x *relay.Exchange
 }
 
 // accessLine is one access-log record's fields, in the order they are
@@ -77,22 +77,6 @@ func (s *Server) startAccess() *access {
 	return &access{start: time.Now()}
 }
 
-// exchangeOpened records the exchange serving the request, so the exchange
-// can count messages into the record until it ends.
-func (a *access) exchangeOpened(x *exchange) {
-	a.x = x
-	x.access.Store(a)
-}
-
-// countMessages adds n messages to the access record of x's request. The
-// exchange calls it where it counts published and delivered messages for
-// the metrics; a headless exchange has no record.
-func (x *exchange) countMessages(n int) {
-	if a := x.access.Load(); a != nil {
-		a.messages.Add(int64(n))
-	}
-}
-
 // finishAccess ends the record of a request when handle returns: it
 // observes the duration histogram and writes the access line. A whole
 // response is complete at this point (fasthttp only writes it out). A
@@ -117,7 +101,9 @@ func (s *Server) finishAccess(ctx *fasthttp.RequestCtx, a *access) {
 	streaming := a.x != nil && (ctx.Response.IsBodyStream() || ctx.Hijacked())
 	if !streaming {
 		line.BytesOut = int64(len(ctx.Response.Body()))
-		line.Messages = a.messages.Load()
+		if a.x != nil {
+			line.Messages = a.x.Messages()
+		}
 		s.endAccess(a, line)
 		return
 	}
@@ -129,7 +115,7 @@ func (s *Server) finishAccess(ctx *fasthttp.RequestCtx, a *access) {
 		read0, written0 = conn.read.Load(), conn.written.Load()
 	}
 	hijacked := ctx.Hijacked()
-	context.AfterFunc(a.x.ctx, func() {
+	a.x.AfterEnd(func() {
 		if conn != nil {
 			if hijacked {
 				// A WebSocket's requests are its frames.
@@ -137,7 +123,7 @@ func (s *Server) finishAccess(ctx *fasthttp.RequestCtx, a *access) {
 			}
 			line.BytesOut = conn.written.Load() - written0
 		}
-		line.Messages = a.messages.Load()
+		line.Messages = a.x.Messages()
 		s.endAccess(a, line)
 	})
 }
@@ -145,7 +131,7 @@ func (s *Server) finishAccess(ctx *fasthttp.RequestCtx, a *access) {
 // endAccess observes the request's duration and writes its access line.
 func (s *Server) endAccess(a *access, line *accessLine) {
 	line.Duration = time.Since(a.start)
-	s.metrics.observeDuration(line.API, line.Entrypoint, line.Duration.Seconds())
+	s.metrics.ObserveDuration(line.API, line.Entrypoint, line.Duration.Seconds())
 	if s.opts.AccessLog != nil {
 		writeAccess(s.opts.AccessLog, line)
 	}

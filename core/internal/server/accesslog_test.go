@@ -89,7 +89,7 @@ func TestHandleWritesOneAccessLine(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], `"msg":"access"`) || !strings.Contains(lines[0], `"path":"/nowhere","status":404`) {
 		t.Fatalf("access log %q, want one line for GET /nowhere with status 404 and no query", b.String())
 	}
-	if n := testutil.CollectAndCount(m.duration, "sluice_request_duration_seconds"); n != 1 {
-		t.Fatalf("%d duration series, want 1", n)
+	if n, err := testutil.GatherAndCount(reg, "sluice_request_duration_seconds"); err != nil || n != 1 {
+		t.Fatalf("%d duration series (%v), want 1", n, err)
 	}
 }

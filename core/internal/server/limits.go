@@ -2,9 +2,6 @@ package server
 
 import (
 	"crypto/tls"
-	"github.com/sluice-gw/sluice/core/internal/plan"
-	"github.com/sluice-gw/sluice/sdk/gateway"
-	"github.com/sluice-gw/sluice/sdk/httpfailure"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +10,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-gw/sluice/core/internal/metrics"
+	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/sdk/gateway"
+	"github.com/sluice-gw/sluice/sdk/httpfailure"
 )
 
 // limitListener refuses connections beyond a total and a per-address
@@ -27,7 +29,7 @@ type limitListener struct {
 	answer bool
 	log    *slog.Logger
 	// metrics count the refused connections; nil counts nothing.
-	metrics *Metrics
+	metrics *metrics.Metrics
 
 	mu    sync.Mutex
 	total int
@@ -63,11 +65,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.log.Debug("connection refused", "remote", ip, "status", status)
 		if l.metrics != nil {
-			reason := refusedConnections
+			reason := metrics.RefusedConnections
 			if status == http.StatusTooManyRequests {
-				reason = refusedConnectionsPerIP
+				reason = metrics.RefusedConnectionsPerIP
 			}
-			l.metrics.refuse("", reason)
+			l.metrics.Refuse("", reason)
 		}
 		// Answered off the accept loop, so a client that reads nothing
 		// cannot stall everyone else's accepts.

@@ -3,23 +3,26 @@ package server
 import (
 	"errors"
 	"fmt"
-	"github.com/sluice-gw/sluice/core/internal/cors"
 	"strings"
 
+	"github.com/sluice-gw/sluice/core/internal/cors"
 	"github.com/sluice-gw/sluice/core/internal/flow"
 	"github.com/sluice-gw/sluice/core/internal/plan"
-	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
+	"github.com/sluice-gw/sluice/core/internal/relay"
 )
 
 // PluginRef is the core's view of one supervised plugin process; see
 // flow.PluginRef. The plugin host's plugins satisfy it.
+//
+// It and the instance types below are aliases, so the deployment model reads
+// as one thing here while each type lives where it is used.
 type PluginRef = flow.PluginRef
 
 // PolicyInstance is one configured policy in a flow phase.
 type PolicyInstance = flow.PolicyInstance
 
 // API is one deployed API: what the router, the entrypoint selection and the
-// exchange engine need, built by cmd/sluice from the configuration and the
+// relay need, built by cmd/sluice from the configuration and the
 // plugin host. Every instance must already be configured in its plugin.
 type API struct {
 	// Name is the API block's name; it is the api_id plugins see.
@@ -51,40 +54,13 @@ type API struct {
 	MaxRequestBodySize int
 }
 
-// EntrypointInstance is one configured entrypoint of an API.
-type EntrypointInstance struct {
-	// Type is the entrypoint type (e.g. "sse").
-	Type string
-	// InstanceID addresses the configured instance in the plugin.
-	InstanceID string
-	// Plugin is the process serving the type.
-	Plugin PluginRef
-	// Match is the type's match criteria from its metadata. An entrypoint
-	// without one is never chosen for an HTTP request (e.g. webhook).
-	Match *pluginv1.Match
-	// InboundCredit is set when the type grants credit for client frames
-	// (capability "inbound-credit"): the core then reads a WebSocket only as
-	// far as the entrypoint has granted.
-	InboundCredit bool
-}
+// EntrypointInstance is one configured entrypoint of an API; see
+// relay.EntrypointInstance. The server reads its Match to choose it.
+type EntrypointInstance = relay.EntrypointInstance
 
-// EndpointInstance is the configured endpoint of an API.
-type EndpointInstance struct {
-	// Type is the endpoint type (e.g. "kafka").
-	Type string
-	// Name is the endpoint block's name (e.g. "default").
-	Name string
-	// InstanceID addresses the configured instance in the plugin.
-	InstanceID string
-	// Plugin is the process serving the type.
-	Plugin PluginRef
-	// QoS are the levels the endpoint type serves; a subscription asking for
-	// another level fails. Empty means any.
-	QoS []string
-	// OmitBody leaves the request body out of the contexts the instance
-	// receives: set when it does not read it (lifecycle.ReadsRequestBody).
-	OmitBody bool
-}
+// EndpointInstance is a configured endpoint of an API; see
+// relay.EndpointInstance.
+type EndpointInstance = relay.EndpointInstance
 
 // normalizeContextPath gives a context path one spelling: a leading slash, no
 // trailing slash, "/" for the root.

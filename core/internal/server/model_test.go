@@ -4,11 +4,14 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
+
+	"github.com/sluice-gw/sluice/core/internal/fakeplugin"
 	"github.com/sluice-gw/sluice/core/internal/flow"
 )
 
 func TestDeployValidation(t *testing.T) {
-	p := &fakePlugin{name: "p"}
+	p := fakeplugin.Start(t, "p", func(*grpc.Server) {})
 	ep := func() []*EntrypointInstance { return []*EntrypointInstance{{Type: "sse", Plugin: p}} }
 	tests := map[string]struct {
 		apis []*API

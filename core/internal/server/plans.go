@@ -4,14 +4,15 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
-	"github.com/sluice-gw/sluice/core/internal/reply"
 	"net"
 	"net/http"
 	"strings"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-gw/sluice/core/internal/metrics"
 	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/core/internal/reply"
 )
 
 // authenticate runs the API's plans on the request, in the core, before any
@@ -44,8 +45,8 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, api *API) (plan.Result, 
 func (s *Server) refuse(ctx *fasthttp.RequestCtx, api *API, d *plan.Denial) {
 	s.log.Info("request refused", "api", api.Name, "plan", d.Plan, "status", d.Status, "reason", d.Reason, "remote", plan.RemoteHost(ctx.RemoteAddr()))
 	reply.Failure(ctx, reply.Accept(ctx), d.Status, d.Message)
-	s.metrics.request(api.Name, "", d.Status)
-	s.metrics.refuse(api.Name, refusedPlan)
+	s.metrics.Request(api.Name, "", d.Status)
+	s.metrics.Refuse(api.Name, metrics.RefusedPlan)
 }
 
 // requestConfig gives each request its API's body limit, once the headers
@@ -83,12 +84,12 @@ func (s *Server) readError(ctx *fasthttp.RequestCtx, err error) {
 		accept = []string{"application/json"}
 	}
 	reply.Failure(ctx, accept, status, http.StatusText(status))
-	s.metrics.request("", "", status)
+	s.metrics.Request("", "", status)
 	switch status {
 	case http.StatusRequestEntityTooLarge:
-		s.metrics.refuse("", refusedBodyTooLarge)
+		s.metrics.Refuse("", metrics.RefusedBodyTooLarge)
 	case http.StatusRequestHeaderFieldsTooLarge:
-		s.metrics.refuse("", refusedHeadersTooLarge)
+		s.metrics.Refuse("", metrics.RefusedHeadersTooLarge)
 	}
 	// fasthttp closes the connection after this answer, with the rest of
 	// the request unread.

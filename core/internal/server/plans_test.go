@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-gw/sluice/core/internal/fakeplugin"
 	"github.com/sluice-gw/sluice/core/internal/plan"
 )
 
@@ -25,7 +26,7 @@ func authenticator(t *testing.T, cfgs ...plan.Config) *plan.Authenticator {
 // accepted one reaches it without its API key, identified by its
 // subscription.
 func TestPlansInTheCore(t *testing.T) {
-	e := newEnv(t, map[string]func(*epConn) error{"post": postHandler})
+	e := newEnv(t, map[string]func(*fakeplugin.Conn) error{"post": postHandler})
 	e.deploy(t, &API{
 		Name: "demo", ContextPath: "/demo",
 		Entrypoints: []*EntrypointInstance{e.entrypoint("http-post", "post", matchPost)},
@@ -53,7 +54,7 @@ func TestPlansInTheCore(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %s", c.name, resp.StatusCode, body, c.status, c.body)
 		}
 	}
-	if streams, published := e.end.snapshot(); streams != 0 || len(published) != 0 {
+	if streams, published := e.end.Snapshot(); streams != 0 || len(published) != 0 {
 		t.Fatalf("refused requests reached the endpoint: %d streams, %d batches", streams, len(published))
 	}
 
@@ -63,7 +64,7 @@ func TestPlansInTheCore(t *testing.T) {
 	if resp, body := do(t, "POST", e.base+"/demo/x?api-key=acme-secret&a=1", "by query"); resp.StatusCode != 202 {
 		t.Fatalf("with the key in the query: %d %s", resp.StatusCode, body)
 	}
-	_, published := e.end.snapshot()
+	_, published := e.end.Snapshot()
 	if len(published) != 2 {
 		t.Fatalf("%d batches, want 2", len(published))
 	}
@@ -94,7 +95,7 @@ func TestPlansInTheCore(t *testing.T) {
 // Bodies over the API's limit and headers over the gateway's get the
 // failure format, and the connection closes; the server goes on serving.
 func TestRequestLimits(t *testing.T) {
-	e := newEnv(t, map[string]func(*epConn) error{"post": postHandler})
+	e := newEnv(t, map[string]func(*fakeplugin.Conn) error{"post": postHandler})
 	e.srv.http.ReadBufferSize = 2048
 	e.deploy(t, &API{
 		Name: "demo", ContextPath: "/demo",

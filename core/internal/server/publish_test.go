@@ -2,16 +2,15 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/sluice-gw/sluice/core/internal/fakeplugin"
 	"github.com/sluice-gw/sluice/core/internal/flow"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 	"github.com/sluice-gw/sluice/sdk/tunnel"
@@ -19,16 +18,16 @@ import (
 
 // thenRespondHandler is http-post as the sdk's PublishThenFinish sends it:
 // one action, and the entrypoint is done.
-func thenRespondHandler(c *epConn) error {
-	return c.send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Publish{Publish: &pluginv1.Connect_PublishBatch{
+func thenRespondHandler(c *fakeplugin.Conn) error {
+	return c.Send(&pluginv1.Connect_Response{Kind: &pluginv1.Connect_Response_Publish{Publish: &pluginv1.Connect_PublishBatch{
 		BatchId:     1,
-		Messages:    []*pluginv1.Message{{Content: c.open.GetContext().GetRequest().GetBody()}},
+		Messages:    []*pluginv1.Message{{Content: c.Open.GetContext().GetRequest().GetBody()}},
 		ThenRespond: &pluginv1.Connect_Respond{Status: 202},
 	}}})
 }
 
 func TestPublishThenRespond(t *testing.T) {
-	e := newEnv(t, map[string]func(*epConn) error{"post": thenRespondHandler})
+	e := newEnv(t, map[string]func(*fakeplugin.Conn) error{"post": thenRespondHandler})
 	e.deploy(t, &API{
 		Name: "demo", ContextPath: "/demo",
 		Entrypoints: []*EntrypointInstance{e.entrypoint("http-post", "post", matchPost)},
@@ -38,15 +37,15 @@ func TestPublishThenRespond(t *testing.T) {
 	if resp.StatusCode != 202 || body != "" {
 		t.Fatalf("POST: %d %q, want 202 with an empty body", resp.StatusCode, body)
 	}
-	if _, published := e.end.snapshot(); len(published) != 1 || string(published[0].GetMessages()[0].GetContent()) != "hello" {
+	if _, published := e.end.Snapshot(); len(published) != 1 || string(published[0].GetMessages()[0].GetContent()) != "hello" {
 		t.Fatalf("published %v", published)
 	}
 
 	// A failing publish is answered by the core in the failure format: JSON
 	// when accepted, 503 for a failure without a status of its own, and
 	// the connection closed as for any server error.
-	e.endPlugin.setDown(true)
-	defer e.endPlugin.setDown(false)
+	e.endPlugin.SetDown(true)
+	defer e.endPlugin.SetDown(false)
 	c, err := net.Dial("tcp", strings.TrimPrefix(e.base, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -68,29 +67,29 @@ func TestPublishThenRespond(t *testing.T) {
 
 // wsLikeHandler publishes three batches one after another, as a WebSocket
 // publisher does, each once the previous one was published.
-func wsLikeHandler(c *epConn) error {
+func wsLikeHandler(c *fakeplugin.Conn) error {
 	for id := uint64(1); id <= 3; id++ {
-		if err := c.publish(id, &pluginv1.Message{Content: []byte{byte('0' + id)}}); err != nil {
+		if err := c.Publish(id, &pluginv1.Message{Content: []byte{byte('0' + id)}}); err != nil {
 			return err
 		}
-		for ev := range c.events {
+		for ev := range c.Events {
 			if p := ev.GetPublished(); p != nil && p.GetBatchId() == id {
 				break
 			}
 		}
 	}
-	if err := c.respond(200, nil); err != nil {
+	if err := c.Respond(200, nil); err != nil {
 		return err
 	}
-	return c.finish(&pluginv1.Connect_Finish{})
+	return c.Finish(&pluginv1.Connect_Finish{})
 }
 
 // An exchange's first batch goes on the shared Publish stream; later ones on
 // a call of the exchange's own, where only the first request carries the
 // context and the others are flagged same_context.
 func TestLaterBatchesShareTheirContext(t *testing.T) {
-	e := newEnv(t, map[string]func(*epConn) error{"ws": wsLikeHandler})
-	e.endPlugin = startFakePluginWith(t, "fake-endpoint", []string{tunnel.FeatureSameContext},
+	e := newEnv(t, map[string]func(*fakeplugin.Conn) error{"ws": wsLikeHandler})
+	e.endPlugin = fakeplugin.StartWith(t, "fake-endpoint", []string{tunnel.FeatureSameContext},
 		func(s *grpc.Server) { pluginv1.RegisterEndpointServer(s, e.end) })
 	e.deploy(t, &API{
 		Name: "demo", ContextPath: "/demo",
@@ -101,7 +100,7 @@ func TestLaterBatchesShareTheirContext(t *testing.T) {
 	if resp, body := do(t, "POST", e.base+"/demo", "x"); resp.StatusCode != 200 {
 		t.Fatalf("exchange: %d %q", resp.StatusCode, body)
 	}
-	streams, published := e.end.snapshot()
+	streams, published := e.end.Snapshot()
 	if streams != 2 || len(published) != 3 {
 		t.Fatalf("%d Publish streams, %d batches; want the shared stream and the exchange's own, 3 batches", streams, len(published))
 	}
@@ -115,45 +114,10 @@ func TestLaterBatchesShareTheirContext(t *testing.T) {
 	}
 }
 
-// A WebSocket exchange of a type that grants inbound credit sends client
-// frames only while credit is left: spending waits for a grant, and gives
-// up when the exchange ends.
-func TestInboundCredit(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	x := &exchange{ep: &EntrypointInstance{InboundCredit: true}, ctx: ctx, inboundMore: make(chan struct{}, 1)}
-	x.inbound.Store(10)
-	if !x.spendInbound(25) {
-		t.Fatal("spending with credit left failed")
-	}
-	spent := make(chan bool)
-	go func() { spent <- x.spendInbound(1) }()
-	// A negative check: give the goroutine time to (wrongly) spend.
-	select {
-	case <-spent:
-		t.Fatal("spent with the credit exhausted (-15)")
-	case <-time.After(100 * time.Millisecond):
-	}
-	x.grantInbound(15) // back to 0: still nothing left
-	x.grantInbound(1)
-	if ok := <-spent; !ok {
-		t.Fatal("spending after a grant failed")
-	}
-	go func() { spent <- x.spendInbound(1) }()
-	cancel()
-	if ok := <-spent; ok {
-		t.Fatal("spending succeeded after the exchange ended")
-	}
-	// Types without the capability are never held back.
-	free := &exchange{ep: &EntrypointInstance{}, ctx: ctx}
-	if !free.spendInbound(1 << 30) {
-		t.Fatal("a type without inbound credit was held back")
-	}
-}
-
 // An endpoint that does not read the body gets the context without it; the
 // entrypoint still gets it.
 func TestBodyLeftOutForEndpointsThatDoNotReadIt(t *testing.T) {
-	e := newEnv(t, map[string]func(*epConn) error{"post": thenRespondHandler})
+	e := newEnv(t, map[string]func(*fakeplugin.Conn) error{"post": thenRespondHandler})
 	ep := e.endpoint()
 	ep.OmitBody = true
 	e.deploy(t, &API{
@@ -164,7 +128,7 @@ func TestBodyLeftOutForEndpointsThatDoNotReadIt(t *testing.T) {
 	if resp, body := do(t, "POST", e.base+"/demo", "the body"); resp.StatusCode != 202 {
 		t.Fatalf("POST: %d %q", resp.StatusCode, body)
 	}
-	_, published := e.end.snapshot()
+	_, published := e.end.Snapshot()
 	if len(published) != 1 || string(published[0].GetMessages()[0].GetContent()) != "the body" {
 		t.Fatalf("published %v", published)
 	}

@@ -1,23 +1,19 @@
-// Package server is the core's data path: the fasthttp listener, the router
-// (context paths), the keyless plan and client identification, entrypoint
-// selection, the request phase, and the exchange engine that connects a
-// client socket to an entrypoint plugin and that entrypoint to the endpoint.
-//
-// The core owns every socket. For each request it:
+// Package server is the core's data-path listener: it accepts client
+// connections within their limits, routes each request and dispatches it to
+// an exchange of the relay (core/internal/relay), which carries its
+// messages. For each request it:
 //
 //  1. routes by the longest context path (404 otherwise),
-//  2. identifies the client (docs/behaviour.md 2.3) and snapshots the request,
+//  2. authenticates the client with the API's plans and identifies it
+//     (docs/behaviour.md 2.3), then snapshots the request,
 //  3. selects the entrypoint with the highest match count (404 otherwise),
 //  4. runs request-phase policies (one unary call each; none costs nothing),
-//  5. opens the entrypoint's Connect stream and drives it: responses and
-//     writes go to the socket (HTTP streaming or WebSocket frames), publish
-//     batches go through publish-phase policies to the endpoint's shared
-//     Publish stream, a subscription opens an endpoint Subscribe stream whose
-//     batches pass subscribe-phase policies before the entrypoint frames them.
+//  5. opens the request's exchange and hands it the socket: relay.Exchange
+//     answers plain HTTP or WebSocket from there.
 //
-// Buffers are bounded everywhere, so a slow client slows down its own
-// subscription (and, through gRPC flow control, the endpoint) instead of
-// growing memory.
+// It also opens the headless exchanges of push subscriptions (OpenHeadless),
+// which go through the same steps without a socket, and writes the access
+// log.
 package server
 
 import (
@@ -25,20 +21,21 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/sluice-gw/sluice/core/internal/plan"
-	"github.com/sluice-gw/sluice/core/internal/reply"
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sluice-gw/sluice/core/internal/flow"
+	"github.com/sluice-gw/sluice/core/internal/metrics"
+	"github.com/sluice-gw/sluice/core/internal/plan"
+	"github.com/sluice-gw/sluice/core/internal/relay"
+	"github.com/sluice-gw/sluice/core/internal/reply"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
-	"github.com/sluice-gw/sluice/sdk/serve"
 )
 
 // Options tune the data path. Zero values take the documented defaults.
@@ -47,7 +44,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receive the data path's counters. Optional. Default: metrics
 	// that are not registered anywhere.
-	Metrics *Metrics
+	Metrics *metrics.Metrics
 	// MaxRequestBodySize bounds a request body (HTTP POST publishes it as
 	// one message) of an API that sets no limit of its own. Optional.
 	// Default: 10 MiB.
@@ -90,31 +87,16 @@ type Options struct {
 	AccessLog *slog.Logger
 }
 
-// WebSocketOptions tune WebSocket connections, which live outside fasthttp's
-// own limits once upgraded.
-type WebSocketOptions struct {
-	// ReadLimit bounds one incoming message; a larger one closes the
-	// connection with 1009. Optional. Default: 1 MiB.
-	ReadLimit int64
-	// PingInterval is how often the core pings the client. Optional.
-	// Default: 30s.
-	PingInterval time.Duration
-	// PongWait is how long the core waits for any frame (a pong or data)
-	// before it treats the client as gone. Optional. Default: 60s.
-	PongWait time.Duration
-	// CheckOrigin decides whether a cross-origin upgrade is allowed.
-	// Optional. Default: allow every origin, because the gateway fronts
-	// public APIs whose clients are browsers on other origins, as the
-	// reference gateway does; set it to restrict browsers.
-	CheckOrigin func(ctx *fasthttp.RequestCtx) bool
-}
+// WebSocketOptions tune WebSocket connections; see relay.WebSocketOptions.
+// An alias, so the gateway configures the whole data path through Options.
+type WebSocketOptions = relay.WebSocketOptions
 
 func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Metrics == nil {
-		o.Metrics, _ = NewMetrics(nil)
+		o.Metrics, _ = metrics.New(nil)
 	}
 	if o.MaxRequestBodySize <= 0 {
 		o.MaxRequestBodySize = 10 << 20
@@ -137,27 +119,18 @@ func (o *Options) defaults() {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 120 * time.Second
 	}
-	if o.StreamWriteTimeout <= 0 {
-		o.StreamWriteTimeout = 60 * time.Second
-	}
 	if o.PluginCallTimeout <= 0 {
 		o.PluginCallTimeout = 30 * time.Second
 	}
-	if o.StopGrace <= 0 {
-		o.StopGrace = 5 * time.Second
-	}
-	if o.WebSocket.ReadLimit <= 0 {
-		o.WebSocket.ReadLimit = 1 << 20
-	}
-	if o.WebSocket.PingInterval <= 0 {
-		o.WebSocket.PingInterval = 30 * time.Second
-	}
-	if o.WebSocket.PongWait <= 0 {
-		o.WebSocket.PongWait = 60 * time.Second
-	}
-	if o.WebSocket.CheckOrigin == nil {
-		o.WebSocket.CheckOrigin = func(*fasthttp.RequestCtx) bool { return true }
-	}
+	// The relay takes the defaults of the options it reads alone.
+}
+
+// NewMetrics creates the data path's metrics and registers them with reg
+// (nil keeps them unregistered). It is here, next to Options.Metrics that
+// takes them, so the gateway and its tests build a data path from this
+// package alone.
+func NewMetrics(reg prometheus.Registerer) (*metrics.Metrics, error) {
+	return metrics.New(reg)
 }
 
 // deployment is one immutable set of APIs; Deploy swaps it atomically.
@@ -166,45 +139,45 @@ type deployment struct {
 	router *router
 }
 
-type publishMux = flow.Mux[*publishRequest, *pluginv1.Publish_Response]
-
 // Server is the data-path listener. Create it with New, give it APIs with
 // Deploy, then Serve or ListenAndServe; Shutdown stops it.
 type Server struct {
 	opts    Options
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *metrics.Metrics
 	flows   *flow.Engine
+	relay   *relay.Relay
 	http    *fasthttp.Server
 
 	dep      atomic.Pointer[deployment]
 	deployed atomic.Bool
 
-	// base is the parent of every exchange; Shutdown cancels it.
+	// base bounds the calls made before an exchange opens (plans, the
+	// request phase); Shutdown cancels it.
 	base     context.Context
 	stop     context.CancelFunc
 	stopping atomic.Bool
-	inflight sync.WaitGroup
-
-	exMu      sync.Mutex
-	exchanges map[*exchange]struct{}
-
-	pubMu sync.Mutex
-	pubs  map[string]*publishMux
 }
 
 // New returns a server with no API deployed: every request gets 404 until
 // Deploy is called.
 func New(opts Options) *Server {
 	opts.defaults()
+	flows := flow.NewEngine()
 	s := &Server{
 		opts:    opts,
 		log:     opts.Logger,
 		metrics: opts.Metrics,
-		flows:   flow.NewEngine(),
-		pubs:    map[string]*publishMux{},
-
-		exchanges: map[*exchange]struct{}{},
+		flows:   flows,
+		relay: relay.New(relay.Options{
+			Logger:             opts.Logger,
+			Metrics:            opts.Metrics,
+			Flows:              flows,
+			StreamWriteTimeout: opts.StreamWriteTimeout,
+			PluginCallTimeout:  opts.PluginCallTimeout,
+			StopGrace:          opts.StopGrace,
+			WebSocket:          opts.WebSocket,
+		}),
 	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.http = &fasthttp.Server{
@@ -289,61 +262,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
-
-	s.exMu.Lock()
-	live := make([]*exchange, 0, len(s.exchanges))
-	for x := range s.exchanges {
-		live = append(live, x)
-	}
-	s.exMu.Unlock()
-	for _, x := range live {
-		x.serverStopping()
-	}
-
-	exchangesDone := make(chan struct{})
-	go func() { s.inflight.Wait(); close(exchangesDone) }()
-	var err error
-	select {
-	case <-exchangesDone:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
+	err := s.relay.Shutdown(ctx)
 	s.stop()
 	if herr := <-httpDone; err == nil {
 		err = herr
 	}
 	s.flows.Close()
-	s.pubMu.Lock()
-	pubs := s.pubs
-	s.pubs = map[string]*publishMux{}
-	s.pubMu.Unlock()
-	for _, m := range pubs {
-		m.Close()
-	}
+	s.relay.Close()
 	stopProfile()
 	return err
-}
-
-// publishMux returns the shared Publish stream of an endpoint plugin.
-func (s *Server) publishMux(p PluginRef) *publishMux {
-	s.pubMu.Lock()
-	defer s.pubMu.Unlock()
-	m := s.pubs[p.Name()]
-	if m == nil {
-		m = flow.NewMux(p, flow.MuxSpec[*publishRequest, *pluginv1.Publish_Response]{
-			Open: func(ctx context.Context, c *serve.Clients) (flow.Stream[*publishRequest, *pluginv1.Publish_Response], error) {
-				st, err := c.Endpoint.Publish(ctx, withCodec)
-				if err != nil {
-					return nil, err
-				}
-				return publishStream{st}, nil
-			},
-			SetID: (*publishRequest).setID,
-			ID:    func(r *pluginv1.Publish_Response) uint64 { return r.GetBatchId() },
-		})
-		s.pubs[p.Name()] = m
-	}
-	return m
 }
 
 // Handler returns the data path's request handler, for embedding the data
@@ -360,7 +287,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	api, contextPath, pathInfo := dep.router.match(string(ctx.Path()))
 	if api == nil {
 		reply.Failure(ctx, reply.Accept(ctx), http.StatusNotFound, msgNoContextPath)
-		s.metrics.request("", "", http.StatusNotFound)
+		s.metrics.Request("", "", http.StatusNotFound)
 		return
 	}
 	rec.api = api
@@ -377,7 +304,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	// the CORS headers; set now, they survive writeWhole, startStream and
 	// reply.Failure, which only replace headers they name.
 	if api.CORS.Preflight(ctx) {
-		s.metrics.request(api.Name, "", ctx.Response.StatusCode())
+		s.metrics.Request(api.Name, "", ctx.Response.StatusCode())
 		return
 	}
 	api.CORS.Decorate(ctx, ctx.Request.Header.Peek("Origin"))
@@ -390,20 +317,20 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	accept := headerValues(req.Headers, "Accept")
 	if msg := notUTF8(req); msg != "" {
 		reply.Failure(ctx, accept, http.StatusBadRequest, msg)
-		s.metrics.request(api.Name, "", http.StatusBadRequest)
+		s.metrics.Request(api.Name, "", http.StatusBadRequest)
 		return
 	}
 	ep := selectEntrypoint(api.Entrypoints, matchInput{method: req.Method, accept: accept, websocket: req.Websocket})
 	if ep == nil {
 		reply.Failure(ctx, accept, http.StatusNotFound, msgNoEntrypoint)
-		s.metrics.request(api.Name, "", http.StatusNotFound)
+		s.metrics.Request(api.Name, "", http.StatusNotFound)
 		return
 	}
 	rec.ep = ep
 	fail := func(f *pluginv1.Failure) {
 		f = flow.Normalize(f)
 		reply.Failure(ctx, accept, int(f.GetStatus()), f.GetMessage())
-		s.metrics.request(api.Name, ep.Type, int(f.GetStatus()))
+		s.metrics.Request(api.Name, ep.Type, int(f.GetStatus()))
 	}
 
 	pctx := &pluginv1.Context{ApiId: api.Name, Request: req, Attributes: id.Attributes(api.Name)}
@@ -421,26 +348,20 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 
-	x, f := s.open(api, ep, pctx, accept, sel)
+	x, f := s.relay.Open(relay.Request{
+		API: api.Name, Entrypoint: ep, Endpoint: api.Endpoint, Targets: api.Targets,
+		Context: pctx, Accept: accept, Flows: sel,
+	})
 	if f != nil {
 		fail(f)
 		return
 	}
-	rec.exchangeOpened(x)
+	rec.x = x
 	if req.Websocket {
-		s.serveWebSocket(ctx, x)
+		x.ServeWebSocket(ctx)
 		return
 	}
-	s.serveHTTP(ctx, x)
-}
-
-// errShuttingDown is the failure of exchanges cut by Shutdown.
-var errShuttingDown = &pluginv1.Failure{
-	Status:       http.StatusServiceUnavailable,
-	Key:          "FAILURE_GATEWAY_STOPPING",
-	Message:      "The gateway is shutting down; retry on another instance",
-	Retriable:    true,
-	RequestLevel: true,
+	x.ServeHTTP(ctx)
 }
 
 // fasthttpLogger sends fasthttp's own messages to slog.

@@ -1,12 +1,12 @@
 package server
 
 import (
-	"github.com/sluice-gw/sluice/core/internal/ascii"
-	"github.com/sluice-gw/sluice/core/internal/plan"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-gw/sluice/core/internal/ascii"
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 

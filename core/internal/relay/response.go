@@ -1,4 +1,4 @@
-package server
+package relay
 
 import (
 	"context"
@@ -28,7 +28,7 @@ import (
 //
 // Headless exchanges (webhooks) have no client response and no response
 // phase.
-func (x *exchange) responsePhase(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) *pluginv1.Connect_Respond {
+func (x *Exchange) responsePhase(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) *pluginv1.Connect_Respond {
 	if x.flows == nil || len(x.flows.Response) == 0 {
 		return r
 	}
@@ -42,8 +42,8 @@ func (x *exchange) responsePhase(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_R
 	// be read by its publish and subscribe phases meanwhile: the response
 	// phase works on its own copy of the attributes, seen by its later steps.
 	c := &pluginv1.Context{ApiId: x.pctx.GetApiId(), Request: x.pctx.GetRequest(), Attributes: maps.Clone(x.pctx.GetAttributes())}
-	cctx, cancel := context.WithTimeout(x.ctx, x.s.opts.PluginCallTimeout)
-	f := x.s.flows.OnResponse(cctx, x.flows.Response, c, resp)
+	cctx, cancel := context.WithTimeout(x.ctx, x.r.opts.PluginCallTimeout)
+	f := x.r.flows.OnResponse(cctx, x.flows.Response, c, resp)
 	cancel()
 	if f != nil {
 		x.writeFailure(ctx, f)
@@ -63,7 +63,7 @@ func (x *exchange) responsePhase(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_R
 // on a 101 with the gateway's headers, and sets the headers it leaves. It
 // reports false when a step interrupted and its failure was answered
 // instead of the upgrade.
-func (x *exchange) upgradeResponsePhase(ctx *fasthttp.RequestCtx) bool {
+func (x *Exchange) upgradeResponsePhase(ctx *fasthttp.RequestCtx) bool {
 	if x.flows == nil || len(x.flows.Response) == 0 {
 		return true
 	}

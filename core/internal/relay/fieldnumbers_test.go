@@ -1,11 +1,12 @@
-package server
+package relay
 
 import (
 	"testing"
 
-	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
 // TestFieldNumbersMatchDescriptors checks the field numbers codec.go writes

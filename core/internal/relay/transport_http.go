@@ -1,25 +1,25 @@
-package server
+package relay
 
 import (
-	"github.com/sluice-gw/sluice/core/internal/ascii"
-	"github.com/sluice-gw/sluice/core/internal/reply"
-	"strconv"
-	"sync"
-
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-gw/sluice/core/internal/ascii"
 	"github.com/sluice-gw/sluice/core/internal/flow"
+	"github.com/sluice-gw/sluice/core/internal/reply"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
-// serveHTTP answers a plain HTTP exchange. It waits for the entrypoint's
-// first decisive action:
+// ServeHTTP answers a plain HTTP request with the exchange, from the
+// fasthttp handler. It waits for the entrypoint's first decisive action:
 //
 //   - Respond with a body, or Finish: the whole response, sent by fasthttp;
 //   - Respond without a body, then Write: a streaming response, whose body is
@@ -27,7 +27,7 @@ import (
 //   - Respond without a body, then Finish: a whole response with no body (so
 //     HTTP POST's 202 carries Content-Length: 0, not a chunked empty body);
 //   - the entrypoint ending or failing first: a failure response.
-func (s *Server) serveHTTP(ctx *fasthttp.RequestCtx, x *exchange) {
+func (x *Exchange) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	var pending *pluginv1.Connect_Respond
 	for {
 		select {
@@ -90,14 +90,14 @@ func mergeRespond(pending, final *pluginv1.Connect_Respond) *pluginv1.Connect_Re
 	return out
 }
 
-func (x *exchange) writeFailure(ctx *fasthttp.RequestCtx, f *pluginv1.Failure) {
+func (x *Exchange) writeFailure(ctx *fasthttp.RequestCtx, f *pluginv1.Failure) {
 	f = flow.Normalize(f)
 	reply.Failure(ctx, x.accept, int(f.GetStatus()), f.GetMessage())
-	x.s.metrics.request(x.api.Name, x.ep.Type, int(f.GetStatus()))
+	x.r.metrics.Request(x.api, x.ep.Type, int(f.GetStatus()))
 }
 
 // writeWhole sends a complete response.
-func (x *exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) {
+func (x *Exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) {
 	if r = x.responsePhase(ctx, r); r == nil {
 		return
 	}
@@ -108,7 +108,7 @@ func (x *exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Resp
 	ctx.SetStatusCode(status)
 	applyHeaders(ctx, r.GetHeaders())
 	ctx.SetBody(r.GetBody())
-	x.s.metrics.request(x.api.Name, x.ep.Type, status)
+	x.r.metrics.Request(x.api, x.ep.Type, status)
 }
 
 // applyHeaders sets an entrypoint's response headers. Framing headers
@@ -144,6 +144,19 @@ func applyHeaders(ctx *fasthttp.RequestCtx, hs []*pluginv1.Header) {
 	}
 }
 
+// hasToken reports whether any comma-separated element of values equals
+// token, ignoring case, as the server reads Connection and Upgrade.
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // isPlainHeader reports whether a response header is copied as it is.
 func isPlainHeader(name string) bool {
 	return name != "" && !ascii.EqualFold(name, "Content-Length") && !ascii.EqualFold(name, "Transfer-Encoding") &&
@@ -151,7 +164,7 @@ func isPlainHeader(name string) bool {
 }
 
 // startStream turns the response into a stream whose first chunks are w.
-func (x *exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond, w *pluginv1.Connect_Write) {
+func (x *Exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond, w *pluginv1.Connect_Write) {
 	if r = x.responsePhase(ctx, r); r == nil {
 		return
 	}
@@ -170,9 +183,9 @@ func (x *exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Res
 	// whole response) does not cut a long-lived stream; streamBody bounds
 	// each write with StreamWriteTimeout instead.
 	_ = ctx.SetWriteDeadline(time.Time{})
-	body := &streamBody{x: x, conn: ctx.Conn(), timeout: x.s.opts.StreamWriteTimeout}
+	body := &streamBody{x: x, conn: ctx.Conn(), timeout: x.r.opts.StreamWriteTimeout}
 	body.load(w)
-	x.s.metrics.request(x.api.Name, x.ep.Type, status)
+	x.r.metrics.Request(x.api, x.ep.Type, status)
 	if !ctx.Request.Header.IsHTTP11() || ctx.IsHead() {
 		// HTTP/1.0 has no chunks and HEAD no body: fasthttp frames those.
 		ctx.Response.ImmediateHeaderFlush = true
@@ -213,7 +226,7 @@ var errStreamBroken = errors.New("the entrypoint ended the stream with an error"
 // batches queue up and then go out in one chunk, one flush and one
 // acknowledgement.
 type streamBody struct {
-	x       *exchange
+	x       *Exchange
 	conn    net.Conn
 	timeout time.Duration
 

@@ -1,4 +1,8 @@
-package server
+// Package metrics holds the data path's Prometheus metrics. The listener
+// counts requests, refusals and durations, the exchanges count the messages
+// they carry and the subscriptions they hold open; they share one value, so
+// the admin listener serves them all from one registry.
+package metrics
 
 import (
 	"strconv"
@@ -7,7 +11,8 @@ import (
 )
 
 // Metrics are the data path's Prometheus metrics. The admin listener serves
-// the registry they are registered in.
+// the registry they are registered in. The zero value is not usable: create
+// them with New.
 type Metrics struct {
 	requests      *prometheus.CounterVec
 	published     *prometheus.CounterVec
@@ -22,9 +27,9 @@ type Metrics struct {
 // (SSE, WebSocket) are requests too and last as long as their client stays.
 var DurationBuckets = prometheus.ExponentialBuckets(0.001, 4, 11)
 
-// NewMetrics creates the data path's metrics and registers them with reg
-// (nil keeps them unregistered, for tests).
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+// New creates the data path's metrics and registers them with reg (nil
+// keeps them unregistered, for tests).
+func New(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "sluice", Name: "requests_total",
@@ -65,39 +70,58 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) request(api, entrypoint string, status int) {
+// Request counts one answered request. The status is the one the client got
+// (101 for a WebSocket upgrade); api and entrypoint are empty when the
+// request was answered before either was known.
+func (m *Metrics) Request(api, entrypoint string, status int) {
 	m.requests.WithLabelValues(api, entrypoint, strconv.Itoa(status)).Inc()
 }
 
-func (m *Metrics) addPublished(api string, n int) {
+// AddPublished counts n messages the endpoint accepted for api's clients.
+func (m *Metrics) AddPublished(api string, n int) {
 	if n > 0 {
 		m.published.WithLabelValues(api).Add(float64(n))
 	}
 }
 
-func (m *Metrics) addDelivered(api string, n int) {
+// AddDelivered counts n messages handed to an entrypoint of api for its
+// clients; error messages are not deliveries and are left out by the caller.
+func (m *Metrics) AddDelivered(api string, n int) {
 	if n > 0 {
 		m.delivered.WithLabelValues(api).Add(float64(n))
 	}
 }
 
-func (m *Metrics) subscription(api string, delta float64) {
+// Subscription moves api's open-subscription gauge by delta (+1 when a
+// subscription opens, -1 when it ends).
+func (m *Metrics) Subscription(api string, delta float64) {
 	m.subscriptions.WithLabelValues(api).Add(delta)
 }
 
-func (m *Metrics) observeDuration(api, entrypoint string, seconds float64) {
+// ObserveDuration records how long one request lasted, from its arrival to
+// its end (the whole life of a stream).
+func (m *Metrics) ObserveDuration(api, entrypoint string, seconds float64) {
 	m.duration.WithLabelValues(api, entrypoint).Observe(seconds)
 }
 
-// Reasons of sluice_requests_refused_total.
+// Reasons of sluice_requests_refused_total, as dashboards key on them.
 const (
-	refusedPlan             = "plan"
-	refusedConnections      = "connections"
-	refusedConnectionsPerIP = "connections_per_ip"
-	refusedBodyTooLarge     = "body_too_large"
-	refusedHeadersTooLarge  = "headers_too_large"
+	// RefusedPlan: no plan of the API accepted the credential.
+	RefusedPlan = "plan"
+	// RefusedConnections: the gateway holds max_connections already.
+	RefusedConnections = "connections"
+	// RefusedConnectionsPerIP: the client address holds
+	// max_connections_per_ip already.
+	RefusedConnectionsPerIP = "connections_per_ip"
+	// RefusedBodyTooLarge: the body is over the API's or the gateway's limit.
+	RefusedBodyTooLarge = "body_too_large"
+	// RefusedHeadersTooLarge: the request line and headers are over
+	// max_header_bytes.
+	RefusedHeadersTooLarge = "headers_too_large"
 )
 
-func (m *Metrics) refuse(api, reason string) {
+// Refuse counts one request or connection refused before it reached an
+// entrypoint, for one of the Refused reasons; api is empty when not known.
+func (m *Metrics) Refuse(api, reason string) {
 	m.refused.WithLabelValues(api, reason).Inc()
 }

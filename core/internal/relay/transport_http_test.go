@@ -1,7 +1,6 @@
-package server
+package relay
 
 import (
-	"github.com/sluice-gw/sluice/core/internal/plan"
 	"io"
 	"net"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-gw/sluice/core/internal/plan"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
@@ -47,7 +47,7 @@ func writeAction(ack uint64, chunks ...string) *pluginv1.Connect_Response {
 // may only leave once the Write's last bytes were handed out and fasthttp
 // came back for more, i.e. flushed them.
 func TestStreamBodyAcksAfterFlush(t *testing.T) {
-	x := &exchange{out: make(chan *pluginv1.Connect_Response, 8)}
+	x := &Exchange{out: make(chan *pluginv1.Connect_Response, 8)}
 	rec := &recordingSubStream{}
 	x.sub = &subscription{x: x, stream: rec}
 	b := &streamBody{x: x}
@@ -86,7 +86,7 @@ func TestStreamBodyAcksAfterFlush(t *testing.T) {
 // TestStreamBodyBrokenExchange: a stream whose entrypoint failed is cut, not
 // ended cleanly, so the client can tell.
 func TestStreamBodyBrokenExchange(t *testing.T) {
-	x := &exchange{out: make(chan *pluginv1.Connect_Response, 1)}
+	x := &Exchange{out: make(chan *pluginv1.Connect_Response, 1)}
 	x.endFailure.Store(&pluginv1.Failure{Status: 502})
 	close(x.out)
 	b := &streamBody{x: x}
@@ -188,7 +188,7 @@ func (c *writeLogConn) SetWriteDeadline(time.Time) error { return nil }
 // run of Write actions as one HTTP chunk, then the final chunk; each
 // acknowledgement leaves only after the write that carried its messages.
 func TestHijackedStreamWritesChunks(t *testing.T) {
-	x := &exchange{out: make(chan *pluginv1.Connect_Response, 8)}
+	x := &Exchange{out: make(chan *pluginv1.Connect_Response, 8)}
 	rec := &recordingSubStream{}
 	x.sub = &subscription{x: x, stream: rec}
 	b := &streamBody{x: x, timeout: time.Second}
@@ -216,7 +216,7 @@ func TestHijackedStreamWritesChunks(t *testing.T) {
 	}
 
 	// One action at a time: a write each, acknowledged after it.
-	x2 := &exchange{out: make(chan *pluginv1.Connect_Response)}
+	x2 := &Exchange{out: make(chan *pluginv1.Connect_Response)}
 	rec2 := &recordingSubStream{}
 	x2.sub = &subscription{x: x2, stream: rec2}
 	b2 := &streamBody{x: x2}

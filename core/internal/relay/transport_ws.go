@@ -1,7 +1,6 @@
-package server
+package relay
 
 import (
-	"github.com/sluice-gw/sluice/core/internal/reply"
 	"net/http"
 	"sync"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sluice-gw/sluice/core/internal/reply"
 	pluginv1 "github.com/sluice-gw/sluice/sdk/proto/v1"
 )
 
@@ -22,36 +22,38 @@ const (
 	closeTryAgainLater  = websocket.CloseTryAgainLater           // 1013
 )
 
-// serveWebSocket upgrades the connection as soon as the entrypoint is
-// connected: a WebSocket entrypoint talks through frames, so there is no
-// HTTP answer to wait for. An entrypoint that refuses the exchange answers
+// ServeWebSocket answers a WebSocket upgrade request with the exchange,
+// from the fasthttp handler. It upgrades the connection as soon as the
+// entrypoint is connected: a WebSocket entrypoint talks through frames, so
+// there is no HTTP answer to wait for. An entrypoint that refuses the exchange answers
 // with a Respond of status >= 400, which closes the socket with 1008 (4xx)
 // or 1011 (5xx) and the body as reason.
-func (s *Server) serveWebSocket(ctx *fasthttp.RequestCtx, x *exchange) {
+func (x *Exchange) ServeWebSocket(ctx *fasthttp.RequestCtx) {
+	r := x.r
 	if !x.upgradeResponsePhase(ctx) {
 		return
 	}
 	up := websocket.FastHTTPUpgrader{
-		CheckOrigin: s.opts.WebSocket.CheckOrigin,
+		CheckOrigin: r.opts.WebSocket.CheckOrigin,
 		Error: func(ctx *fasthttp.RequestCtx, status int, reason error) {
 			reply.Failure(ctx, x.accept, status, reason.Error())
 		},
 	}
-	if err := up.Upgrade(ctx, func(c *websocket.Conn) { s.runWebSocket(c, x) }); err != nil {
-		s.metrics.request(x.api.Name, x.ep.Type, ctx.Response.StatusCode())
+	if err := up.Upgrade(ctx, x.runWebSocket); err != nil {
+		r.metrics.Request(x.api, x.ep.Type, ctx.Response.StatusCode())
 		x.clientGone()
 		x.detach()
 		return
 	}
 	x.responded.Store(true)
-	s.metrics.request(x.api.Name, x.ep.Type, http.StatusSwitchingProtocols)
+	r.metrics.Request(x.api, x.ep.Type, http.StatusSwitchingProtocols)
 }
 
 // runWebSocket owns the upgraded connection: it is the only writer (frames,
 // pings, the close frame), while a reader goroutine feeds Inbound events.
-func (s *Server) runWebSocket(c *websocket.Conn, x *exchange) {
-	o := s.opts.WebSocket
-	writeWait := s.opts.StreamWriteTimeout
+func (x *Exchange) runWebSocket(c *websocket.Conn) {
+	o := x.r.opts.WebSocket
+	writeWait := x.r.opts.StreamWriteTimeout
 	c.SetReadLimit(o.ReadLimit)
 	_ = c.SetReadDeadline(time.Now().Add(o.PongWait))
 	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(o.PongWait)) })
@@ -67,7 +69,7 @@ func (s *Server) runWebSocket(c *websocket.Conn, x *exchange) {
 			if !ok {
 				code, reason := closeNormal, "Bye"
 				switch {
-				case s.stopping.Load():
+				case x.r.stopping.Load():
 					code, reason = closeTryAgainLater, "Try Again Later"
 				case x.endFailure.Load() != nil:
 					code, reason = closeServerError, "Server error"
@@ -135,12 +137,12 @@ func (s *Server) runWebSocket(c *websocket.Conn, x *exchange) {
 // closeWebSocket sends a close frame and waits (StopGrace at most) for the
 // client's close, so the client reads the code and reason before the TCP
 // connection goes away.
-func (x *exchange) closeWebSocket(c *websocket.Conn, code int, reason string, readerDone <-chan struct{}) {
-	deadline := time.Now().Add(x.s.opts.StreamWriteTimeout)
+func (x *Exchange) closeWebSocket(c *websocket.Conn, code int, reason string, readerDone <-chan struct{}) {
+	deadline := time.Now().Add(x.r.opts.StreamWriteTimeout)
 	if err := c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncateReason(reason)), deadline); err != nil {
 		return
 	}
-	t := time.NewTimer(x.s.opts.StopGrace)
+	t := time.NewTimer(x.r.opts.StopGrace)
 	defer t.Stop()
 	select {
 	case <-readerDone:
@@ -168,7 +170,7 @@ func truncateReason(s string) string {
 // reading the socket while that much is waiting, so a client cannot make the
 // core buffer more than that. done is closed after the last event was sent,
 // so End never overtakes the client's last frames.
-func (x *exchange) readFrames(c *websocket.Conn, pongWait time.Duration, done chan<- struct{}) {
+func (x *Exchange) readFrames(c *websocket.Conn, pongWait time.Duration, done chan<- struct{}) {
 	in := &inbox{}
 	in.cond = sync.NewCond(&in.mu)
 	go func() {
@@ -182,7 +184,7 @@ func (x *exchange) readFrames(c *websocket.Conn, pongWait time.Duration, done ch
 				// RFC 6455 8.1: a text message that is not UTF-8 fails
 				// the connection with 1007; it is not forwarded, so no
 				// plugin or consumer gets text that is not text.
-				_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeInvalidPayload, "Invalid UTF-8 in text message"), time.Now().Add(x.s.opts.StreamWriteTimeout))
+				_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeInvalidPayload, "Invalid UTF-8 in text message"), time.Now().Add(x.r.opts.StreamWriteTimeout))
 				in.close()
 				return
 			}
