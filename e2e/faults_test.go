@@ -413,3 +413,73 @@ func TestStoppedPluginCallsHaveDeadlines(t *testing.T) {
 		})
 	}
 }
+
+// TestStoppedSubscribePolicyEndsTheStreamWithAnError freezes the policy an
+// SSE stream's messages cross (SIGSTOP): the stream does not hang silently.
+// Once the call's deadline has passed, the client gets an error event naming
+// the deadline and the stream ends (the batch was not processed, so it is
+// not skipped); after SIGCONT, a client resuming from the last event it got,
+// as an EventSource does, receives the held record and what followed, once.
+func TestStoppedSubscribePolicyEndsTheStreamWithAnError(t *testing.T) {
+	g := StartGatewayWith(t, faultAPI, map[string]int{"faults": 1}, "  limits {\n    plugin_call_timeout_ms = 2000\n  }\n")
+	seed(t, g, "faults", "first")
+	r, closeSSE := openSSEPath(t, g, "/faults", "stopped-policy", "")
+	defer closeSSE()
+	first := nextValueEvent(t, r)
+	if first.data != "first" {
+		t.Fatalf("first event %+v", first)
+	}
+	pid := g.pluginPid(t, "sluice-plugin-policy-assign-attributes")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	begin := time.Now()
+	seed(t, g, "faults", "second")
+
+	ended := make(chan []string, 1)
+	go func() {
+		var events []string
+		for {
+			ev, err := r.NextEvent()
+			if err != nil {
+				ended <- events
+				return
+			}
+			if ev != ":\n\n" {
+				events = append(events, ev)
+			}
+		}
+	}()
+	var events []string
+	select {
+	case events = <-ended:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stream neither delivered nor ended within 30 s of the policy stopping: it hangs")
+	}
+	t.Logf("stream ended %v after the policy stopped, with %q", time.Since(begin).Round(100*time.Millisecond), events)
+	if len(events) != 1 || parseClientEvent(events[0]).event != "error" || !strings.Contains(events[0], "did not respond in time") {
+		t.Fatalf("events before the end: %q, want one error event naming the deadline", events)
+	}
+
+	_ = syscall.Kill(pid, syscall.SIGCONT)
+	seed(t, g, "faults", "third")
+	r2, close2 := openSSEPath(t, g, "/faults", "stopped-policy", first.id)
+	defer close2()
+	for _, want := range []string{"second", "third"} {
+		if ev := nextValueEvent(t, r2); ev.data != want {
+			t.Fatalf("resumed after %s: %+v, want %s", first.id, ev, want)
+		}
+	}
+}
+
+// nextValueEvent returns the next event with data, skipping heartbeats and
+// the retry event.
+func nextValueEvent(t *testing.T, r *SSEReader) sseClientEvent {
+	t.Helper()
+	for {
+		if ev := parseClientEvent(nextDataEvent(t, r)); ev.data != "" {
+			return ev
+		}
+	}
+}

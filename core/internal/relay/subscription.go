@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -122,13 +123,17 @@ func (sub *subscription) run(ss *pluginv1.Connect_SubscribeStart) {
 			return
 		}
 		if err := sub.handle(frame); err != nil {
-			if !sub.isStopped() && x.ctx.Err() == nil {
+			if err != errSubscribePhaseFailed && !sub.isStopped() && x.ctx.Err() == nil {
 				x.endpointFailure(flow.TransportFailure(name, err))
 			}
 			return
 		}
 	}
 }
+
+// errSubscribePhaseFailed ends a subscription whose subscribe phase could not
+// process a batch; the entrypoint has already heard the failure.
+var errSubscribePhaseFailed = errors.New("the subscribe phase failed")
 
 // handle relays one Subscribe response. A batch no policy has to see goes
 // to the entrypoint as it came, without being decoded (the bytes of a
@@ -168,7 +173,15 @@ func (sub *subscription) handle(frame rawFrame) error {
 			cctx, cancel := x.callContext()
 			msgs, f = x.r.flows.OnMessages(cctx, flow.PhaseSubscribe, x.flows.Subscribe, x.pctx, msgs)
 			cancel()
-			if f != nil {
+			switch {
+			case f.GetRequestLevel():
+				// The policy's plugin is down, stopped answering or broke:
+				// the batch was not processed, so the stream ends with the
+				// failure (an error event, a close code) and the client
+				// resumes from the last message it got, at-least-once.
+				x.endpointFailure(f)
+				return errSubscribePhaseFailed
+			case f != nil:
 				// A subscribe-phase interrupt becomes an error message on
 				// the stream, which each entrypoint renders its own way.
 				msgs = []*pluginv1.Message{{Error: f}}
