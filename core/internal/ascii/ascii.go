@@ -3,6 +3,8 @@
 // Unicode folding (which would, for example, fold the Kelvin sign into "k").
 package ascii
 
+import "strings"
+
 // EqualFold reports whether a and b are equal ignoring ASCII case.
 func EqualFold(a, b string) bool {
 	if len(a) != len(b) {
@@ -21,4 +23,17 @@ func EqualFold(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// HasToken reports whether any of a header's comma-separated values holds
+// token, ignoring ASCII case (Connection: keep-alive, Upgrade).
+func HasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }

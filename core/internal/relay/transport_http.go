@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -133,7 +132,7 @@ func applyHeaders(ctx *fasthttp.RequestCtx, hs []*pluginv1.Header) {
 				h.Add(name, v)
 			}
 		case ascii.EqualFold(name, "Connection"):
-			if hasToken(x.GetValues(), "close") {
+			if ascii.HasToken(x.GetValues(), "close") {
 				ctx.SetConnectionClose()
 			}
 		case ascii.EqualFold(name, "Content-Type"):
@@ -142,19 +141,6 @@ func applyHeaders(ctx *fasthttp.RequestCtx, hs []*pluginv1.Header) {
 			}
 		}
 	}
-}
-
-// hasToken reports whether any comma-separated element of values equals
-// token, ignoring case, as the server reads Connection and Upgrade.
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // isPlainHeader reports whether a response header is copied as it is.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/sluice-gw/sluice/core/internal/ascii"
 	"strconv"
 	"strings"
 
@@ -62,23 +63,10 @@ func acceptIncludes(values []string, mediaType string) bool {
 	return false
 }
 
-// hasToken reports whether any comma-separated element of values equals
-// token, ignoring case (Connection: keep-alive, Upgrade).
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 // isWebSocketUpgrade reports whether a request asks for a WebSocket (RFC 6455
 // 4.1: GET, Connection: Upgrade, Upgrade: websocket).
 func isWebSocketUpgrade(method string, connection, upgrade []string) bool {
-	return strings.EqualFold(method, "GET") && hasToken(connection, "upgrade") && hasToken(upgrade, "websocket")
+	return strings.EqualFold(method, "GET") && ascii.HasToken(connection, "upgrade") && ascii.HasToken(upgrade, "websocket")
 }
 
 // matchInput is what entrypoint selection looks at.
