@@ -87,10 +87,13 @@ type exchange struct {
 	published int
 	ownPub    *ownPublish
 
-	mu       sync.Mutex
-	sub      *subscription
-	subLive  bool
-	outDone  bool
+	mu      sync.Mutex
+	sub     *subscription
+	subLive bool
+	outDone bool
+	// pubLive is set while the publisher goroutine runs: batches the
+	// entrypoint queued before it ended its stream are still published.
+	pubLive  bool
 	winding  bool
 	graceEnd *time.Timer
 	// stopping is set by serverStopping; stopTold once the entrypoint was
@@ -222,6 +225,9 @@ func (x *exchange) recvLoop() {
 	queue := func(b pubBatch) bool {
 		if pubQ == nil {
 			pubQ = make(chan pubBatch, publishBuffer)
+			x.mu.Lock()
+			x.pubLive = true
+			x.mu.Unlock()
 			go x.publisher(pubQ)
 		}
 		select {
@@ -356,8 +362,17 @@ func (x *exchange) decodeAction(frame rawFrame) (*rawBatch, *pluginv1.Connect_Re
 }
 
 // publisher handles one client's publish batches one at a time, in order, as
-// the endpoint contract promises.
+// the endpoint contract promises. It goes on after the entrypoint ended its
+// stream, until every batch queued before is published (StopGrace after the
+// exchange began to wind at most): what a client sent before it left is not
+// dropped.
 func (x *exchange) publisher(q <-chan pubBatch) {
+	defer func() {
+		x.mu.Lock()
+		x.pubLive = false
+		x.mu.Unlock()
+		x.maybeEnd()
+	}()
 	for b := range q {
 		var f *pluginv1.Failure
 		if b.raw != nil {
@@ -521,15 +536,17 @@ func (x *exchange) ack(tag uint64) {
 	}
 }
 
-// clientGone is called by the transport on the first failed write or read:
-// the entrypoint hears End{client_gone}, the subscription stops.
+// clientGone is called by the transport on the first failed write or read
+// (a WebSocket client's close frame included): the entrypoint hears
+// End{client_gone}, the subscription stops. The entrypoint's receive side
+// stays open until it ends its stream (finished) or StopGrace ends the
+// exchange, so the outcomes of publishes of what the client sent before it
+// left (Published) still reach it: a WebSocket entrypoint publishes the
+// client's last messages, in order, and stops at a failure.
 func (x *exchange) clientGone() {
 	x.goneOnce.Do(func() {
 		x.wind()
-		go func() {
-			x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_End{End: &pluginv1.Connect_End{ClientGone: true}}})
-			x.closeSend()
-		}()
+		go x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_End{End: &pluginv1.Connect_End{ClientGone: true}}})
 	})
 }
 
@@ -637,11 +654,11 @@ func (x *exchange) subEnded() {
 	x.maybeEnd()
 }
 
-// maybeEnd cancels the exchange once both the entrypoint and the
-// subscription are done.
+// maybeEnd cancels the exchange once the entrypoint, the subscription and
+// the publisher are done.
 func (x *exchange) maybeEnd() {
 	x.mu.Lock()
-	done := x.outDone && !x.subLive
+	done := x.outDone && !x.subLive && !x.pubLive
 	t := x.graceEnd
 	x.mu.Unlock()
 	if done {
