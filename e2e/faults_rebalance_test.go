@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -184,13 +185,22 @@ func (p *getPoller) count() int {
 // TestRebalanceDuringAtLeastOnceHTTPGetLosesNothing is the SSE test above
 // for HTTP GET: at-least-once pollers sharing one client identifier (one
 // consumer group) page through a 3-partition topic that is being written to,
-// and a second and a third poller join mid-stream. Polls of one group that
-// overlap get consumers of their own (the endpoint's kept consumers), so
-// each join rebalances the group. Every record must reach a poller; a page
-// is committed only after it was written, so repeats are what at-least-once
-// allows around a rebalance: counted and logged, not failed.
+// and a second and a third poller join mid-stream. A poll waits up to 1 s
+// for its group's kept consumer to finish the previous poll and otherwise
+// gets a consumer of its own (plugins/endpoint-kafka/README.md), so polls of
+// 1.5 s make each poller that joins add a member: the group rebalances.
+// Every record must reach a poller; a page is committed only after it was
+// written, so repeats are what at-least-once allows around a rebalance:
+// counted and logged, not failed.
 func TestRebalanceDuringAtLeastOnceHTTPGetLosesNothing(t *testing.T) {
-	g := StartGateway(t, faultAPI, map[string]int{"faults": 3})
+	api := strings.NewReplacer(
+		"messages_limit_count       = 100", "messages_limit_count       = 1000",
+		"messages_limit_duration_ms = 1000", "messages_limit_duration_ms = 1500",
+	).Replace(faultAPI)
+	if api == faultAPI {
+		t.Fatal("faultAPI's http-get settings changed: update this test")
+	}
+	g := StartGateway(t, api, map[string]int{"faults": 3})
 	const total = 900
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
