@@ -17,11 +17,112 @@ import (
 	"time"
 )
 
+// brokerControl is a broker a test may crash and start again on the same
+// address and data: the broker restart a gateway must survive. Under `make
+// test` it is a brokerProcess of the test's own; under `make test-kafka` it is
+// the suite's real Apache Kafka, through the hook its script exports
+// (SLUICE_KAFKA_CONTROL, scripts/kafka/control.sh). Tests that use it must not
+// be parallel: nothing else may run while a shared broker is down (no e2e test
+// calls t.Parallel).
+type brokerControl interface {
+	// Addr is the broker's bootstrap address.
+	Addr() string
+	// kill ends the broker abruptly (SIGKILL), as a crash would.
+	kill()
+	// start starts it again on the same address and data and returns once
+	// it serves.
+	start()
+	// holdDown is how long a test keeps the broker down before start, so
+	// that clients meet the outage for a while; start itself adds its own
+	// time (seconds for a real broker).
+	holdDown() time.Duration
+}
+
+// newTestBroker returns a running broker whose topics exist: the real Kafka
+// when SLUICE_KAFKA_CONTROL says how to restart it, else a brokerProcess. A
+// SLUICE_KAFKA_BOOTSTRAP without that hook is a broker the test may not
+// restart, and the test skips.
+func newTestBroker(t *testing.T, topics map[string]int) brokerControl {
+	t.Helper()
+	if ctl := strings.Fields(os.Getenv("SLUICE_KAFKA_CONTROL")); len(ctl) > 0 {
+		addr := os.Getenv("SLUICE_KAFKA_BOOTSTRAP")
+		if addr == "" {
+			t.Fatal("SLUICE_KAFKA_CONTROL is set without SLUICE_KAFKA_BOOTSTRAP")
+		}
+		b := &realBroker{t: t, addr: addr, ctl: ctl}
+		t.Cleanup(b.cleanup)
+		createTopics(t, addr, topics)
+		return b
+	}
+	if os.Getenv("SLUICE_KAFKA_BOOTSTRAP") != "" {
+		t.Skip("SLUICE_KAFKA_BOOTSTRAP names a broker this test cannot restart (no SLUICE_KAFKA_CONTROL; see scripts/kafka/README.md)")
+	}
+	b := newBrokerProcess(t, topics)
+	b.start()
+	return b
+}
+
+// realBroker is the real Apache Kafka of `make test-kafka`, crashed and
+// started again by its script's control hook.
+type realBroker struct {
+	t    *testing.T
+	addr string
+	ctl  []string // the hook's words: script and folder
+	down bool
+}
+
+func (b *realBroker) Addr() string { return b.addr }
+
+// A real broker takes seconds to start (JVM, log recovery, registration),
+// which already makes a long outage.
+func (b *realBroker) holdDown() time.Duration { return 2 * time.Second }
+
+func (b *realBroker) kill() {
+	b.t.Helper()
+	b.down = true
+	if err := b.run("kill"); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *realBroker) start() {
+	b.t.Helper()
+	begin := time.Now()
+	if err := b.run("start"); err != nil {
+		b.t.Fatal(err)
+	}
+	b.down = false
+	b.t.Logf("real broker serving again %v after the start began", time.Since(begin).Round(100*time.Millisecond))
+}
+
+// cleanup starts the broker again when a test ends with it down (a failed
+// assertion between kill and start), so the rest of the suite finds it.
+func (b *realBroker) cleanup() {
+	if !b.down {
+		return
+	}
+	if err := b.run("start"); err != nil {
+		b.t.Errorf("starting the real broker again after the test: %v", err)
+		return
+	}
+	b.down = false
+}
+
+// run runs one action of the control hook (kill, start).
+func (b *realBroker) run(action string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.ctl[0], append(b.ctl[1:], action)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v\n%s", strings.Join(b.ctl, " "), action, err, out)
+	}
+	return nil
+}
+
 // brokerProcess is a Kafka-compatible broker in a process of its own (a
 // sluice with only a dev_kafka block), so a test can kill it and start it
-// again on the same address and data: the broker restart a gateway must
-// survive. The real Apache Kafka of `make test-kafka` is owned by its script
-// and cannot be restarted from a test, so these tests use this broker.
+// again on the same address and data.
 type brokerProcess struct {
 	t    *testing.T
 	addr string
@@ -62,6 +163,11 @@ dev_kafka {
 	})
 	return b
 }
+
+func (b *brokerProcess) Addr() string { return b.addr }
+
+// holdDown: the process starts in well under a second.
+func (b *brokerProcess) holdDown() time.Duration { return 8 * time.Second }
 
 // start runs the broker and waits until it accepts Kafka requests.
 func (b *brokerProcess) start() {
@@ -166,12 +272,8 @@ func postLoad(t *testing.T, g *Gateway, path string, workers int, stop <-chan st
 // refusal in the failure format (not a hang, not another error); and POSTs
 // must succeed again once the broker is back, without touching the gateway.
 func TestBrokerRestartUnderPostLoad(t *testing.T) {
-	if os.Getenv("SLUICE_KAFKA_BOOTSTRAP") != "" {
-		t.Skip("restarts a broker of its own; the real Kafka of make test-kafka is not the test's to restart")
-	}
-	b := newBrokerProcess(t, map[string]int{"restart": 1})
-	b.start()
-	t.Setenv("SLUICE_KAFKA_BOOTSTRAP", b.addr)
+	b := newTestBroker(t, map[string]int{"restart": 1})
+	t.Setenv("SLUICE_KAFKA_BOOTSTRAP", b.Addr())
 	g := StartGateway(t, strings.ReplaceAll(strings.ReplaceAll(faultAPI, `"faults"`, `"restart"`), `"/faults"`, `"/restart"`), map[string]int{"restart": 1})
 
 	stop := make(chan struct{})
@@ -194,7 +296,7 @@ func TestBrokerRestartUnderPostLoad(t *testing.T) {
 	b.kill()
 	killed := time.Now()
 	// The outage lasts until the clients have been refused for a while.
-	time.Sleep(8 * time.Second)
+	time.Sleep(b.holdDown())
 	b.start()
 	restarted := time.Now()
 	settle("after the restart", 300)
@@ -225,7 +327,7 @@ func TestBrokerRestartUnderPostLoad(t *testing.T) {
 		}
 	}
 	if refused == 0 {
-		t.Errorf("no request was refused during an 8 s outage: statuses %v", statuses)
+		t.Errorf("no request was refused during a %v outage: statuses %v", restarted.Sub(killed).Round(time.Second), statuses)
 	}
 
 	// Every accepted POST has its record; per key, in the order accepted.
@@ -272,11 +374,11 @@ func TestBrokerRestartUnderPostLoad(t *testing.T) {
 // 503 naming the endpoint and its brokers (docs/operations.md), and once
 // the broker starts the gateway serves without a restart and /ready is 200.
 func TestBrokerUnreachableAtStart(t *testing.T) {
-	if os.Getenv("SLUICE_KAFKA_BOOTSTRAP") != "" {
-		t.Skip("needs a broker of its own, started after the gateway")
-	}
-	b := newBrokerProcess(t, map[string]int{"late": 1})
-	t.Setenv("SLUICE_KAFKA_BOOTSTRAP", b.addr)
+	// Up first, so that its topic exists (a real broker's topics are
+	// created by the test, a brokerProcess's at its start), then down.
+	b := newTestBroker(t, map[string]int{"late": 1})
+	b.kill()
+	t.Setenv("SLUICE_KAFKA_BOOTSTRAP", b.Addr())
 	api := strings.ReplaceAll(strings.ReplaceAll(faultAPI, `"faults"`, `"late"`), `"/faults"`, `"/late"`)
 	g := startGatewayNoTopics(t, api)
 

@@ -211,7 +211,14 @@ func (s *session) handle(ev entrypoint.Event) (done bool, err error) {
 		return true, s.conn.Finish(closeWith(closeInternalError, msg))
 	case entrypoint.End:
 		if ev.ClientGone {
-			return true, nil
+			if s.inFlight == 0 && len(s.queue) == 0 {
+				return true, nil
+			}
+			// Nothing reaches the client any more, but what it sent
+			// before it closed (or vanished) is still published, in
+			// order, until a failure; the close is for no one.
+			s.closing = &entrypoint.Finish{CloseCode: closeNormal, Reason: "Bye"}
+			return false, nil
 		}
 		if ev.Stopping {
 			// The gateway is stopping (docs/behaviour.md 5.4): the client should

@@ -87,6 +87,36 @@ func TestOneBatchInFlightAndFramesAccumulate(t *testing.T) {
 	}
 }
 
+// A client that closes (or vanishes) right after sending: what it sent is
+// still published, batch after batch, then the session ends.
+func TestClientGonePublishesWhatItSent(t *testing.T) {
+	_, ex := start(t, map[string]any{"subscriber": map[string]any{"enabled": false}})
+	ex.Send(t, frames("1"))
+	first := ex.Expect(t, plugintest.ActionPublish, wait)
+	ex.Send(t, frames("2", "3"))
+	ex.Send(t, entrypoint.Event{Kind: entrypoint.End, ClientGone: true})
+	ex.Send(t, entrypoint.Event{Kind: entrypoint.Published, BatchID: first.Publish.BatchID})
+	second := ex.Expect(t, plugintest.ActionPublish, wait)
+	if got := contents(second.Publish.Messages); !reflect.DeepEqual(got, []string{"2", "3"}) {
+		t.Fatalf("second batch %q, want what the client sent before it left", got)
+	}
+	ex.Send(t, entrypoint.Event{Kind: entrypoint.Published, BatchID: second.Publish.BatchID})
+	// The close is for no one, but it ends the session like any other.
+	expectFinish(t, ex, 1000, "Bye")
+}
+
+// After the client left, a failure stops the publishing: nothing after it
+// is published, so what reached the endpoint stays a prefix of what was sent.
+func TestClientGoneStopsAtAFailure(t *testing.T) {
+	_, ex := start(t, map[string]any{"subscriber": map[string]any{"enabled": false}})
+	ex.Send(t, frames("1"))
+	first := ex.Expect(t, plugintest.ActionPublish, wait)
+	ex.Send(t, frames("2"))
+	ex.Send(t, entrypoint.Event{Kind: entrypoint.End, ClientGone: true})
+	ex.Send(t, entrypoint.Event{Kind: entrypoint.Published, BatchID: first.Publish.BatchID, Failure: &gateway.Failure{Status: 500, Message: "Endpoint connection closed"}})
+	expectFinish(t, ex, 1011, "Endpoint connection closed")
+}
+
 func TestPublishFailureCloses1011(t *testing.T) {
 	_, ex := start(t, map[string]any{"subscriber": map[string]any{"enabled": false}})
 	ex.Send(t, frames("1"))

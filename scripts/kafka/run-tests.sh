@@ -22,7 +22,10 @@
 # (SLUICE_KAFKA_BOOTSTRAP, SLUICE_KAFKA_SASL_PLAINTEXT, SLUICE_KAFKA_SASL_SSL,
 # SLUICE_KAFKA_SSL, SLUICE_KAFKA_SSL_MTLS, SLUICE_KAFKA_LISTENERS,
 # SLUICE_KAFKA_SASL_MECHANISMS, SLUICE_KAFKA_SASL_USERNAME/PASSWORD,
-# SLUICE_KAFKA_CERTS, SLUICE_KAFKA_STORE_PASSWORD, ...). A test that needs a
+# SLUICE_KAFKA_CERTS, SLUICE_KAFKA_STORE_PASSWORD, SLUICE_KAFKA_CONTROL, ...).
+# SLUICE_KAFKA_CONTROL (control.sh) lets the broker-fault tests crash the
+# broker and start it again; broker.pid follows, so the cleanup below stops
+# whichever broker runs at the end. A test that needs a
 # listener reads its variable and skips when it is empty, so the same test
 # file runs under `make test` (skipped) and `make test-kafka` (live).
 set -euo pipefail

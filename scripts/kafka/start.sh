@@ -3,12 +3,21 @@
 # controller, single node) with every security variant the Kafka endpoint
 # supports, and leaves it running in the background.
 #
-# Usage: scripts/kafka/start.sh DIR
+# Usage: scripts/kafka/start.sh [--restart] DIR
 #
 # DIR is scratch space owned by this script: certs/ (from certs.sh), data/ (the
 # log and metadata directories, formatted afresh on every start so runs never
-# see each other's topics), server.properties, log4j2.properties, broker.log,
-# broker.pid and env. Stop the broker with scripts/kafka/stop.sh DIR.
+# see each other's topics), server.properties, log4j2.properties, state (the
+# ports, jars and version, for --restart), broker.log, broker.pid and env. Stop
+# the broker with scripts/kafka/stop.sh DIR.
+#
+# --restart starts again the broker that an earlier start.sh set up in DIR and
+# that was stopped or killed since: the same ports, certificates, configuration
+# and data (no fetching, no certificates, no formatting), so clients find it
+# where it was, with the topics and records it had. It waits for readiness as a
+# first start does, rewrites DIR/env (the new SLUICE_KAFKA_PID) and broker.pid,
+# and appends the previous broker.log to broker.prev.log. control.sh uses it
+# for the broker-fault tests.
 #
 # Listeners, all on 127.0.0.1 with free ports picked at start:
 #   PLAINTEXT       no security (also the inter-broker listener)
@@ -37,14 +46,22 @@
 #   SLUICE_KAFKA_VERSION          the broker's Kafka version
 #   SLUICE_KAFKA_PID              the broker's process id
 #   SLUICE_KAFKA_LOG              the broker's log file
+#   SLUICE_KAFKA_CONTROL          "<scripts>/control.sh <DIR>": append kill or
+#                                 start to crash the broker or start it again
+#                                 (see control.sh); paths without spaces
 #
 # Environment read: SLUICE_KAFKA_VERSION, SLUICE_KAFKA_CACHE (see fetch.sh),
 # JAVA (default: java on PATH), SLUICE_KAFKA_HEAP (default -Xmx512m),
 # SLUICE_KAFKA_START_TIMEOUT (seconds, default 120).
 set -euo pipefail
 
+restart=0
+if [[ "${1:-}" == --restart ]]; then
+  restart=1
+  shift
+fi
 if [[ $# -ne 1 ]]; then
-  echo "usage: $0 DIR" >&2
+  echo "usage: $0 [--restart] DIR" >&2
   exit 2
 fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -71,53 +88,78 @@ if [[ -z "${java_major}" || "${java_major}" -lt 17 ]]; then
   exit 1
 fi
 
+# running PID: true while PID is a live process; a zombie (killed, not yet
+# reaped by whoever inherited it) holds no ports or files and counts as gone.
+running() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat:0:1}" != Z ]]
+}
+
 # Two brokers on one DIR would fight over data/; refuse instead.
-if [[ -f "${dir}/broker.pid" ]] && kill -0 "$(cat "${dir}/broker.pid")" 2>/dev/null; then
+if [[ -s "${dir}/broker.pid" ]] && running "$(cat "${dir}/broker.pid")"; then
   log "a broker is already running from ${dir} (pid $(cat "${dir}/broker.pid")); run stop.sh first"
   exit 1
 fi
 
-libs="$("${here}/fetch.sh")"
-version="$(basename "$(dirname "${libs}")")"
-version="${version#kafka-}"
-"${here}/certs.sh" "${dir}/certs"
 certs="${dir}/certs"
-
+declare -A port=()
+addr() { echo "127.0.0.1:${port[$1]}"; }
 # port_in_use PORT: true when something listens on 127.0.0.1:PORT.
 port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Ports come from 20000-32767, below Linux's default ephemeral range
-# (32768-60999), so outgoing connections of other tests cannot take them
-# between our check and the broker's bind.
-declare -A chosen=()
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 12768))
-    if [[ -z "${chosen[${p}]:-}" ]] && ! port_in_use "${p}"; then
-      echo "${p}"
-      return
-    fi
+if ((restart)); then
+  if [[ ! -f "${dir}/state" || ! -f "${dir}/server.properties" || ! -d "${dir}/data" ]]; then
+    log "nothing to restart in ${dir}: start.sh ${dir} sets a broker up first"
+    exit 1
+  fi
+  # libs, version and port, as the first start left them.
+  # shellcheck source=/dev/null
+  source "${dir}/state"
+  # The previous run's log is the clue to how it ended; readiness below reads
+  # this run's log only.
+  if [[ -f "${dir}/broker.log" ]]; then
+    cat "${dir}/broker.log" >>"${dir}/broker.prev.log"
+  fi
+  rm -f "${dir}/broker.pid"
+else
+  libs="$("${here}/fetch.sh")"
+  version="$(basename "$(dirname "${libs}")")"
+  version="${version#kafka-}"
+  "${here}/certs.sh" "${certs}"
+
+  # Ports come from 20000-32767, below Linux's default ephemeral range
+  # (32768-60999), so outgoing connections of other tests cannot take them
+  # between our check and the broker's bind.
+  declare -A chosen=()
+  free_port() {
+    local p
+    while :; do
+      p=$((20000 + RANDOM % 12768))
+      if [[ -z "${chosen[${p}]:-}" ]] && ! port_in_use "${p}"; then
+        echo "${p}"
+        return
+      fi
+    done
+  }
+  # free_port runs in a subshell, so the caller records each pick.
+  for name in PLAINTEXT SASL_PLAINTEXT SASL_SSL SSL SSL_MTLS CONTROLLER; do
+    p="$(free_port)"
+    chosen[${p}]=1
+    port[${name}]="${p}"
   done
-}
-# free_port runs in a subshell, so the caller records each pick.
-declare -A port=()
-for name in PLAINTEXT SASL_PLAINTEXT SASL_SSL SSL SSL_MTLS CONTROLLER; do
-  p="$(free_port)"
-  chosen[${p}]=1
-  port[${name}]="${p}"
-done
-addr() { echo "127.0.0.1:${port[$1]}"; }
 
-rm -rf "${dir}/data" "${dir}/env" "${dir}/broker.pid"
-mkdir -p "${dir}/data"
+  rm -rf "${dir}/data" "${dir}/env" "${dir}/broker.pid"
+  mkdir -p "${dir}/data"
 
-jaas_plain="org.apache.kafka.common.security.plain.PlainLoginModule required user_${user}=\"${password}\";"
-jaas_scram="org.apache.kafka.common.security.scram.ScramLoginModule required;"
-cat >"${dir}/server.properties" <<PROPS
-# Generated by scripts/kafka/start.sh for tests; edits are lost on restart.
+  jaas_plain="org.apache.kafka.common.security.plain.PlainLoginModule required user_${user}=\"${password}\";"
+  jaas_scram="org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  cat >"${dir}/server.properties" <<PROPS
+# Generated by scripts/kafka/start.sh for tests; a start without --restart
+# writes it afresh, start.sh --restart reuses it as it is.
 process.roles=broker,controller
 node.id=1
 # A static voter set: a single-node quorum needs no dynamic reconfiguration.
@@ -173,14 +215,19 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 # Tests must not wait 3 s for every new consumer group to settle.
 group.initial.rebalance.delay.ms=0
+# A broker restarted after a crash (control.sh) registers again only once the
+# controller has expired its old session (default 9 s); a short session and
+# frequent heartbeats keep a test's restart to seconds.
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=500
 # Two cores: keep the thread count modest.
 num.network.threads=2
 num.io.threads=4
 PROPS
 
-# Kafka's POMs ship no log4j2 configuration; without one log4j2 prints only
-# errors, which makes a broker that fails to start hard to diagnose.
-cat >"${dir}/log4j2.properties" <<'LOG'
+  # Kafka's POMs ship no log4j2 configuration; without one log4j2 prints only
+  # errors, which makes a broker that fails to start hard to diagnose.
+  cat >"${dir}/log4j2.properties" <<'LOG'
 status = warn
 appender.out.type = Console
 appender.out.name = STDOUT
@@ -197,45 +244,49 @@ logger.cleaner.name = kafka.log.LogCleaner
 logger.cleaner.level = WARN
 LOG
 
-# The classpath wildcard is expanded by the JVM, not the shell: keep it quoted.
-cp="${libs}/*"
+  # The classpath wildcard is expanded by the JVM, not the shell: keep it quoted.
+  cp="${libs}/*"
 
-# Short-lived tool JVMs: skip the optimising compiler and the parallel GC,
-# which only cost start-up time on a two-core machine.
-tool_jvm=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto)
+  # Short-lived tool JVMs: skip the optimising compiler and the parallel GC,
+  # which only cost start-up time on a two-core machine.
+  tool_jvm=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto)
 
-# A fresh cluster id per start: 16 random bytes in URL-safe base64 without
-# padding, which is Kafka's Uuid text form (what `kafka-storage random-uuid`
-# prints, minus a JVM start). Like Kafka, avoid a leading '-' that command
-# lines would read as an option.
-cluster_id=""
-until [[ ${#cluster_id} -eq 22 && "${cluster_id}" != -* ]]; do
-  cluster_id="$(openssl rand 16 | openssl base64 -A | tr '+/' '-_' | tr -d '=')"
-done
+  # A fresh cluster id per start: 16 random bytes in URL-safe base64 without
+  # padding, which is Kafka's Uuid text form (what `kafka-storage random-uuid`
+  # prints, minus a JVM start). Like Kafka, avoid a leading '-' that command
+  # lines would read as an option.
+  cluster_id=""
+  until [[ ${#cluster_id} -eq 22 && "${cluster_id}" != -* ]]; do
+    cluster_id="$(openssl rand 16 | openssl base64 -A | tr '+/' '-_' | tr -d '=')"
+  done
 
-# Formatting also stores alice's SCRAM credentials: KRaft brokers learn SCRAM
-# users only from the metadata log, and this is the one way to put them there
-# before any client (or admin tool) can connect.
-format() { # format MAIN-CLASS
-  "${java}" "${tool_jvm[@]}" -cp "${cp}" \
-    -Dlog4j2.configurationFile="${dir}/log4j2.properties" \
-    "$1" format \
-    --config "${dir}/server.properties" \
-    --cluster-id "${cluster_id}" \
-    --add-scram "SCRAM-SHA-256=[name=${user},password=${password}]" \
-    --add-scram "SCRAM-SHA-512=[name=${user},password=${password}]" \
-    >"${dir}/format.log" 2>&1
-}
-# The formatter is the Scala kafka.tools.StorageTool in 4.0-4.4; it is being
-# ported to Java under org.apache.kafka.tools, so try that name when a newer
-# SLUICE_KAFKA_VERSION lacks the old one.
-if ! format kafka.tools.StorageTool; then
-  if ! grep -q 'Could not find or load main class' "${dir}/format.log" ||
-    ! format org.apache.kafka.tools.StorageTool; then
-    cat "${dir}/format.log" >&2
-    log "formatting the KRaft storage failed"
-    exit 1
+  # Formatting also stores alice's SCRAM credentials: KRaft brokers learn SCRAM
+  # users only from the metadata log, and this is the one way to put them there
+  # before any client (or admin tool) can connect.
+  format() { # format MAIN-CLASS
+    "${java}" "${tool_jvm[@]}" -cp "${cp}" \
+      -Dlog4j2.configurationFile="${dir}/log4j2.properties" \
+      "$1" format \
+      --config "${dir}/server.properties" \
+      --cluster-id "${cluster_id}" \
+      --add-scram "SCRAM-SHA-256=[name=${user},password=${password}]" \
+      --add-scram "SCRAM-SHA-512=[name=${user},password=${password}]" \
+      >"${dir}/format.log" 2>&1
+  }
+  # The formatter is the Scala kafka.tools.StorageTool in 4.0-4.4; it is being
+  # ported to Java under org.apache.kafka.tools, so try that name when a newer
+  # SLUICE_KAFKA_VERSION lacks the old one.
+  if ! format kafka.tools.StorageTool; then
+    if ! grep -q 'Could not find or load main class' "${dir}/format.log" ||
+      ! format org.apache.kafka.tools.StorageTool; then
+      cat "${dir}/format.log" >&2
+      log "formatting the KRaft storage failed"
+      exit 1
+    fi
   fi
+
+  # What --restart needs to bring the same broker back.
+  declare -p libs version port >"${dir}/state"
 fi
 
 # setsid: the broker gets its own session, so a Ctrl-C meant for the test run
@@ -249,7 +300,7 @@ setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "${dir}/broker.pid" \
   -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
   -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
   -Dlog4j2.configurationFile="${dir}/log4j2.properties" \
-  -cp "${cp}" kafka.Kafka "${dir}/server.properties" \
+  -cp "${libs}/*" kafka.Kafka "${dir}/server.properties" \
   </dev/null >"${dir}/broker.log" 2>&1 &
 
 for _ in $(seq 100); do
@@ -305,17 +356,21 @@ if command -v kcat >/dev/null 2>&1; then
     done
   }
   probe PLAINTEXT
-  probe SASL_PLAINTEXT -X security.protocol=SASL_PLAINTEXT "${sasl[@]}"
-  probe SASL_SSL -X security.protocol=SASL_SSL "${sasl[@]}" "${tls[@]}"
-  probe SSL -X security.protocol=SSL "${tls[@]}"
-  probe SSL_MTLS -X security.protocol=SSL "${mtls[@]}"
+  # A restart reuses a configuration whose stores and SASL settings the first
+  # start proved: serving metadata again is what a broker-fault test waits for.
+  if ((!restart)); then
+    probe SASL_PLAINTEXT -X security.protocol=SASL_PLAINTEXT "${sasl[@]}"
+    probe SASL_SSL -X security.protocol=SASL_SSL "${sasl[@]}" "${tls[@]}"
+    probe SSL -X security.protocol=SSL "${tls[@]}"
+    probe SSL_MTLS -X security.protocol=SSL "${mtls[@]}"
+  fi
   rm -f "${dir}/probe.log"
 else
   log "kcat not found: readiness checked by open ports and the broker log only"
 fi
 
-# Single quotes in the values are impossible (paths come from mktemp/HOME and
-# the rest is fixed), so plain single-quoting is safe for sourcing.
+# Single quotes in the values are impossible (paths come from mktemp/HOME, the
+# checkout, and the rest is fixed), so plain single-quoting is safe for sourcing.
 {
   echo "# Written by scripts/kafka/start.sh; source it."
   echo "export SLUICE_KAFKA_BOOTSTRAP='$(addr PLAINTEXT)'"
@@ -333,7 +388,12 @@ fi
   echo "export SLUICE_KAFKA_VERSION='${version}'"
   echo "export SLUICE_KAFKA_PID='${pid}'"
   echo "export SLUICE_KAFKA_LOG='${dir}/broker.log'"
+  echo "export SLUICE_KAFKA_CONTROL='${here}/control.sh ${dir}'"
 } >"${dir}/env.tmp"
 mv "${dir}/env.tmp" "${dir}/env"
 
-log "Kafka ${version} up in $((SECONDS - started))s (pid ${pid}); PLAINTEXT $(addr PLAINTEXT), env in ${dir}/env"
+what="up"
+if ((restart)); then
+  what="up again on the same ports and data"
+fi
+log "Kafka ${version} ${what} in $((SECONDS - started))s (pid ${pid}); PLAINTEXT $(addr PLAINTEXT), env in ${dir}/env"

@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
 # Stops the broker that start.sh left running from DIR.
 #
-# Usage: scripts/kafka/stop.sh DIR
+# Usage: scripts/kafka/stop.sh [--kill] DIR
 #
 # SIGTERM first so Kafka shuts down cleanly (it closes logs and leaves the
 # quorum), SIGKILL after SLUICE_KAFKA_STOP_TIMEOUT seconds (default 20) so a
 # wedged JVM can never hold a CI run hostage. Safe to call when nothing runs.
+#
+# --kill sends SIGKILL at once, as a crash or a power cut would end it (no
+# clean shutdown: the next start recovers its logs). Either way the script
+# returns once the process is gone and its ports are free.
 set -euo pipefail
 
+signal=TERM
+if [[ "${1:-}" == --kill ]]; then
+  signal=KILL
+  shift
+fi
 if [[ $# -ne 1 ]]; then
-  echo "usage: $0 DIR" >&2
+  echo "usage: $0 [--kill] DIR" >&2
   exit 2
 fi
 pidfile="$1/broker.pid"
@@ -36,7 +45,7 @@ alive() {
 }
 
 if is_ours; then
-  kill -TERM "${pid}" 2>/dev/null || true
+  kill "-${signal}" "${pid}" 2>/dev/null || true
   deadline=$((SECONDS + grace))
   while alive && ((SECONDS < deadline)); do
     sleep 0.2

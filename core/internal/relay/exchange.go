@@ -84,10 +84,13 @@ type Exchange struct {
 	published int
 	ownPub    *ownPublish
 
-	mu       sync.Mutex
-	sub      *subscription
-	subLive  bool
-	outDone  bool
+	mu      sync.Mutex
+	sub     *subscription
+	subLive bool
+	outDone bool
+	// pubLive is set while the publisher goroutine runs: batches the
+	// entrypoint queued before it ended its stream are still published.
+	pubLive  bool
 	winding  bool
 	graceEnd *time.Timer
 	// stopping is set by serverStopping; stopTold once the entrypoint was
@@ -215,6 +218,9 @@ func (x *Exchange) recvLoop() {
 	queue := func(b pubBatch) bool {
 		if pubQ == nil {
 			pubQ = make(chan pubBatch, publishBuffer)
+			x.mu.Lock()
+			x.pubLive = true
+			x.mu.Unlock()
 			go x.publisher(pubQ)
 		}
 		select {
@@ -323,15 +329,17 @@ func (x *Exchange) endpointFailure(f *pluginv1.Failure) {
 	}
 }
 
-// clientGone is called by the transport on the first failed write or read:
-// the entrypoint hears End{client_gone}, the subscription stops.
+// clientGone is called by the transport on the first failed write or read
+// (a WebSocket client's close frame included): the entrypoint hears
+// End{client_gone}, the subscription stops. The entrypoint's receive side
+// stays open until it ends its stream (finished) or StopGrace ends the
+// exchange, so the outcomes of publishes of what the client sent before it
+// left (Published) still reach it: a WebSocket entrypoint publishes the
+// client's last messages, in order, and stops at a failure.
 func (x *Exchange) clientGone() {
 	x.goneOnce.Do(func() {
 		x.wind()
-		go func() {
-			x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_End{End: &pluginv1.Connect_End{ClientGone: true}}})
-			x.closeSend()
-		}()
+		go x.send(&pluginv1.Connect_Request{Kind: &pluginv1.Connect_Request_End{End: &pluginv1.Connect_End{ClientGone: true}}})
 	})
 }
 
@@ -439,11 +447,11 @@ func (x *Exchange) subEnded() {
 	x.maybeEnd()
 }
 
-// maybeEnd cancels the exchange once both the entrypoint and the
-// subscription are done.
+// maybeEnd cancels the exchange once the entrypoint, the subscription and
+// the publisher are done.
 func (x *Exchange) maybeEnd() {
 	x.mu.Lock()
-	done := x.outDone && !x.subLive
+	done := x.outDone && !x.subLive && !x.pubLive
 	t := x.graceEnd
 	x.mu.Unlock()
 	if done {

@@ -73,8 +73,17 @@ func wireHeaders(h map[string][]string) []*pluginv1.Header {
 }
 
 // publisher handles one client's publish batches one at a time, in order, as
-// the endpoint contract promises.
+// the endpoint contract promises. It goes on after the entrypoint ended its
+// stream, until every batch queued before is published (StopGrace after the
+// exchange began to wind at most): what a client sent before it left is not
+// dropped.
 func (x *Exchange) publisher(q <-chan pubBatch) {
+	defer func() {
+		x.mu.Lock()
+		x.pubLive = false
+		x.mu.Unlock()
+		x.maybeEnd()
+	}()
 	for b := range q {
 		var f *pluginv1.Failure
 		if b.raw != nil {
