@@ -386,7 +386,7 @@ func TestBrokerUnreachableAtStart(t *testing.T) {
 	if !brokerDownAnswer(resp.StatusCode, body) {
 		t.Fatalf("POST with the broker down: %d %s, want a clear refusal in the failure format", resp.StatusCode, body)
 	}
-	down := g.WaitReadyStatus(30*time.Second, http.StatusServiceUnavailable, `api \"late\" endpoint \"default\": brokers unreachable: `+b.addr)
+	down := g.WaitReadyStatus(30*time.Second, http.StatusServiceUnavailable, `api \"late\" endpoint \"default\": brokers unreachable: `+b.Addr())
 	t.Logf("/ready with the broker down: %s", down)
 	b.start()
 	started := time.Now()

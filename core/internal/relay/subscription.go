@@ -174,6 +174,11 @@ func (sub *subscription) handle(frame rawFrame) error {
 			msgs, f = x.r.flows.OnMessages(cctx, flow.PhaseSubscribe, x.flows.Subscribe, x.pctx, msgs)
 			cancel()
 			switch {
+			case f != nil && (sub.isStopped() || x.ctx.Err() != nil):
+				// Stopping already (the client left, the gateway stops):
+				// the call was cut short, not failed, and nobody is left to
+				// hear about it; the batch stays unacknowledged.
+				return nil
 			case f.GetRequestLevel():
 				// The policy's plugin is down, stopped answering or broke:
 				// the batch was not processed, so the stream ends with the
