@@ -325,15 +325,7 @@ func deploy(ctx context.Context, f *config.File, host *pluginhost.Host, running 
 	for _, a := range f.APIs {
 		api := &server.API{Name: a.Name, ContextPath: a.ContextPath, Plans: auths[a.Name], MaxRequestBodySize: a.MaxRequestBodyBytes}
 		if c := a.CORS; c != nil {
-			policy, err := cors.New(cors.Options{
-				AllowOrigins:     c.AllowOrigins,
-				AllowOriginRegex: c.AllowOriginRegex,
-				AllowMethods:     c.AllowMethods,
-				AllowHeaders:     c.AllowHeaders,
-				ExposeHeaders:    c.ExposeHeaders,
-				MaxAgeSeconds:    c.MaxAgeSeconds,
-				AllowCredentials: c.AllowCredentials,
-			})
+			policy, err := cors.New(c.Options)
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("api %q > cors: %v", a.Name, err))
 			}

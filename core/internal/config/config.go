@@ -19,6 +19,7 @@ package config
 
 import (
 	"context"
+	"github.com/sluice-gw/sluice/core/internal/cors"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -157,32 +158,12 @@ type API struct {
 
 // CORS is an api's cors block, the reference's HTTP listener cors settings
 // (allowOrigin, allowMethods, allowHeaders, exposeHeaders, maxAge,
-// allowCredentials) in snake_case. Load has validated every value and
-// filled the defaults.
+// allowCredentials) in snake_case, decoded into the options the cors package
+// takes. Load has validated every value and filled the defaults, which
+// differ from the zero Options: AllowMethods defaults to
+// DefaultCORSMethods, MaxAgeSeconds to -1 (no Access-Control-Max-Age).
 type CORS struct {
-	// AllowOrigins are exact origins, scheme://host[:port] (or "null"),
-	// matched ignoring ASCII case; "*" allows every origin. Optional.
-	// Default: none; with AllowOriginRegex at least one origin is given.
-	AllowOrigins []string
-	// AllowOriginRegex are Go (RE2) regular expressions matched against the
-	// whole origin, ignoring case. Optional. Default: none.
-	AllowOriginRegex []string
-	// AllowMethods are the methods a preflight may ask for, as written
-	// (methods are case-sensitive); "*" allows any. Optional. Default:
-	// DefaultCORSMethods.
-	AllowMethods []string
-	// AllowHeaders are the request headers a preflight may ask for,
-	// matched ignoring case; "*" allows any. Optional. Default: none.
-	AllowHeaders []string
-	// ExposeHeaders are the response headers pages may read besides the
-	// CORS-safelisted ones. Optional. Default: none.
-	ExposeHeaders []string
-	// MaxAgeSeconds is how long browsers may cache a preflight answer; -1
-	// sends no Access-Control-Max-Age. Optional. Default: -1.
-	MaxAgeSeconds int
-	// AllowCredentials lets pages send cookies and HTTP authentication.
-	// Optional. Default: false.
-	AllowCredentials bool
+	cors.Options
 	// Range is the cors block's header.
 	Range hcl.Range
 }

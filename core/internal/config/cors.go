@@ -44,7 +44,7 @@ func loadCORS(where string, shell *shellHCL, eval *hcl.EvalContext) (*CORS, hcl.
 	var h corsHCL
 	// An unsupported argument leaves the others decoded: check them too.
 	diags := prefixed(where, gohcl.DecodeBody(shell.Body, eval, &h))
-	c := &CORS{MaxAgeSeconds: -1, Range: shell.DefRange}
+	c := &CORS{Options: cors.Options{MaxAgeSeconds: -1}, Range: shell.DefRange}
 
 	enabled, ok, d := evalBool(where, h.Enabled, eval)
 	diags = append(diags, d...)

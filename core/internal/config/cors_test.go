@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/sluice-gw/sluice/core/internal/cors"
 	"reflect"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ func TestCORSBlock(t *testing.T) {
 		want *CORS
 		line int
 	}{
-		"every attribute": {"browser", &CORS{
+		"every attribute": {"browser", &CORS{Options: cors.Options{
 			AllowOrigins:     []string{"https://app.example.com", "http://localhost:3000", "http://[::1]:8080", "null"},
 			AllowOriginRegex: []string{`https://[a-z0-9-]+\.preview\.example\.com`},
 			AllowMethods:     []string{"GET", "POST", "PATCH"},
@@ -27,12 +28,12 @@ func TestCORSBlock(t *testing.T) {
 			ExposeHeaders:    []string{"X-Gravitee-Transaction-Id", "X-Gravitee-Client-Identifier"},
 			MaxAgeSeconds:    3600,
 			AllowCredentials: true,
-		}, 8},
-		"defaults": {"public", &CORS{
+		}}, 8},
+		"defaults": {"public", &CORS{Options: cors.Options{
 			AllowOrigins:  []string{"*"},
 			AllowMethods:  []string{"GET", "POST"},
 			MaxAgeSeconds: -1,
-		}, 29},
+		}}, 29},
 		"enabled = false": {"off", nil, 0},
 		"no block":        {"none", nil, 0},
 	}
@@ -80,7 +81,7 @@ func TestCORSJSONSyntax(t *testing.T) {
   }}
 }`)
 	f := mustLoad(t, path)
-	want := &CORS{AllowOrigins: []string{"https://app.example.com"}, AllowMethods: []string{"GET", "POST"}, MaxAgeSeconds: 60, AllowCredentials: true}
+	want := &CORS{Options: cors.Options{AllowOrigins: []string{"https://app.example.com"}, AllowMethods: []string{"GET", "POST"}, MaxAgeSeconds: 60, AllowCredentials: true}}
 	got := *f.APIs[0].CORS
 	got.Range = hcl.Range{}
 	if !reflect.DeepEqual(&got, want) {
