@@ -95,10 +95,12 @@ func (x *Exchange) writeFailure(ctx *fasthttp.RequestCtx, f *pluginv1.Failure) {
 	x.r.metrics.Request(x.api, x.ep.Type, int(f.GetStatus()))
 }
 
-// writeWhole sends a complete response.
-func (x *Exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) {
+// respondHead runs the response phase on the entrypoint's answer and sets
+// its status and headers. It returns the answer as the phase left it and
+// its status, or nil and 0 when the phase answered the client itself.
+func (x *Exchange) respondHead(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) (*pluginv1.Connect_Respond, int) {
 	if r = x.responsePhase(ctx, r); r == nil {
-		return
+		return nil, 0
 	}
 	status := int(r.GetStatus())
 	if status == 0 {
@@ -106,6 +108,15 @@ func (x *Exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Resp
 	}
 	ctx.SetStatusCode(status)
 	applyHeaders(ctx, r.GetHeaders())
+	return r, status
+}
+
+// writeWhole sends a complete response.
+func (x *Exchange) writeWhole(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond) {
+	r, status := x.respondHead(ctx, r)
+	if r == nil {
+		return
+	}
 	ctx.SetBody(r.GetBody())
 	x.r.metrics.Request(x.api, x.ep.Type, status)
 }
@@ -151,15 +162,10 @@ func isPlainHeader(name string) bool {
 
 // startStream turns the response into a stream whose first chunks are w.
 func (x *Exchange) startStream(ctx *fasthttp.RequestCtx, r *pluginv1.Connect_Respond, w *pluginv1.Connect_Write) {
-	if r = x.responsePhase(ctx, r); r == nil {
+	r, status := x.respondHead(ctx, r)
+	if r == nil {
 		return
 	}
-	status := int(r.GetStatus())
-	if status == 0 {
-		status = http.StatusOK
-	}
-	ctx.SetStatusCode(status)
-	applyHeaders(ctx, r.GetHeaders())
 	// No proxy or client cache may hold a stream back.
 	if len(ctx.Response.Header.Peek("Cache-Control")) == 0 {
 		ctx.Response.Header.Set("Cache-Control", "no-cache")
