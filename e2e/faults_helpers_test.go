@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // metric reads one sample of the gateway's admin /metrics: name with the
@@ -179,4 +182,61 @@ func (g *Gateway) waitPluginRestarted(t *testing.T, plugin string, want float64,
 func drain(r io.Reader) int64 {
 	n, _ := io.Copy(io.Discard, r)
 	return n
+}
+
+// produceSteadily produces total records to topic "faults", ten at a time
+// with pause between batches, so that records keep arriving while a test
+// makes trouble; record builds the i-th one. The channel gets the first
+// error, or nil once every record is produced.
+func produceSteadily(ctx context.Context, t *testing.T, g *Gateway, total int, pause time.Duration, record func(i int) *kgo.Record) <-chan error {
+	t.Helper()
+	prod := g.Kgo(t, kgo.DefaultProduceTopic("faults"))
+	produced := make(chan error, 1)
+	go func() {
+		for i := 0; i < total; i += 10 {
+			recs := make([]*kgo.Record, 0, 10)
+			for j := i; j < min(i+10, total); j++ {
+				recs = append(recs, record(j))
+			}
+			if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				produced <- err
+				return
+			}
+			time.Sleep(pause)
+		}
+		produced <- nil
+	}()
+	return produced
+}
+
+// waitEveryValue waits (60 s at most) until the readers together hold every
+// one of the total values fmt.Sprintf(format, i) names, and returns how many
+// times each was seen. Each of readers adds what one reader got to the
+// count; all are called on every round, and onRound (when not nil) after a
+// round that is still short.
+func waitEveryValue(t *testing.T, total int, format string, readers []func(seen map[string]int), onRound func()) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		seen := map[string]int{}
+		for _, add := range readers {
+			add(seen)
+		}
+		if len(seen) >= total {
+			return seen
+		}
+		if onRound != nil {
+			onRound()
+		}
+		if time.Now().After(deadline) {
+			var missing []string
+			for i := 0; i < total && len(missing) < 10; i++ {
+				if v := fmt.Sprintf(format, i); seen[v] == 0 {
+					missing = append(missing, v)
+				}
+			}
+			t.Fatalf("%d of %d records reached a reader; missing e.g. %v", len(seen), total, missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -30,23 +30,7 @@ func TestRebalanceDuringAtLeastOnceSSELosesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	prod := g.Kgo(t, kgo.DefaultProduceTopic("faults"))
-	produced := make(chan error, 1)
-	go func() {
-		for i := 0; i < total; i += 10 {
-			var recs []*kgo.Record
-			for j := i; j < i+10; j++ {
-				// Keys spread the records over the three partitions.
-				recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", j%7)), Value: []byte(fmt.Sprintf("r-%04d", j))})
-			}
-			if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-				produced <- err
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		produced <- nil
-	}()
+	produced := produceSteadily(ctx, t, g, total, 50*time.Millisecond, spreadRecord)
 
 	group := uniqueID("rebalance")
 	var readers []*resumingSSE
@@ -79,31 +63,11 @@ func TestRebalanceDuringAtLeastOnceSSELosesNothing(t *testing.T) {
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]int{}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		seen = map[string]int{}
-		for _, r := range readers {
-			r.mu.Lock()
-			for _, v := range r.values {
-				seen[v]++
-			}
-			r.mu.Unlock()
-		}
-		if len(seen) == total {
-			break
-		}
-		if time.Now().After(deadline) {
-			var missing []string
-			for i := 0; i < total && len(missing) < 10; i++ {
-				if v := fmt.Sprintf("r-%04d", i); seen[v] == 0 {
-					missing = append(missing, v)
-				}
-			}
-			t.Fatalf("%d of %d records reached a reader; missing e.g. %v", len(seen), total, missing)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var adders []func(map[string]int)
+	for _, r := range readers {
+		adders = append(adders, r.addValues)
 	}
+	seen := waitEveryValue(t, total, "r-%04d", adders, nil)
 	cancel()
 	dups := 0
 	for _, n := range seen {
@@ -114,6 +78,21 @@ func TestRebalanceDuringAtLeastOnceSSELosesNothing(t *testing.T) {
 		per[i] = r.count()
 	}
 	t.Logf("%d records, 0 lost, %d repeated across the two rebalances (at-least-once); events per reader %v", total, dups, per)
+}
+
+// spreadRecord is the i-th record of the rebalance tests: keys spread the
+// records over the three partitions.
+func spreadRecord(i int) *kgo.Record {
+	return &kgo.Record{Key: []byte(fmt.Sprintf("k%d", i%7)), Value: []byte(fmt.Sprintf("r-%04d", i))}
+}
+
+// addValues counts the values p got into seen.
+func (p *getPoller) addValues(seen map[string]int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, v := range p.values {
+		seen[v]++
+	}
 }
 
 // getPoller is an at-least-once HTTP GET client: it polls one path with one
@@ -205,22 +184,7 @@ func TestRebalanceDuringAtLeastOnceHTTPGetLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	prod := g.Kgo(t, kgo.DefaultProduceTopic("faults"))
-	produced := make(chan error, 1)
-	go func() {
-		for i := 0; i < total; i += 10 {
-			var recs []*kgo.Record
-			for j := i; j < i+10; j++ {
-				recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprintf("k%d", j%7)), Value: []byte(fmt.Sprintf("r-%04d", j))})
-			}
-			if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-				produced <- err
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		produced <- nil
-	}()
+	produced := produceSteadily(ctx, t, g, total, 50*time.Millisecond, spreadRecord)
 
 	group := uniqueID("getrebalance")
 	var pollers []*getPoller
@@ -265,32 +229,11 @@ func TestRebalanceDuringAtLeastOnceHTTPGetLosesNothing(t *testing.T) {
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
-	var seen map[string]int
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		seen = map[string]int{}
-		for _, p := range pollers {
-			p.mu.Lock()
-			for _, v := range p.values {
-				seen[v]++
-			}
-			p.mu.Unlock()
-		}
-		if len(seen) == total {
-			break
-		}
-		sample()
-		if time.Now().After(deadline) {
-			var missing []string
-			for i := 0; i < total && len(missing) < 10; i++ {
-				if v := fmt.Sprintf("r-%04d", i); seen[v] == 0 {
-					missing = append(missing, v)
-				}
-			}
-			t.Fatalf("%d of %d records reached a poller; missing e.g. %v", len(seen), total, missing)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var adders []func(map[string]int)
+	for _, p := range pollers {
+		adders = append(adders, p.addValues)
 	}
+	seen := waitEveryValue(t, total, "r-%04d", adders, sample)
 	cancel()
 	wg.Wait()
 	dups := 0

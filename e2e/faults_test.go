@@ -157,6 +157,15 @@ func (c *resumingSSE) once(ctx context.Context) {
 	}
 }
 
+// addValues counts the values c got into seen.
+func (c *resumingSSE) addValues(seen map[string]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range c.values {
+		seen[v]++
+	}
+}
+
 func (c *resumingSSE) count() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -179,22 +188,9 @@ func TestPluginKilledMidStreamLosesNothing(t *testing.T) {
 			defer cancel()
 
 			// Records keep arriving before, during and after the kill.
-			prod := g.Kgo(t, kgo.DefaultProduceTopic("faults"))
-			produced := make(chan error, 1)
-			go func() {
-				for i := 0; i < total; i += 10 {
-					var recs []*kgo.Record
-					for j := i; j < i+10; j++ {
-						recs = append(recs, &kgo.Record{Value: []byte(fmt.Sprintf("m-%04d", j))})
-					}
-					if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-						produced <- err
-						return
-					}
-					time.Sleep(40 * time.Millisecond)
-				}
-				produced <- nil
-			}()
+			produced := produceSteadily(ctx, t, g, total, 40*time.Millisecond, func(i int) *kgo.Record {
+				return &kgo.Record{Value: []byte(fmt.Sprintf("m-%04d", i))}
+			})
 
 			c := &resumingSSE{g: g, path: "/faults", clientID: uniqueID("kill"), progress: make(chan struct{}, 1)}
 			done := make(chan struct{})
