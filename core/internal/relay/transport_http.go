@@ -325,7 +325,7 @@ func (b *streamBody) writeChunked(c net.Conn, head []byte) error {
 			clear(b.chunks)
 			b.chunks = b.chunks[:0]
 		}
-		last := b.done && len(b.chunks) == 0 && b.err == io.EOF
+		last := b.done && b.err == io.EOF // every pending chunk is in p
 		if last {
 			p = append(p, "0\r\n\r\n"...)
 		}
